@@ -1,0 +1,715 @@
+/*
+ * Interrupts: the eventfds a client installs per vector, masking (by the
+ * client's SET_IRQS and by the function's own MSI/MSI-X state), pending
+ * interrupts held back while masked, and the emulated MSI-X table and PBA.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "private.h"
+
+/* Most vectors a type may have: the size of the largest MSI-X table. */
+#define IRQ_MAX_VECTORS 2048
+
+/* Where the MSI-X capability puts things, and its control bits. */
+struct msix_layout {
+    uint32_t nr_entries;
+    int table_bar;
+    uint64_t table_start, table_end;
+    int pba_bar;
+    uint64_t pba_start, pba_end;
+    bool enabled;
+    bool function_masked;
+};
+
+/* The MSI capability's per-vector mask and pending registers, if any. */
+struct msi_layout {
+    bool per_vector_mask;
+    size_t mask_off;            /* config-space offsets */
+    size_t pending_off;
+};
+
+/* The function's own masking state, read once per operation. */
+struct cfg_masks {
+    bool has_msix;
+    struct msix_layout msix;
+    bool has_msi;
+    struct msi_layout msi;
+};
+
+static bool
+is_irq_type(int type)
+{
+    return type >= 0 && type < VFU_DEV_NUM_IRQS;
+}
+
+/* Offset of a standard capability, or 0; errno is left as it was. */
+static size_t
+find_cap(vfu_ctx_t *ctx, int id, size_t size)
+{
+    int saved_errno = errno;
+    size_t pos;
+
+    if (ctx->pci.cfg == NULL) {
+        return 0;
+    }
+    pos = vfu_pci_find_capability(ctx, false, id);
+    errno = saved_errno;
+    if (pos == 0 || pos + size > ctx->pci.cfg_alloc) {
+        return 0;
+    }
+    return pos;
+}
+
+static bool
+read_msix_layout(vfu_ctx_t *ctx, struct msix_layout *l)
+{
+    size_t pos = find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
+    struct msixcap cap;
+
+    if (pos == 0) {
+        return false;
+    }
+    memcpy(&cap, ctx->pci.cfg + pos, sizeof(cap));
+    l->nr_entries = cap.mxc.ts + 1u;
+    l->table_bar = cap.mtab.tbir;
+    l->table_start = (uint64_t)cap.mtab.to << 3;
+    l->table_end = l->table_start + (uint64_t)l->nr_entries * PCI_MSIX_ENTRY_SIZE;
+    l->pba_bar = cap.mpba.pbir;
+    l->pba_start = (uint64_t)cap.mpba.pbao << 3;
+    /* One bit per vector, in whole qwords. */
+    l->pba_end = l->pba_start + VFU_ROUND_UP(l->nr_entries, 64) / 8;
+    l->enabled = cap.mxc.mxe;
+    l->function_masked = cap.mxc.fm;
+    return true;
+}
+
+static bool
+read_msi_layout(vfu_ctx_t *ctx, struct msi_layout *l)
+{
+    size_t pos = find_cap(ctx, PCI_CAP_ID_MSI, VFIO_USER_PCI_CAP_MSI_SIZEOF);
+    struct mc mc;
+
+    if (pos == 0) {
+        return false;
+    }
+    memcpy(&mc, ctx->pci.cfg + pos + offsetof(struct msicap, mc), sizeof(mc));
+    l->per_vector_mask = mc.pvm;
+    /* Without 64-bit addressing the registers sit one dword lower (PCI). */
+    if (mc.c64) {
+        l->mask_off = pos + offsetof(struct msicap, mmask);
+        l->pending_off = pos + offsetof(struct msicap, mpend);
+    } else {
+        l->mask_off = pos + PCI_MSI_MASK_32;
+        l->pending_off = pos + PCI_MSI_PENDING_32;
+    }
+    return true;
+}
+
+static void
+read_cfg_masks(vfu_ctx_t *ctx, int type, struct cfg_masks *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (type == VFU_DEV_MSIX_IRQ) {
+        m->has_msix = read_msix_layout(ctx, &m->msix);
+    } else if (type == VFU_DEV_MSI_IRQ) {
+        m->has_msi = read_msi_layout(ctx, &m->msi);
+    }
+}
+
+static uint32_t
+cfg_read32(vfu_ctx_t *ctx, size_t off)
+{
+    uint32_t val;
+
+    memcpy(&val, ctx->pci.cfg + off, sizeof(val));
+    return val;
+}
+
+static void
+cfg_write32(vfu_ctx_t *ctx, size_t off, uint32_t val)
+{
+    memcpy(ctx->pci.cfg + off, &val, sizeof(val));
+}
+
+/* The emulated table, grown to nr_entries if needed; NULL without memory. */
+static uint8_t *
+msix_table(vfu_ctx_t *ctx, uint32_t nr_entries)
+{
+    struct vfu_irqs *irqs = &ctx->irqs;
+    size_t need = (size_t)nr_entries * PCI_MSIX_ENTRY_SIZE;
+
+    if (irqs->msix_table_len < need) {
+        uint8_t *table = realloc(irqs->msix_table, need);
+
+        if (table == NULL) {
+            return NULL;
+        }
+        /*
+         * Vectors start unmasked, although PCI says masked at reset: QEMU
+         * emulates the table itself and never forwards table writes, so a
+         * server whose table started masked would never deliver an interrupt
+         * under QEMU.
+         */
+        memset(table + irqs->msix_table_len, 0, need - irqs->msix_table_len);
+        irqs->msix_table = table;
+        irqs->msix_table_len = (uint32_t)need;
+    }
+    return irqs->msix_table;
+}
+
+static bool
+msix_entry_masked(vfu_ctx_t *ctx, uint32_t v)
+{
+    size_t ctrl = (size_t)v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL;
+
+    /* Entries never written are still in their unmasked reset state. */
+    return ctrl < ctx->irqs.msix_table_len &&
+           (ctx->irqs.msix_table[ctrl] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
+}
+
+static bool
+vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
+{
+    if (ctx->irqs.masked[type][v]) {
+        return true;
+    }
+    if (m->has_msix) {
+        return !m->msix.enabled || m->msix.function_masked ||
+               (v < m->msix.nr_entries && msix_entry_masked(ctx, v));
+    }
+    if (m->has_msi && m->msi.per_vector_mask && v < 32) {
+        return (cfg_read32(ctx, m->msi.mask_off) >> v) & 1;
+    }
+    return false;
+}
+
+/* Records or clears a held-back interrupt, mirrored in MSI's pending bits. */
+static void
+set_pending(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v,
+            bool pending)
+{
+    ctx->irqs.pending[type][v] = pending;
+    if (m->has_msi && m->msi.per_vector_mask && v < 32) {
+        uint32_t bits = cfg_read32(ctx, m->msi.pending_off);
+
+        bits = pending ? bits | (1u << v) : bits & ~(1u << v);
+        cfg_write32(ctx, m->msi.pending_off, bits);
+    }
+}
+
+static int
+signal_vector(vfu_ctx_t *ctx, int type, uint32_t v)
+{
+    int fd = ctx->irqs.efds[type][v];
+    uint64_t one = 1;
+    ssize_t ret;
+
+    if (fd < 0) {
+        return -ENOENT;
+    }
+    ret = write(fd, &one, sizeof(one));
+    if (ret < 0) {
+        return -errno;
+    }
+    return ret == sizeof(one) ? 0 : -EIO;
+}
+
+/* Raises vector v: signalled now, or held pending while masked. */
+static int
+trigger_vector(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
+{
+    if (vector_masked(ctx, m, type, v)) {
+        set_pending(ctx, m, type, v, true);
+        return 0;
+    }
+    return signal_vector(ctx, type, v);
+}
+
+/* Delivers the pending vectors of a range that nothing masks any more. */
+static void
+release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
+{
+    uint32_t end = VFU_MIN((uint64_t)start + count, ctx->irqs.nr_vectors[type]);
+    struct cfg_masks m;
+
+    read_cfg_masks(ctx, type, &m);
+    for (uint32_t v = start; v < end; v++) {
+        if (ctx->irqs.pending[type][v] && ctx->irqs.efds[type][v] >= 0 &&
+            !vector_masked(ctx, &m, type, v) &&
+            signal_vector(ctx, type, v) == 0) {
+            set_pending(ctx, &m, type, v, false);
+        }
+    }
+}
+
+static void
+close_vectors(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
+{
+    uint32_t end = VFU_MIN((uint64_t)start + count, ctx->irqs.nr_vectors[type]);
+
+    for (uint32_t v = start; v < end; v++) {
+        if (ctx->irqs.efds[type][v] >= 0) {
+            close(ctx->irqs.efds[type][v]);
+            ctx->irqs.efds[type][v] = -1;
+        }
+    }
+}
+
+/* Gives a type n vectors, keeping the state of those that remain. */
+static int
+resize_vectors(vfu_ctx_t *ctx, int type, uint32_t n)
+{
+    struct vfu_irqs *irqs = &ctx->irqs;
+    uint32_t old = irqs->nr_vectors[type];
+    uint32_t keep = VFU_MIN(old, n);
+    int *efds = NULL;
+    uint8_t *masked = NULL;
+    uint8_t *pending = NULL;
+
+    if (n == old) {
+        return 0;
+    }
+    if (n > 0) {
+        efds = malloc(n * sizeof(*efds));
+        masked = calloc(n, 1);
+        pending = calloc(n, 1);
+        if (efds == NULL || masked == NULL || pending == NULL) {
+            free(efds);
+            free(masked);
+            free(pending);
+            return -ENOMEM;
+        }
+        for (uint32_t v = 0; v < n; v++) {
+            efds[v] = v < keep ? irqs->efds[type][v] : -1;
+        }
+        if (keep > 0) {
+            memcpy(masked, irqs->masked[type], keep);
+            memcpy(pending, irqs->pending[type], keep);
+        }
+    }
+    close_vectors(ctx, type, keep, old - keep);
+    free(irqs->efds[type]);
+    free(irqs->masked[type]);
+    free(irqs->pending[type]);
+    irqs->efds[type] = efds;
+    irqs->masked[type] = masked;
+    irqs->pending[type] = pending;
+    irqs->nr_vectors[type] = n;
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_setup_device_nr_irqs(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
+                         uint32_t count)
+{
+    int ret;
+
+    if (vfu_ctx == NULL || !is_irq_type((int)type) || count > IRQ_MAX_VECTORS) {
+        errno = EINVAL;
+        return -1;
+    }
+    ret = resize_vectors(vfu_ctx, (int)type, count);
+    if (ret < 0) {
+        errno = -ret;
+        return -1;
+    }
+    vfu_ctx->irqs.count[type] = count;
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_setup_irq_state_callback(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
+                             vfu_dev_irq_state_cb_t *cb)
+{
+    if (vfu_ctx == NULL || !is_irq_type((int)type)) {
+        errno = EINVAL;
+        return -1;
+    }
+    vfu_ctx->irqs.state_cb[type] = cb;
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
+{
+    int type;
+    struct cfg_masks m;
+    int ret;
+
+    if (vfu_ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    type = (int)vfu_ctx->irqs.active;
+    if (subindex >= vfu_ctx->irqs.count[type] ||
+        subindex >= vfu_ctx->irqs.nr_vectors[type]) {
+        vfu_err(vfu_ctx, "IRQ type %d has no vector %u", type, subindex);
+        errno = EINVAL;
+        return -1;
+    }
+    read_cfg_masks(vfu_ctx, type, &m);
+    ret = trigger_vector(vfu_ctx, &m, type, subindex);
+    if (ret < 0) {
+        errno = -ret;
+        return -1;
+    }
+    return 0;
+}
+
+int
+irq_realize(vfu_ctx_t *ctx)
+{
+    struct msix_layout l;
+
+    for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
+        int ret = resize_vectors(ctx, type, ctx->irqs.count[type]);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (read_msix_layout(ctx, &l) && msix_table(ctx, l.nr_entries) == NULL) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+irq_disconnect(vfu_ctx_t *ctx)
+{
+    for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
+        close_vectors(ctx, type, 0, ctx->irqs.nr_vectors[type]);
+    }
+}
+
+void
+irq_reset(vfu_ctx_t *ctx)
+{
+    for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
+        struct cfg_masks m;
+
+        read_cfg_masks(ctx, type, &m);
+        for (uint32_t v = 0; v < ctx->irqs.nr_vectors[type]; v++) {
+            set_pending(ctx, &m, type, v, false);
+        }
+    }
+    if (ctx->irqs.msix_table != NULL) {
+        memset(ctx->irqs.msix_table, 0, ctx->irqs.msix_table_len);
+    }
+}
+
+void
+irq_free(vfu_ctx_t *ctx)
+{
+    for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
+        resize_vectors(ctx, type, 0);
+    }
+    free(ctx->irqs.msix_table);
+    ctx->irqs.msix_table = NULL;
+    ctx->irqs.msix_table_len = 0;
+}
+
+void
+irq_msix_control_changed(vfu_ctx_t *ctx)
+{
+    release_pending(ctx, VFU_DEV_MSIX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSIX_IRQ]);
+}
+
+void
+irq_msi_control_changed(vfu_ctx_t *ctx)
+{
+    release_pending(ctx, VFU_DEV_MSI_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSI_IRQ]);
+}
+
+/* Bits a client may change in each byte of a table entry. */
+static const uint8_t msix_entry_wmask[PCI_MSIX_ENTRY_SIZE] = {
+    0xff, 0xff, 0xff, 0xff,     /* message address */
+    0xff, 0xff, 0xff, 0xff,     /* message upper address */
+    0xff, 0xff, 0xff, 0xff,     /* message data */
+    PCI_MSIX_ENTRY_CTRL_MASKBIT, 0, 0, 0, /* vector control */
+};
+
+static ssize_t
+msix_table_access(vfu_ctx_t *ctx, const struct msix_layout *l, char *buf,
+                  size_t count, uint64_t off, bool is_write)
+{
+    uint8_t *table = msix_table(ctx, l->nr_entries);
+
+    if (table == NULL) {
+        return -ENOMEM;
+    }
+    if (!is_write) {
+        memcpy(buf, table + off, count);
+        return (ssize_t)count;
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t pos = off + i;
+        uint8_t wmask = msix_entry_wmask[pos % PCI_MSIX_ENTRY_SIZE];
+        uint8_t old = table[pos];
+
+        table[pos] = (uint8_t)((old & ~wmask) | ((uint8_t)buf[i] & wmask));
+        if (pos % PCI_MSIX_ENTRY_SIZE == PCI_MSIX_ENTRY_VECTOR_CTRL &&
+            (old & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
+            !(table[pos] & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
+            release_pending(ctx, VFU_DEV_MSIX_IRQ,
+                            (uint32_t)(pos / PCI_MSIX_ENTRY_SIZE), 1);
+        }
+    }
+    return (ssize_t)count;
+}
+
+/* The PBA is read-only: it shows the vectors held back, writes are dropped. */
+static ssize_t
+msix_pba_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off,
+                bool is_write)
+{
+    const struct vfu_irqs *irqs = &ctx->irqs;
+    uint32_t nr = irqs->nr_vectors[VFU_DEV_MSIX_IRQ];
+
+    if (is_write) {
+        return (ssize_t)count;
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint8_t bits = 0;
+
+        for (uint32_t bit = 0; bit < 8; bit++) {
+            uint64_t v = (off + i) * 8 + bit;
+
+            if (v < nr && irqs->pending[VFU_DEV_MSIX_IRQ][v]) {
+                bits |= (uint8_t)(1u << bit);
+            }
+        }
+        buf[i] = (char)bits;
+    }
+    return (ssize_t)count;
+}
+
+static bool
+in_range(uint64_t pos, uint64_t start, uint64_t end)
+{
+    return pos >= start && pos < end;
+}
+
+ssize_t
+irq_bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+               uint64_t offset, bool is_write)
+{
+    struct msix_layout l;
+    bool table_here = false;
+    bool pba_here = false;
+    size_t done = 0;
+
+    if (idx >= VFU_PCI_DEV_BAR0_REGION_IDX && idx <= VFU_PCI_DEV_BAR5_REGION_IDX &&
+        read_msix_layout(ctx, &l)) {
+        table_here = l.table_bar == idx;
+        pba_here = l.pba_bar == idx;
+    }
+    if (!table_here && !pba_here) {
+        return region_call_cb(ctx, idx, buf, count, offset, is_write);
+    }
+    /* Split the access: emulated table and PBA bytes, the rest to the device. */
+    while (done < count) {
+        uint64_t pos = offset + done;
+        uint64_t len = count - done;
+        ssize_t ret;
+
+        if (table_here && in_range(pos, l.table_start, l.table_end)) {
+            len = VFU_MIN(len, l.table_end - pos);
+            ret = msix_table_access(ctx, &l, buf + done, len,
+                                    pos - l.table_start, is_write);
+        } else if (pba_here && in_range(pos, l.pba_start, l.pba_end)) {
+            len = VFU_MIN(len, l.pba_end - pos);
+            ret = msix_pba_access(ctx, buf + done, len, pos - l.pba_start,
+                                  is_write);
+        } else {
+            if (table_here && l.table_start > pos) {
+                len = VFU_MIN(len, l.table_start - pos);
+            }
+            if (pba_here && l.pba_start > pos) {
+                len = VFU_MIN(len, l.pba_start - pos);
+            }
+            ret = region_call_cb(ctx, idx, buf + done, len, pos, is_write);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        done += len;
+    }
+    return (ssize_t)count;
+}
+
+int
+handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_irq_info req;
+    struct vfio_irq_info *reply;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    if (req.argsz < sizeof(req) || req.index >= VFU_DEV_NUM_IRQS) {
+        return -EINVAL;
+    }
+    reply = msg_reply_alloc(msg, sizeof(*reply));
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    reply->argsz = sizeof(*reply);
+    reply->flags = VFIO_IRQ_INFO_EVENTFD;
+    reply->index = req.index;
+    reply->count = ctx->irqs.count[req.index];
+    return 0;
+}
+
+static bool
+is_one_of(uint32_t bits, uint32_t a, uint32_t b, uint32_t c)
+{
+    return bits == a || bits == b || bits == c;
+}
+
+static int
+check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
+               size_t data_len, size_t nr_fds)
+{
+    uint32_t action = req->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    uint32_t data = req->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+    uint32_t nr_vectors;
+
+    if (req->argsz < sizeof(*req) || req->index >= VFU_DEV_NUM_IRQS) {
+        return -EINVAL;
+    }
+    if ((req->flags & ~(uint32_t)(VFIO_IRQ_SET_ACTION_TYPE_MASK |
+                        VFIO_IRQ_SET_DATA_TYPE_MASK)) != 0 ||
+        !is_one_of(action, VFIO_IRQ_SET_ACTION_MASK,
+                   VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_ACTION_TRIGGER) ||
+        !is_one_of(data, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_BOOL,
+                   VFIO_IRQ_SET_DATA_EVENTFD)) {
+        return -EINVAL;
+    }
+    if ((req->index == VFU_DEV_ERR_IRQ || req->index == VFU_DEV_REQ_IRQ) &&
+        (action != VFIO_IRQ_SET_ACTION_TRIGGER || req->count > 1)) {
+        return -EINVAL;
+    }
+    if (req->count == 0) {
+        /* Only "disable the whole type" has no vectors. */
+        if (req->start != 0 ||
+            req->flags != (VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE)) {
+            return -EINVAL;
+        }
+    } else {
+        nr_vectors = VFU_MIN(ctx->irqs.count[req->index],
+                             ctx->irqs.nr_vectors[req->index]);
+        if (req->start >= nr_vectors ||
+            (uint64_t)req->start + req->count > nr_vectors) {
+            return -EINVAL;
+        }
+    }
+    if (data == VFIO_IRQ_SET_DATA_BOOL && data_len != req->count) {
+        return -EINVAL;
+    }
+    if (nr_fds > 0 && (data != VFIO_IRQ_SET_DATA_EVENTFD || nr_fds != req->count)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Calls the state callback once per run of consecutive selected vectors. */
+static void
+set_masks(vfu_ctx_t *ctx, const struct vfio_irq_set *req, const uint8_t *bools,
+          bool mask)
+{
+    vfu_dev_irq_state_cb_t *cb = ctx->irqs.state_cb[req->index];
+    uint32_t run_start = 0;
+    uint32_t run_len = 0;
+
+    for (uint32_t i = 0; i <= req->count; i++) {
+        bool selected = i < req->count && (bools == NULL || bools[i] != 0);
+
+        if (selected) {
+            ctx->irqs.masked[req->index][req->start + i] = mask;
+            if (run_len++ == 0) {
+                run_start = req->start + i;
+            }
+        } else if (run_len > 0) {
+            if (cb != NULL) {
+                cb(ctx, run_start, run_len, mask);
+            }
+            run_len = 0;
+        }
+    }
+}
+
+int
+handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_irq_set req;
+    const uint8_t *bools = NULL;
+    uint32_t action, data;
+    struct cfg_masks m;
+    int ret;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    ret = check_set_irqs(ctx, &req, msg->in_len - sizeof(req), msg->nr_in_fds);
+    if (ret < 0) {
+        vfu_err(ctx, "SET_IRQS index %u flags %#x start %u count %u with %zu "
+                "fds: invalid", req.index, req.flags, req.start, req.count,
+                msg->nr_in_fds);
+        return ret;
+    }
+    action = req.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    data = req.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+    if (data == VFIO_IRQ_SET_DATA_BOOL) {
+        bools = msg->in + sizeof(req);
+    }
+
+    if (action != VFIO_IRQ_SET_ACTION_TRIGGER) {
+        /* Eventfds told of mask changes would need the server to watch them. */
+        if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+            return -ENOTSUP;
+        }
+        set_masks(ctx, &req, bools, action == VFIO_IRQ_SET_ACTION_MASK);
+        if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
+            release_pending(ctx, (int)req.index, req.start, req.count);
+        }
+        return 0;
+    }
+
+    if (req.count == 0) {
+        close_vectors(ctx, (int)req.index, 0, ctx->irqs.nr_vectors[req.index]);
+        return 0;
+    }
+    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+        /* No fds de-assigns, as an fd of -1 does in VFIO. */
+        close_vectors(ctx, (int)req.index, req.start, req.count);
+        if (msg->nr_in_fds == 0) {
+            return 0;
+        }
+        for (uint32_t i = 0; i < req.count; i++) {
+            ctx->irqs.efds[req.index][req.start + i] = msg_take_fd(msg, i);
+        }
+        if (req.index <= VFU_DEV_MSIX_IRQ) {
+            ctx->irqs.active = (enum vfu_dev_irq_type)req.index;
+        }
+        release_pending(ctx, (int)req.index, req.start, req.count);
+        return 0;
+    }
+    /* The client raises the interrupts itself; vectors without an eventfd
+     * have nowhere to go, as in VFIO. */
+    read_cfg_masks(ctx, (int)req.index, &m);
+    for (uint32_t i = 0; i < req.count; i++) {
+        if (bools != NULL && bools[i] == 0) {
+            continue;
+        }
+        ret = trigger_vector(ctx, &m, (int)req.index, req.start + i);
+        if (ret < 0 && ret != -ENOENT) {
+            return ret;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,335 @@
+/*
+ * Internal state of a vfu_ctx_t and the interfaces between the library's
+ * source files. Nothing here is part of the public API: every symbol declared
+ * here has hidden visibility in the shared library.
+ *
+ * Conventions inside the library:
+ *  - internal functions return 0 (or a byte count) on success and a negative
+ *    errno on failure; only the public vfu_* entry points translate that into
+ *    -1 with errno set;
+ *  - a command handler fills msg->out (via msg_reply_alloc) and returns 0, or
+ *    returns -errno and the dispatcher sends an error reply.
+ */
+#ifndef VFU_PRIVATE_H
+#define VFU_PRIVATE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "libvfio-user.h"
+
+#define VFU_EXPORT __attribute__((visibility("default")))
+
+#define VFU_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define VFU_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define VFU_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define VFU_ROUND_UP(x, a) ((((x) + (a) - 1) / (a)) * (a))
+
+/* What this server offers at negotiation. */
+#define SERVER_MAX_MSG_FDS 8
+#define SERVER_MAX_DATA_XFER_SIZE VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
+/* Largest message accepted: header + region-access header + data. */
+#define SERVER_MAX_MSG_SIZE (SERVER_MAX_DATA_XFER_SIZE + 32)
+/* SCM_MAX_FD: we receive every fd a peer may send so that extras get closed. */
+#define RECV_MAX_FDS 253
+
+/* Defaults assumed for a client that does not say otherwise. */
+#define CLIENT_DEFAULT_MAX_MSG_FDS 1
+#define CLIENT_DEFAULT_MAX_DATA_XFER_SIZE VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
+#define CLIENT_DEFAULT_MAX_DMA_MAPS 65535
+
+/* ---------------------------------------------------------------- messages */
+
+/* One request being handled, and the reply being built for it. */
+struct vfu_msg {
+    struct vfio_user_header hdr;
+    uint8_t *in;                /* request payload, hdr.msg_size - 16 bytes */
+    size_t in_len;
+    int *in_fds;                /* fds that came with the request */
+    size_t nr_in_fds;           /* a consumed fd is set to -1 (msg_take_fd) */
+    bool fds_lost;              /* the kernel dropped fds beyond RECV_MAX_FDS */
+
+    uint8_t *out;               /* reply payload, owned by the message */
+    size_t out_len;
+    int out_fds[SERVER_MAX_MSG_FDS]; /* sent with the reply, not closed by it */
+    size_t nr_out_fds;
+};
+
+/* Allocates a zeroed reply payload of len bytes (replacing any earlier one). */
+void *msg_reply_alloc(struct vfu_msg *msg, size_t len);
+/* Queues an fd to send with the reply; -ENOSPC past SERVER_MAX_MSG_FDS. */
+int msg_reply_add_fd(struct vfu_msg *msg, int fd);
+/* Takes ownership of request fd idx (it will not be closed after the request). */
+int msg_take_fd(struct vfu_msg *msg, size_t idx);
+
+typedef int (*vfu_cmd_handler_t)(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* ------------------------------------------------------------- connection */
+
+/* Incremental receive state, so a slow or stalled client never blocks. */
+struct vfu_rx {
+    uint8_t hdr[sizeof(struct vfio_user_header)];
+    size_t hdr_got;
+    uint8_t *body;
+    size_t body_len;
+    size_t body_got;
+    uint64_t discard;           /* bytes of an oversized message left to skip */
+    int fds[RECV_MAX_FDS];
+    size_t nr_fds;
+    bool fds_lost;
+};
+
+struct vfu_conn {
+    int fd;                     /* -1 when no client */
+    bool negotiated;            /* VERSION exchanged: attached */
+    struct vfu_rx rx;
+    /* What the client announced (or the defaults). */
+    uint32_t client_max_msg_fds;
+    uint64_t client_max_data_xfer_size;
+    uint32_t client_max_dma_maps;
+    uint16_t minor;
+};
+
+/* ---------------------------------------------------------------- regions */
+
+struct vfu_region {
+    size_t size;
+    int flags;                  /* VFU_REGION_FLAG_* */
+    vfu_region_access_cb_t *cb;
+    int fd;                     /* -1: not mappable */
+    uint64_t offset;            /* region's offset within fd */
+    struct iovec *mmap_areas;
+    uint32_t nr_mmap_areas;
+};
+
+struct vfu_ioeventfd {
+    struct vfu_ioeventfd *next;
+    uint32_t region;
+    int fd;
+    uint64_t gpa_offset;
+    uint32_t size;
+    uint32_t flags;
+    uint64_t datamatch;
+    int shadow_fd;
+    uint64_t shadow_offset;
+};
+
+/* --------------------------------------------------------- PCI config space */
+
+#define PCI_MAX_CAPS 128        /* of each kind, standard and extended */
+
+struct vfu_pci_cap {
+    size_t off;
+    size_t size;
+    int id;
+    int flags;                  /* VFU_CAP_FLAG_* */
+};
+
+struct vfu_pci {
+    vfu_pci_type_t type;
+    uint8_t *cfg;               /* config space, regions[CFG].size bytes */
+    uint8_t *wmask;             /* per byte: bits a client write may change */
+    uint8_t *w1cmask;           /* per byte: bits a client clears by writing 1 */
+    size_t cfg_size;            /* bytes a client may access */
+    size_t cfg_alloc;           /* bytes allocated: at least 256 (pci_defs.h) */
+    struct vfu_pci_cap caps[PCI_MAX_CAPS];
+    size_t nr_caps;
+    struct vfu_pci_cap ext_caps[PCI_MAX_CAPS];
+    size_t nr_ext_caps;
+};
+
+/* -------------------------------------------------------------------- IRQs */
+
+struct vfu_irqs {
+    uint32_t count[VFU_DEV_NUM_IRQS];
+    uint32_t nr_vectors[VFU_DEV_NUM_IRQS]; /* length of the arrays below */
+    int *efds[VFU_DEV_NUM_IRQS];       /* per vector, -1 when none */
+    uint8_t *masked[VFU_DEV_NUM_IRQS]; /* masked by SET_IRQS MASK */
+    uint8_t *pending[VFU_DEV_NUM_IRQS];/* held back while masked */
+    vfu_dev_irq_state_cb_t *state_cb[VFU_DEV_NUM_IRQS];
+    /* INTx, MSI or MSI-X: the type vfu_irq_trigger fires, like VFIO's. */
+    enum vfu_dev_irq_type active;
+    uint8_t *msix_table;               /* emulated MSI-X table, 16 bytes/vector */
+    uint32_t msix_table_len;           /* bytes */
+};
+
+/* ---------------------------------------------------------------- context */
+
+struct vfu_dma;                 /* dma.c */
+
+struct vfu_ctx {
+    void *pvt;
+    int flags;                  /* LIBVFIO_USER_FLAG_* */
+    vfu_trans_t trans;
+    char *sock_path;
+    int listen_fd;
+    struct vfu_conn conn;
+    bool realized;
+
+    vfu_log_fn_t *log_fn;
+    int log_level;
+
+    struct vfu_region regions[VFU_PCI_DEV_NUM_REGIONS];
+    struct vfu_ioeventfd *ioeventfds;
+    struct vfu_pci pci;
+    struct vfu_irqs irqs;
+    struct vfu_dma *dma;        /* NULL until vfu_setup_device_dma */
+
+    vfu_reset_cb_t *reset_cb;
+    vfu_device_quiesce_cb_t *quiesce_cb;
+    bool quiesced;              /* the device said it is quiesced */
+    struct vfu_msg *parked;     /* request waiting for vfu_device_quiesced */
+    bool reset_parked;          /* lost-connection reset waiting likewise */
+
+    bool migration_enabled;
+    vfu_migration_callbacks_t migr_cbs;
+};
+
+/* -------------------------------------------------- interfaces by source file */
+
+/* log.c: vfu_log is public; these name the levels used inside. */
+#define vfu_err(ctx, ...) vfu_log((ctx), LOG_ERR, __VA_ARGS__)
+#define vfu_warn(ctx, ...) vfu_log((ctx), LOG_WARNING, __VA_ARGS__)
+#define vfu_info(ctx, ...) vfu_log((ctx), LOG_INFO, __VA_ARGS__)
+#define vfu_dbg(ctx, ...) vfu_log((ctx), LOG_DEBUG, __VA_ARGS__)
+
+/* context.c */
+/* Calls the reset callback; returns 0 or -errno. */
+int ctx_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type);
+/* Asks the device to quiesce: 0 done, -EBUSY pending, other -errno failed. */
+int ctx_quiesce(vfu_ctx_t *ctx);
+/* Tears the connection down and keeps the device (see DESIGN: disconnect). */
+int ctx_lost_connection(vfu_ctx_t *ctx);
+int handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* transport.c */
+int tran_listen(vfu_ctx_t *ctx);
+/* Accepts a pending client: 0, -EAGAIN when none (non-blocking), -errno. */
+int tran_accept(vfu_ctx_t *ctx);
+/*
+ * Receives the next whole message into msg: 1 when one is complete, 0 when
+ * more bytes are needed (non-blocking), -ENOTCONN when the peer left, -E2BIG
+ * for an oversized message (its header is in msg->hdr, its body is skipped),
+ * -EINVAL for a header shorter than itself, other -errno.
+ */
+int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/* Sends one message with optional fds; 0 or -errno. */
+int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+              const void *payload, size_t len, const int *fds, size_t nr_fds);
+void tran_close_conn(vfu_ctx_t *ctx);
+void tran_close_listener(vfu_ctx_t *ctx);
+
+/* json.c: the capabilities object of VERSION, strict and bounded. */
+struct vfu_client_caps {
+    int64_t max_msg_fds;        /* -1 when absent */
+    int64_t max_data_xfer_size;
+    int64_t max_dma_maps;
+    int64_t pgsizes;
+    int64_t migration_pgsize;
+    bool twin_socket_supported;
+    bool write_multiple;
+};
+/* Parses text (len bytes, no NUL needed); 0 or -EINVAL. */
+int json_parse_client_caps(const char *text, size_t len,
+                           struct vfu_client_caps *caps);
+
+/* negotiate.c */
+int handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* run.c: vfu_attach_ctx, vfu_run_ctx and the dispatcher */
+void msg_free(struct vfu_msg *msg);
+
+/* region.c */
+int region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+                  uint64_t offset, bool is_write);
+/* Calls the device's own callback for a region; count or -errno. */
+ssize_t region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+                       uint64_t offset, bool is_write);
+void region_free(vfu_ctx_t *ctx);
+int handle_device_get_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_device_get_region_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_region_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* pci.c, pci_caps.c */
+int pci_realize(vfu_ctx_t *ctx);
+ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
+                          uint64_t offset, bool is_write);
+/* True if this config write would start a function-level reset. */
+bool pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset,
+                                    const void *data, size_t count);
+void pci_free(vfu_ctx_t *ctx);
+/* Between pci.c and pci_caps.c. Config space is little-endian. */
+static inline uint16_t pci_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t pci_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static inline void pci_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void pci_put32(uint8_t *p, uint32_t v)
+{
+    pci_put16(p, (uint16_t)v);
+    pci_put16(p + 2, (uint16_t)(v >> 16));
+}
+/* Applies a client write to cfg bytes [off, off + count) through the masks. */
+void pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val,
+                     size_t count);
+/* The capability holding config byte off, or NULL. */
+struct vfu_pci_cap *pci_cap_owning(vfu_ctx_t *ctx, size_t off);
+/* Offset of the first capability starting after off, or SIZE_MAX. */
+size_t pci_cap_next_start(vfu_ctx_t *ctx, size_t off);
+/* A client write inside one (non-callback) capability; 0 or -errno. */
+int pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off,
+                  const uint8_t *val, size_t count);
+/* True if this write inside cap sets Initiate FLR on an FLR-capable device. */
+bool pci_cap_write_starts_flr(vfu_ctx_t *ctx, const struct vfu_pci_cap *cap,
+                              size_t off, const uint8_t *val, size_t count);
+
+/* irq.c */
+int irq_realize(vfu_ctx_t *ctx);
+/* Closes every eventfd (client gone); masks and pending bits are kept. */
+void irq_disconnect(vfu_ctx_t *ctx);
+/* Forgets pending interrupts (device reset). */
+void irq_reset(vfu_ctx_t *ctx);
+void irq_free(vfu_ctx_t *ctx);
+/* Config space changed MSI-X enable/function mask or MSI enable/mask bits. */
+void irq_msix_control_changed(vfu_ctx_t *ctx);
+void irq_msi_control_changed(vfu_ctx_t *ctx);
+/*
+ * Accesses to a BAR holding the MSI-X table or PBA: the library emulates
+ * them; other bytes go to the device's callback. count or -errno.
+ */
+ssize_t irq_bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+                       uint64_t offset, bool is_write);
+int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* dma.c */
+/* Removes every mapping, calling the unregister callback for each. */
+void dma_remove_all(vfu_ctx_t *ctx);
+void dma_free(vfu_ctx_t *ctx);
+int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+/* ioeventfd.c: frees the list (the fds are the device's, left open). */
+void ioeventfd_free(vfu_ctx_t *ctx);
+
+/* migration.c */
+int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
+int handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
+
+#endif /* VFU_PRIVATE_H */

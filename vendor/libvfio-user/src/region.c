@@ -1,0 +1,560 @@
+/*
+ * Device regions: their definition by the device, what the client learns
+ * about them (GET_INFO, GET_REGION_INFO, GET_REGION_IO_FDS) and the client's
+ * accesses to them (REGION_READ, REGION_WRITE, REGION_WRITE_MULTI).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "private.h"
+
+/* One entry of a REGION_WRITE_MULTI request, as laid out on the wire. */
+struct write_multi_entry {
+    uint64_t offset;
+    uint32_t region;
+    uint32_t count;
+    uint8_t data[8];
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct write_multi_entry) == 24,
+               "REGION_WRITE_MULTI entries are 24 bytes");
+
+static bool
+is_bar(int idx)
+{
+    return idx >= VFU_PCI_DEV_BAR0_REGION_IDX && idx <= VFU_PCI_DEV_BAR5_REGION_IDX;
+}
+
+static bool
+is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+static int
+check_region_setup(vfu_ctx_t *ctx, int idx, size_t size,
+                   vfu_region_access_cb_t *cb, int flags,
+                   const struct iovec *mmap_areas, uint32_t nr_mmap_areas,
+                   int fd)
+{
+    if (idx < 0 || idx >= VFU_PCI_DEV_NUM_REGIONS) {
+        return -EINVAL;
+    }
+    if ((flags & ~VFU_REGION_FLAG_MASK) != 0 ||
+        (flags & VFU_REGION_FLAG_RW) == 0) {
+        return -EINVAL;
+    }
+    if ((flags & VFU_REGION_FLAG_ALWAYS_CB) && cb == NULL) {
+        return -EINVAL;
+    }
+    if ((mmap_areas == NULL) != (nr_mmap_areas == 0)) {
+        return -EINVAL;
+    }
+    if (mmap_areas != NULL && fd == -1) {
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < nr_mmap_areas; i++) {
+        uint64_t start = (uintptr_t)mmap_areas[i].iov_base;
+        uint64_t len = mmap_areas[i].iov_len;
+
+        if (start > size || len > size - start) {
+            return -EINVAL;
+        }
+    }
+    if (idx == VFU_PCI_DEV_CFG_REGION_IDX &&
+        ((flags & VFU_REGION_FLAG_RW) != VFU_REGION_FLAG_RW ||
+         (flags & VFU_REGION_FLAG_MEM))) {
+        return -EINVAL;
+    }
+    if (!is_bar(idx)) {
+        return 0;
+    }
+    if (size > 0 &&
+        (!is_power_of_two(size) ||
+         size < ((flags & VFU_REGION_FLAG_MEM) ? 16u : 4u))) {
+        return -EINVAL;
+    }
+    /* A 64-bit BAR takes its odd neighbour as the upper half. */
+    if (idx % 2 == 1) {
+        if (flags & VFU_REGION_FLAG_64_BITS) {
+            return -EINVAL;
+        }
+        if (ctx->regions[idx - 1].flags & VFU_REGION_FLAG_64_BITS) {
+            return -EINVAL;
+        }
+    } else if ((flags & VFU_REGION_FLAG_64_BITS) &&
+               ctx->regions[idx + 1].size > 0) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
+                 vfu_region_access_cb_t *region_access, int flags,
+                 struct iovec *mmap_areas, uint32_t nr_mmap_areas,
+                 int fd, uint64_t offset)
+{
+    struct vfu_region *region;
+    struct iovec *areas = NULL;
+    uint32_t nr_areas = nr_mmap_areas;
+    int ret;
+
+    if (vfu_ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    ret = check_region_setup(vfu_ctx, region_idx, size, region_access, flags,
+                             mmap_areas, nr_mmap_areas, fd);
+    if (ret < 0) {
+        vfu_err(vfu_ctx, "region %d: invalid setup", region_idx);
+        errno = -ret;
+        return -1;
+    }
+    /* With an fd but no areas, the whole region is mappable. */
+    if (fd != -1 && nr_areas == 0) {
+        nr_areas = 1;
+    }
+    if (nr_areas > 0) {
+        areas = calloc(nr_areas, sizeof(*areas));
+        if (areas == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        if (mmap_areas != NULL) {
+            memcpy(areas, mmap_areas, nr_areas * sizeof(*areas));
+        } else {
+            areas[0].iov_base = NULL;
+            areas[0].iov_len = size;
+        }
+    }
+
+    region = &vfu_ctx->regions[region_idx];
+    free(region->mmap_areas);
+    region->size = size;
+    region->flags = flags;
+    region->cb = region_access;
+    region->fd = fd;
+    region->offset = offset;
+    region->mmap_areas = areas;
+    region->nr_mmap_areas = nr_areas;
+    return 0;
+}
+
+void
+region_free(vfu_ctx_t *ctx)
+{
+    /* The fds belong to the device: it passed them in and closes them. */
+    for (size_t i = 0; i < VFU_ARRAY_LEN(ctx->regions); i++) {
+        free(ctx->regions[i].mmap_areas);
+        ctx->regions[i].mmap_areas = NULL;
+        ctx->regions[i].nr_mmap_areas = 0;
+    }
+}
+
+ssize_t
+region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+               uint64_t offset, bool is_write)
+{
+    vfu_region_access_cb_t *cb = ctx->regions[idx].cb;
+    ssize_t ret;
+
+    if (cb == NULL) {
+        vfu_err(ctx, "region %d has no access callback", idx);
+        return -EINVAL;
+    }
+    errno = 0;
+    ret = cb(ctx, buf, count, (loff_t)offset, is_write);
+    if (ret < 0) {
+        int err = errno != 0 ? errno : EIO;
+
+        vfu_dbg(ctx, "region %d: %s of %zu bytes at %#" PRIx64 " failed: %d",
+                idx, is_write ? "write" : "read", count, offset, err);
+        return -err;
+    }
+    if ((size_t)ret != count) {
+        vfu_err(ctx, "region %d: callback handled %zd of %zu bytes", idx, ret,
+                count);
+        return -EINVAL;
+    }
+    return ret;
+}
+
+/* Whether [offset, offset + count) may be accessed in region idx. */
+static int
+check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
+{
+    if (count > SERVER_MAX_DATA_XFER_SIZE) {
+        vfu_err(ctx, "region access of %" PRIu64 " bytes is too large", count);
+        return -EINVAL;
+    }
+    if (idx >= VFU_PCI_DEV_NUM_REGIONS) {
+        vfu_err(ctx, "bad region index %" PRIu64, idx);
+        return -EINVAL;
+    }
+    if (offset > ctx->regions[idx].size ||
+        count > ctx->regions[idx].size - offset) {
+        vfu_err(ctx, "region %" PRIu64 ": access of %" PRIu64 " bytes at %#"
+                PRIx64 " is out of range", idx, count, offset);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
+region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+              uint64_t offset, bool is_write)
+{
+    ssize_t ret;
+
+    if (idx < 0) {
+        return -EINVAL;
+    }
+    ret = check_access(ctx, (uint64_t)idx, offset, count);
+    if (ret < 0 || count == 0) {
+        return (int)ret;
+    }
+    if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
+        ret = pci_config_access(ctx, buf, count, offset, is_write);
+    } else {
+        ret = irq_bar_access(ctx, idx, buf, count, offset, is_write);
+    }
+    if (ret < 0) {
+        return (int)ret;
+    }
+    return (size_t)ret == count ? 0 : -EINVAL;
+}
+
+int
+handle_device_get_info(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_user_device_info req;
+    struct vfio_user_device_info *reply;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    if (req.argsz < sizeof(req)) {
+        return -EINVAL;
+    }
+    reply = msg_reply_alloc(msg, sizeof(*reply));
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    reply->argsz = sizeof(*reply);
+    reply->flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+    reply->num_regions = VFU_PCI_DEV_NUM_REGIONS;
+    reply->num_irqs = VFU_DEV_NUM_IRQS;
+    return 0;
+}
+
+int
+handle_device_get_region_info(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_region_info req;
+    struct vfio_region_info info = { 0 };
+    const struct vfu_region *region;
+    size_t caps_len = 0;
+    size_t full_len, reply_len;
+    bool with_caps;
+    uint8_t *reply;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    if (req.argsz < sizeof(req) || req.index >= VFU_PCI_DEV_NUM_REGIONS) {
+        return -EINVAL;
+    }
+    region = &ctx->regions[req.index];
+
+    if (region->size > 0 && region->nr_mmap_areas > 0) {
+        caps_len = sizeof(struct vfio_region_info_cap_sparse_mmap) +
+                   region->nr_mmap_areas * sizeof(struct vfio_region_sparse_mmap_area);
+    }
+    full_len = sizeof(info) + caps_len;
+    /* The capability and the fd come only when the whole reply fits. */
+    with_caps = caps_len > 0 && req.argsz >= full_len;
+    reply_len = VFU_MIN(full_len, (size_t)req.argsz);
+
+    info.argsz = (uint32_t)full_len;
+    info.index = req.index;
+    info.size = region->size;
+    info.offset = region->offset;
+    if (region->size > 0) {
+        if (region->flags & VFU_REGION_FLAG_READ) {
+            info.flags |= VFIO_REGION_INFO_FLAG_READ;
+        }
+        if (region->flags & VFU_REGION_FLAG_WRITE) {
+            info.flags |= VFIO_REGION_INFO_FLAG_WRITE;
+        }
+        if (region->fd != -1) {
+            info.flags |= VFIO_REGION_INFO_FLAG_MMAP;
+        }
+    }
+    if (with_caps) {
+        info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
+        info.cap_offset = sizeof(info);
+    }
+
+    reply = msg_reply_alloc(msg, reply_len);
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(reply, &info, sizeof(info));
+    if (with_caps) {
+        struct vfio_region_info_cap_sparse_mmap sparse = {
+            .header = {
+                .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+                .version = 1,
+                .next = 0,
+            },
+            .nr_areas = region->nr_mmap_areas,
+        };
+        uint8_t *pos = reply + sizeof(info);
+
+        memcpy(pos, &sparse, sizeof(sparse));
+        pos += sizeof(sparse);
+        for (uint32_t i = 0; i < region->nr_mmap_areas; i++) {
+            struct vfio_region_sparse_mmap_area area = {
+                .offset = (uintptr_t)region->mmap_areas[i].iov_base,
+                .size = region->mmap_areas[i].iov_len,
+            };
+
+            memcpy(pos, &area, sizeof(area));
+            pos += sizeof(area);
+        }
+        return msg_reply_add_fd(msg, region->fd);
+    }
+    return 0;
+}
+
+/* Index of fd in fds[*nr], added if new; -ENOSPC when more than max. */
+static int
+fd_table_index(int *fds, size_t *nr, size_t max, int fd)
+{
+    for (size_t i = 0; i < *nr; i++) {
+        if (fds[i] == fd) {
+            return (int)i;
+        }
+    }
+    if (*nr >= max) {
+        return -ENOSPC;
+    }
+    fds[*nr] = fd;
+    return (int)(*nr)++;
+}
+
+int
+handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    vfio_user_region_io_fds_request_t req;
+    vfio_user_region_io_fds_reply_t head = { 0 };
+    const struct vfu_ioeventfd *ioefd;
+    int fds[SERVER_MAX_MSG_FDS];
+    size_t nr_fds = 0;
+    size_t max_fds = VFU_MIN((size_t)SERVER_MAX_MSG_FDS,
+                             (size_t)ctx->conn.client_max_msg_fds);
+    uint32_t nr_entries = 0;
+    size_t full_len;
+    uint8_t *reply;
+    size_t i;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    if (req.flags != 0 || req.count != 0 ||
+        req.index >= VFU_PCI_DEV_NUM_REGIONS ||
+        ctx->regions[req.index].flags == 0 ||
+        req.argsz < sizeof(req) || req.argsz > SERVER_MAX_DATA_XFER_SIZE) {
+        return -EINVAL;
+    }
+    for (ioefd = ctx->ioeventfds; ioefd != NULL; ioefd = ioefd->next) {
+        if (ioefd->region == req.index) {
+            nr_entries++;
+        }
+    }
+    full_len = sizeof(head) + (size_t)nr_entries * sizeof(union sub_region);
+    head.argsz = (uint32_t)full_len;
+    head.index = req.index;
+    head.count = nr_entries;
+
+    /* Too small for the entries: say how much room they need, nothing else. */
+    if (req.argsz < full_len) {
+        reply = msg_reply_alloc(msg, sizeof(head));
+        if (reply == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(reply, &head, sizeof(head));
+        return 0;
+    }
+
+    reply = msg_reply_alloc(msg, full_len);
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(reply, &head, sizeof(head));
+    i = 0;
+    for (ioefd = ctx->ioeventfds; ioefd != NULL; ioefd = ioefd->next) {
+        vfio_user_sub_region_ioeventfd_t entry = {
+            .gpa_offset = ioefd->gpa_offset,
+            .size = ioefd->size,
+            .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD,
+            .flags = ioefd->flags,
+            .datamatch = ioefd->datamatch,
+        };
+        int idx;
+
+        if (ioefd->region != req.index) {
+            continue;
+        }
+        idx = fd_table_index(fds, &nr_fds, max_fds, ioefd->fd);
+        if (idx < 0) {
+            goto too_many_fds;
+        }
+        entry.fd_index = (uint32_t)idx;
+        if (ioefd->shadow_fd != -1) {
+            idx = fd_table_index(fds, &nr_fds, max_fds, ioefd->shadow_fd);
+            if (idx < 0) {
+                goto too_many_fds;
+            }
+            entry.type = VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW;
+            entry.shadow_mem_fd_index = (uint32_t)idx;
+            entry.shadow_offset = ioefd->shadow_offset;
+        }
+        memcpy(reply + sizeof(head) + i * sizeof(union sub_region), &entry,
+               sizeof(entry));
+        i++;
+    }
+    for (i = 0; i < nr_fds; i++) {
+        int ret = msg_reply_add_fd(msg, fds[i]);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+
+too_many_fds:
+    vfu_err(ctx, "region %u: its ioeventfds need more than the %zu fds a "
+            "reply may carry", req.index, max_fds);
+    return -ENOSPC;
+}
+
+int
+handle_region_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_user_region_access req;
+    uint8_t *reply;
+    int ret;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    ret = check_access(ctx, req.region, req.offset, req.count);
+    if (ret < 0 || req.count == 0) {
+        return ret;
+    }
+    reply = msg_reply_alloc(msg, sizeof(req) + req.count);
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(reply, &req, sizeof(req));
+    return region_access(ctx, (int)req.region, (char *)reply + sizeof(req),
+                         req.count, req.offset, false);
+}
+
+int
+handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    struct vfio_user_region_access req;
+    uint8_t *reply;
+    int ret;
+
+    if (msg->in_len < sizeof(req)) {
+        return -EINVAL;
+    }
+    memcpy(&req, msg->in, sizeof(req));
+    if (msg->in_len - sizeof(req) != req.count) {
+        vfu_err(ctx, "region write of %u bytes carries %zu", req.count,
+                msg->in_len - sizeof(req));
+        return -EINVAL;
+    }
+    ret = check_access(ctx, req.region, req.offset, req.count);
+    if (ret < 0 || req.count == 0) {
+        return ret;
+    }
+    ret = region_access(ctx, (int)req.region, (char *)msg->in + sizeof(req),
+                        req.count, req.offset, true);
+    if (ret < 0) {
+        return ret;
+    }
+    reply = msg_reply_alloc(msg, sizeof(req));
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(reply, &req, sizeof(req));
+    return 0;
+}
+
+/*
+ * Every entry is checked before any write is made, so a malformed request
+ * changes nothing. The writes then run in order; the first that fails stops
+ * the rest and its errno is the reply, so success always means all of them.
+ */
+int
+handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    const size_t entry_size = sizeof(struct write_multi_entry);
+    uint64_t wr_cnt;
+    uint64_t *reply;
+
+    if (msg->in_len < sizeof(wr_cnt)) {
+        return -EINVAL;
+    }
+    memcpy(&wr_cnt, msg->in, sizeof(wr_cnt));
+    if (wr_cnt > (msg->in_len - sizeof(wr_cnt)) / entry_size ||
+        wr_cnt * entry_size != msg->in_len - sizeof(wr_cnt)) {
+        vfu_err(ctx, "REGION_WRITE_MULTI: %" PRIu64 " writes in %zu bytes",
+                wr_cnt, msg->in_len);
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < wr_cnt; i++) {
+        struct write_multi_entry wr;
+        int ret;
+
+        memcpy(&wr, msg->in + sizeof(wr_cnt) + i * entry_size, sizeof(wr));
+        if (wr.count > sizeof(wr.data)) {
+            vfu_err(ctx, "REGION_WRITE_MULTI: write %" PRIu64 " of %u bytes",
+                    i, wr.count);
+            return -EINVAL;
+        }
+        ret = check_access(ctx, wr.region, wr.offset, wr.count);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (uint64_t i = 0; i < wr_cnt; i++) {
+        uint8_t *entry = msg->in + sizeof(wr_cnt) + i * entry_size;
+        struct write_multi_entry wr;
+        int ret;
+
+        memcpy(&wr, entry, sizeof(wr));
+        ret = region_access(ctx, (int)wr.region,
+                            (char *)entry + offsetof(struct write_multi_entry, data),
+                            wr.count, wr.offset, true);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    reply = msg_reply_alloc(msg, sizeof(*reply));
+    if (reply == NULL) {
+        return -ENOMEM;
+    }
+    *reply = wr_cnt;
+    return 0;
+}

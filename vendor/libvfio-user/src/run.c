@@ -1,0 +1,361 @@
+/*
+ * Attaching a client and serving its requests: the receive loop, request
+ * validation, quiescing before the requests that need it, dispatch to the
+ * command handlers and the replies.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "private.h"
+
+struct command {
+    vfu_cmd_handler_t handler;
+    bool payload_optional;      /* only DEVICE_RESET may come bare */
+};
+
+/* Commands a client may send once attached, by number. */
+static const struct command commands[VFIO_USER_MAX] = {
+    [VFIO_USER_DMA_MAP] = { handle_dma_map, false },
+    [VFIO_USER_DMA_UNMAP] = { handle_dma_unmap, false },
+    [VFIO_USER_DEVICE_GET_INFO] = { handle_device_get_info, false },
+    [VFIO_USER_DEVICE_GET_REGION_INFO] = { handle_device_get_region_info, false },
+    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = { handle_device_get_region_io_fds, false },
+    [VFIO_USER_DEVICE_GET_IRQ_INFO] = { handle_device_get_irq_info, false },
+    [VFIO_USER_DEVICE_SET_IRQS] = { handle_device_set_irqs, false },
+    [VFIO_USER_REGION_READ] = { handle_region_read, false },
+    [VFIO_USER_REGION_WRITE] = { handle_region_write, false },
+    [VFIO_USER_DEVICE_RESET] = { handle_device_reset, true },
+    [VFIO_USER_REGION_WRITE_MULTI] = { handle_region_write_multi, false },
+    [VFIO_USER_DEVICE_FEATURE] = { handle_device_feature, false },
+    [VFIO_USER_MIG_DATA_READ] = { handle_mig_data_read, false },
+    [VFIO_USER_MIG_DATA_WRITE] = { handle_mig_data_write, false },
+};
+
+void *
+msg_reply_alloc(struct vfu_msg *msg, size_t len)
+{
+    free(msg->out);
+    msg->out = calloc(1, VFU_MAX(len, 1));
+    msg->out_len = msg->out != NULL ? len : 0;
+    return msg->out;
+}
+
+int
+msg_reply_add_fd(struct vfu_msg *msg, int fd)
+{
+    if (msg->nr_out_fds >= SERVER_MAX_MSG_FDS) {
+        return -ENOSPC;
+    }
+    msg->out_fds[msg->nr_out_fds++] = fd;
+    return 0;
+}
+
+int
+msg_take_fd(struct vfu_msg *msg, size_t idx)
+{
+    int fd;
+
+    if (idx >= msg->nr_in_fds) {
+        return -1;
+    }
+    fd = msg->in_fds[idx];
+    msg->in_fds[idx] = -1;
+    return fd;
+}
+
+void
+msg_free(struct vfu_msg *msg)
+{
+    for (size_t i = 0; i < msg->nr_in_fds; i++) {
+        if (msg->in_fds[i] >= 0) {
+            close(msg->in_fds[i]);
+        }
+    }
+    free(msg->in_fds);
+    free(msg->in);
+    free(msg->out);
+    memset(msg, 0, sizeof(*msg));
+}
+
+/* Sends the reply to msg: its payload on success, the header alone on error. */
+static int
+send_reply(vfu_ctx_t *ctx, struct vfu_msg *msg, int err)
+{
+    struct vfio_user_header hdr = {
+        .msg_id = msg->hdr.msg_id,
+        .cmd = msg->hdr.cmd,
+        .msg_size = sizeof(hdr),
+        .flags = VFIO_USER_F_TYPE_REPLY,
+    };
+
+    if (msg->hdr.flags & VFIO_USER_F_NO_REPLY) {
+        return 0;
+    }
+    if (err != 0) {
+        hdr.flags |= VFIO_USER_F_ERROR;
+        hdr.error_no = (uint32_t)err;
+        return tran_send(ctx, &hdr, NULL, 0, NULL, 0);
+    }
+    hdr.msg_size += (uint32_t)msg->out_len;
+    return tran_send(ctx, &hdr, msg->out, msg->out_len, msg->out_fds,
+                     msg->nr_out_fds);
+}
+
+/* Checks what every request must satisfy; 0 or the errno to answer. */
+static int
+validate_request(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    uint16_t cmd = msg->hdr.cmd;
+
+    if ((msg->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
+        vfu_err(ctx, "msg%#x: not a command (flags %#x)", msg->hdr.msg_id,
+                msg->hdr.flags);
+        return EINVAL;
+    }
+    if (cmd >= VFIO_USER_MAX || commands[cmd].handler == NULL) {
+        vfu_err(ctx, "msg%#x: command %u is not one a client may send",
+                msg->hdr.msg_id, cmd);
+        return EINVAL;
+    }
+    if (msg->in_len == 0 && !commands[cmd].payload_optional) {
+        vfu_err(ctx, "msg%#x: command %u without payload", msg->hdr.msg_id, cmd);
+        return EINVAL;
+    }
+    if (msg->nr_in_fds > SERVER_MAX_MSG_FDS || msg->fds_lost) {
+        vfu_err(ctx, "msg%#x: more than %d fds", msg->hdr.msg_id,
+                SERVER_MAX_MSG_FDS);
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* Whether the device must be quiesced before this request runs. */
+static bool
+needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    if (ctx->quiesce_cb == NULL || ctx->quiesced) {
+        return false;
+    }
+    switch (msg->hdr.cmd) {
+    case VFIO_USER_DMA_MAP:
+    case VFIO_USER_DMA_UNMAP:
+        return ctx->dma != NULL;
+    case VFIO_USER_DEVICE_RESET:
+        return true;
+    case VFIO_USER_REGION_WRITE: {
+        struct vfio_user_region_access ra;
+
+        if (msg->in_len < sizeof(ra)) {
+            return false;
+        }
+        memcpy(&ra, msg->in, sizeof(ra));
+        return ra.region == VFU_PCI_DEV_CFG_REGION_IDX &&
+               msg->in_len - sizeof(ra) == ra.count &&
+               pci_config_write_needs_quiesce(ctx, ra.offset,
+                                              msg->in + sizeof(ra), ra.count);
+    }
+    case VFIO_USER_DEVICE_FEATURE: {
+        struct vfio_user_device_feature feature;
+
+        if (msg->in_len < sizeof(feature)) {
+            return false;
+        }
+        memcpy(&feature, msg->in, sizeof(feature));
+        return (feature.flags & VFIO_DEVICE_FEATURE_SET) &&
+               !(feature.flags & VFIO_DEVICE_FEATURE_PROBE);
+    }
+    default:
+        return false;
+    }
+}
+
+/* Runs a validated request and replies; returns 0 or -errno of the send. */
+static int
+dispatch(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    int ret = commands[msg->hdr.cmd].handler(ctx, msg);
+
+    if (ret > 0) {
+        ret = 0;
+    }
+    ret = send_reply(ctx, msg, -ret);
+    ctx->quiesced = false;
+    return ret;
+}
+
+/*
+ * Handles one received request. Returns 0 when answered, -EBUSY when it is
+ * parked until the device finishes quiescing, or the -errno of a failed send.
+ */
+static int
+process_request(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    int err = validate_request(ctx, msg);
+
+    if (err != 0) {
+        return send_reply(ctx, msg, err);
+    }
+    if (needs_quiesce(ctx, msg)) {
+        int ret = ctx_quiesce(ctx);
+
+        if (ret == -EBUSY) {
+            ctx->parked = malloc(sizeof(*msg));
+            if (ctx->parked == NULL) {
+                return send_reply(ctx, msg, ENOMEM);
+            }
+            *ctx->parked = *msg;
+            memset(msg, 0, sizeof(*msg));
+            return -EBUSY;
+        }
+        if (ret < 0) {
+            return send_reply(ctx, msg, -ret);
+        }
+    }
+    return dispatch(ctx, msg);
+}
+
+static int
+fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+VFU_EXPORT int
+vfu_attach_ctx(vfu_ctx_t *vfu_ctx)
+{
+    vfu_ctx_t *ctx = vfu_ctx;
+    struct vfu_msg msg = { 0 };
+    int ret;
+
+    if (ctx == NULL) {
+        return fail(EINVAL);
+    }
+    if (ctx->reset_parked) {
+        return fail(EBUSY);
+    }
+    if (ctx->conn.negotiated) {
+        return fail(EINVAL);
+    }
+    if (ctx->conn.fd < 0) {
+        ret = tran_accept(ctx);
+        if (ret < 0) {
+            return fail(-ret);
+        }
+    }
+    /* The VERSION request, which may arrive in pieces in non-blocking mode. */
+    ret = tran_recv_msg(ctx, &msg);
+    if (ret == 0) {
+        return fail(EAGAIN);
+    }
+    if (ret > 0) {
+        ret = handle_version(ctx, &msg);
+        if (ret == 0) {
+            ret = send_reply(ctx, &msg, 0);
+        } else if (ret != -ENOTCONN) {
+            send_reply(ctx, &msg, -ret);
+        }
+    }
+    msg_free(&msg);
+    if (ret < 0) {
+        vfu_info(ctx, "client rejected at negotiation: %s", strerror(-ret));
+        tran_close_conn(ctx);
+        return fail(ret == -E2BIG ? EINVAL : -ret);
+    }
+    ctx->conn.negotiated = true;
+    vfu_info(ctx, "client attached, protocol 0.%u", ctx->conn.minor);
+    return 0;
+}
+
+static int
+lost_connection(vfu_ctx_t *ctx)
+{
+    int ret = ctx_lost_connection(ctx);
+
+    return fail(ret == -EBUSY ? EBUSY : ENOTCONN);
+}
+
+VFU_EXPORT int
+vfu_run_ctx(vfu_ctx_t *vfu_ctx)
+{
+    vfu_ctx_t *ctx = vfu_ctx;
+    int handled = 0;
+
+    if (ctx == NULL || !ctx->realized) {
+        return fail(EINVAL);
+    }
+    if (ctx->parked != NULL || ctx->reset_parked) {
+        return fail(EBUSY);
+    }
+    if (!ctx->conn.negotiated) {
+        return fail(ENOTCONN);
+    }
+    /* A blocking context waits inside tran_recv_msg and never sees 0. */
+    for (;;) {
+        struct vfu_msg msg = { 0 };
+        int ret = tran_recv_msg(ctx, &msg);
+
+        if (ret == 0) {
+            return handled;
+        }
+        if (ret == -ENOTCONN || ret == -ECONNRESET) {
+            msg_free(&msg);
+            return lost_connection(ctx);
+        }
+        if (ret == -EINVAL || ret == -E2BIG) {
+            vfu_err(ctx, "msg%#x: message size %u is out of range",
+                    msg.hdr.msg_id, msg.hdr.msg_size);
+            ret = send_reply(ctx, &msg, EINVAL);
+        } else if (ret < 0) {
+            msg_free(&msg);
+            vfu_err(ctx, "receive failed: %s", strerror(-ret));
+            return lost_connection(ctx);
+        } else {
+            ret = process_request(ctx, &msg);
+        }
+        msg_free(&msg);
+        if (ret == -EBUSY) {
+            return fail(EBUSY);
+        }
+        if (ret < 0) {
+            vfu_err(ctx, "reply failed: %s", strerror(-ret));
+            return lost_connection(ctx);
+        }
+        handled++;
+    }
+}
+
+VFU_EXPORT int
+vfu_device_quiesced(vfu_ctx_t *vfu_ctx, int quiesce_errno)
+{
+    vfu_ctx_t *ctx = vfu_ctx;
+    struct vfu_msg *msg;
+    int ret;
+
+    if (ctx == NULL || ctx->quiesce_cb == NULL ||
+        (ctx->parked == NULL && !ctx->reset_parked)) {
+        return fail(EINVAL);
+    }
+    if (ctx->reset_parked) {
+        ctx->reset_parked = false;
+        ctx->quiesced = true;
+        ctx_lost_connection(ctx);
+        return 0;
+    }
+    msg = ctx->parked;
+    ctx->parked = NULL;
+    if (quiesce_errno != 0) {
+        /* Upstream drops the request silently; a reply keeps the client going. */
+        ret = send_reply(ctx, msg, quiesce_errno);
+    } else {
+        ctx->quiesced = true;
+        ret = dispatch(ctx, msg);
+    }
+    msg_free(msg);
+    free(msg);
+    if (ret < 0) {
+        ctx_lost_connection(ctx);
+    }
+    return 0;
+}
