@@ -65,6 +65,17 @@ int msg_reply_add_fd(struct vfu_msg *msg, int fd);
 /* Takes ownership of request fd idx (it will not be closed after the request). */
 int msg_take_fd(struct vfu_msg *msg, size_t idx);
 
+/* One write of a REGION_WRITE_MULTI request, as laid out on the wire. */
+struct vfu_write_multi_entry {
+    uint64_t offset;
+    uint32_t region;
+    uint32_t count;
+    uint8_t data[8];
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct vfu_write_multi_entry) == 24,
+               "REGION_WRITE_MULTI entries are 24 bytes");
+
 typedef int (*vfu_cmd_handler_t)(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
 /* ------------------------------------------------------------- connection */

@@ -9,17 +9,6 @@
 
 #include "private.h"
 
-/* One entry of a REGION_WRITE_MULTI request, as laid out on the wire. */
-struct write_multi_entry {
-    uint64_t offset;
-    uint32_t region;
-    uint32_t count;
-    uint8_t data[8];
-} __attribute__((packed));
-
-_Static_assert(sizeof(struct write_multi_entry) == 24,
-               "REGION_WRITE_MULTI entries are 24 bytes");
-
 static bool
 is_bar(int idx)
 {
@@ -415,16 +404,8 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
         if (idx < 0) {
             goto too_many_fds;
         }
+        /* vfu_create_ioeventfd accepts no shadow fds, so none to send. */
         entry.fd_index = (uint32_t)idx;
-        if (ioefd->shadow_fd != -1) {
-            idx = fd_table_index(fds, &nr_fds, max_fds, ioefd->shadow_fd);
-            if (idx < 0) {
-                goto too_many_fds;
-            }
-            entry.type = VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW;
-            entry.shadow_mem_fd_index = (uint32_t)idx;
-            entry.shadow_offset = ioefd->shadow_offset;
-        }
         memcpy(reply + sizeof(head) + i * sizeof(union sub_region), &entry,
                sizeof(entry));
         i++;
@@ -509,7 +490,7 @@ handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
 int
 handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
-    const size_t entry_size = sizeof(struct write_multi_entry);
+    const size_t entry_size = sizeof(struct vfu_write_multi_entry);
     uint64_t wr_cnt;
     uint64_t *reply;
 
@@ -524,7 +505,7 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     for (uint64_t i = 0; i < wr_cnt; i++) {
-        struct write_multi_entry wr;
+        struct vfu_write_multi_entry wr;
         int ret;
 
         memcpy(&wr, msg->in + sizeof(wr_cnt) + i * entry_size, sizeof(wr));
@@ -540,12 +521,12 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
     for (uint64_t i = 0; i < wr_cnt; i++) {
         uint8_t *entry = msg->in + sizeof(wr_cnt) + i * entry_size;
-        struct write_multi_entry wr;
+        struct vfu_write_multi_entry wr;
         int ret;
 
         memcpy(&wr, entry, sizeof(wr));
         ret = region_access(ctx, (int)wr.region,
-                            (char *)entry + offsetof(struct write_multi_entry, data),
+                            (char *)entry + offsetof(struct vfu_write_multi_entry, data),
                             wr.count, wr.offset, true);
         if (ret < 0) {
             return ret;

@@ -155,6 +155,21 @@ needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
                pci_config_write_needs_quiesce(ctx, ra.offset,
                                               msg->in + sizeof(ra), ra.count);
     }
+    case VFIO_USER_REGION_WRITE_MULTI: {
+        const size_t entry_size = sizeof(struct vfu_write_multi_entry);
+
+        for (size_t off = sizeof(uint64_t); off + entry_size <= msg->in_len;
+             off += entry_size) {
+            struct vfu_write_multi_entry wr;
+
+            memcpy(&wr, msg->in + off, sizeof(wr));
+            if (wr.region == VFU_PCI_DEV_CFG_REGION_IDX && wr.count <= sizeof(wr.data) &&
+                pci_config_write_needs_quiesce(ctx, wr.offset, wr.data, wr.count)) {
+                return true;
+            }
+        }
+        return false;
+    }
     case VFIO_USER_DEVICE_FEATURE: {
         struct vfio_user_device_feature feature;
 
