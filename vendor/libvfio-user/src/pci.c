@@ -313,6 +313,35 @@ pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val,
     }
 }
 
+/* Type bits of BAR i, which keep the value realize gave them. */
+static uint32_t
+bar_type_bits(vfu_ctx_t *ctx, int i)
+{
+    const struct vfu_region *r = &ctx->regions[i];
+
+    if (r->size == 0 || (i % 2 == 1 && bar_is_64bit(&ctx->regions[i - 1]))) {
+        return 0;
+    }
+    return (r->flags & VFU_REGION_FLAG_MEM) ? (uint32_t)~PCI_BASE_ADDRESS_MEM_MASK
+                                            : (uint32_t)~PCI_BASE_ADDRESS_IO_MASK;
+}
+
+/*
+ * Sets the masks of an address register (BAR or ROM) for the region as it is
+ * now. Address bits that are not writable are hardwired to 0, so a region
+ * that grew after realize must not keep stale low address bits: they are
+ * cleared when the register is written.
+ */
+static void
+address_reg_prepare(struct vfu_pci *pci, size_t reg, uint32_t writable,
+                    uint32_t fixed, size_t off, size_t count)
+{
+    pci_put32(pci->wmask + reg, writable);
+    if (off < reg + 4 && reg < off + count) {
+        pci_put32(pci->cfg + reg, pci_get32(pci->cfg + reg) & (writable | fixed));
+    }
+}
+
 static void
 header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
 {
@@ -320,10 +349,12 @@ header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
     int i;
 
     for (i = 0; i < PCI_BARS_NR; i++) {
-        pci_put32(pci->wmask + PCI_BASE_ADDRESS_0 + 4 * i,
-                  bar_writable_bits(ctx, i));
+        address_reg_prepare(pci, PCI_BASE_ADDRESS_0 + 4 * i,
+                            bar_writable_bits(ctx, i), bar_type_bits(ctx, i),
+                            off, count);
     }
-    pci_put32(pci->wmask + PCI_ROM_ADDRESS, rom_writable_bits(ctx));
+    address_reg_prepare(pci, PCI_ROM_ADDRESS, rom_writable_bits(ctx), 0, off,
+                        count);
     pci_merge_write(pci, off, val, count);
 }
 

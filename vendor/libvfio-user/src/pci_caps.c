@@ -451,7 +451,7 @@ msi_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
     pci_merge_write(&ctx->pci, off, val, count);
     after = pci_get16(c + PCI_MSI_FLAGS);
     /* More vectors than the function asks for: keep the old value. */
-    if (((after & PCI_MSI_FLAGS_QSIZE) >> 4) > msi_max_log2(after)) {
+    if ((unsigned)((after & PCI_MSI_FLAGS_QSIZE) >> 4) > msi_max_log2(after)) {
         after = (uint16_t)((after & ~PCI_MSI_FLAGS_QSIZE) |
                            (before & PCI_MSI_FLAGS_QSIZE));
         pci_put16(c + PCI_MSI_FLAGS, after);
