@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the C library with its tests and samples, then runs them under ctest.
-#   scripts/test-c.sh              plain build in build/
-#   scripts/test-c.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+#   scripts/test-c.sh              plain build in build-c/
+#   scripts/test-c.sh --sanitize   AddressSanitizer + UBSan build in build-c-asan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dir=build
+dir=build-c
 args=()
 if [ "${1:-}" = --sanitize ]; then
-    dir=build-asan
+    dir=build-c-asan
     args+=(-DVFU_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 fi
 cmake -S . -B "$dir" "${args[@]}" >/dev/null

@@ -41,6 +41,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->flags = flags;
     ctx->trans = trans;
     ctx->listen_fd = -1;
+    ctx->epoll_fd = -1;
     ctx->conn.fd = -1;
     ctx->log_level = LOG_ERR;
     for (size_t i = 0; i < VFU_ARRAY_LEN(ctx->regions); i++) {
@@ -86,7 +87,7 @@ vfu_realize_ctx(vfu_ctx_t *vfu_ctx)
 VFU_EXPORT int
 vfu_get_poll_fd(vfu_ctx_t *vfu_ctx)
 {
-    return vfu_ctx->conn.fd >= 0 ? vfu_ctx->conn.fd : vfu_ctx->listen_fd;
+    return vfu_ctx->epoll_fd;
 }
 
 VFU_EXPORT void *
@@ -180,7 +181,7 @@ handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg)
     int ret = ctx_call_reset(ctx, VFU_RESET_DEVICE);
 
     if (ret == 0) {
-        irq_reset(ctx);
+        pci_function_reset(ctx);
     }
     return ret;
 }

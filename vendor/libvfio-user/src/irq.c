@@ -331,6 +331,33 @@ vfu_setup_irq_state_callback(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
     return 0;
 }
 
+/*
+ * The interrupt mode the function is in is what its config space enables,
+ * as on hardware: a client may already have removed the eventfds of the mode
+ * it left. Only a device without MSI and MSI-X capabilities, whose client
+ * merely installs eventfds, follows the type installed last.
+ */
+static int
+signalling_type(vfu_ctx_t *ctx)
+{
+    const uint8_t *cfg = ctx->pci.cfg;
+    int saved_errno = errno;
+    size_t msix = vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSIX);
+    size_t msi = vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSI);
+
+    errno = saved_errno;
+    if (msix == 0 && msi == 0) {
+        return (int)ctx->irqs.active;
+    }
+    if (msix != 0 && (pci_get16(cfg + msix + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE)) {
+        return VFU_DEV_MSIX_IRQ;
+    }
+    if (msi != 0 && (pci_get16(cfg + msi + PCI_MSI_FLAGS) & PCI_MSI_FLAGS_ENABLE)) {
+        return VFU_DEV_MSI_IRQ;
+    }
+    return VFU_DEV_INTX_IRQ;
+}
+
 VFU_EXPORT int
 vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
 {
@@ -342,7 +369,7 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
         errno = EINVAL;
         return -1;
     }
-    type = (int)vfu_ctx->irqs.active;
+    type = signalling_type(vfu_ctx);
     if (subindex >= vfu_ctx->irqs.count[type] ||
         subindex >= vfu_ctx->irqs.nr_vectors[type]) {
         vfu_err(vfu_ctx, "IRQ type %d has no vector %u", type, subindex);

@@ -476,11 +476,12 @@ msix_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
 }
 
 /*
- * What an FLR does to the state we emulate: the function stops decoding and
- * mastering, and its MSI/MSI-X are disabled with nothing left pending.
+ * What a function reset (FLR or the client's DEVICE_RESET) does to the state
+ * we emulate: the function stops decoding and mastering, and its MSI/MSI-X
+ * are disabled with nothing left pending.
  */
-static void
-function_level_reset(vfu_ctx_t *ctx)
+void
+pci_function_reset(vfu_ctx_t *ctx)
 {
     struct vfu_pci *pci = &ctx->pci;
     bool msi = false, msix = false;
@@ -551,7 +552,7 @@ pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off,
     }
 
     if (flr) {
-        function_level_reset(ctx);
+        pci_function_reset(ctx);
     }
     return 0;
 }

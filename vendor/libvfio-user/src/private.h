@@ -93,10 +93,22 @@ struct vfu_rx {
     bool fds_lost;
 };
 
+/* A message, or what is left of it, waiting for the socket to take it. */
+struct vfu_tx {
+    struct vfu_tx *next;
+    uint8_t *data;
+    size_t len;
+    size_t sent;
+    int fds[SERVER_MAX_MSG_FDS]; /* go with the first byte */
+    size_t nr_fds;
+};
+
 struct vfu_conn {
     int fd;                     /* -1 when no client */
     bool negotiated;            /* VERSION exchanged: attached */
     struct vfu_rx rx;
+    struct vfu_tx *tx_head;     /* unsent replies, oldest first */
+    struct vfu_tx *tx_tail;
     /* What the client announced (or the defaults). */
     uint32_t client_max_msg_fds;
     uint64_t client_max_data_xfer_size;
@@ -177,6 +189,7 @@ struct vfu_ctx {
     vfu_trans_t trans;
     char *sock_path;
     int listen_fd;
+    int epoll_fd;               /* the poll fd: listener or client, see transport.c */
     struct vfu_conn conn;
     bool realized;
 
@@ -217,6 +230,7 @@ int ctx_lost_connection(vfu_ctx_t *ctx);
 int handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
 /* transport.c */
+/* Creates the poll fd and the listening socket. */
 int tran_listen(vfu_ctx_t *ctx);
 /* Accepts a pending client: 0, -EAGAIN when none (non-blocking), -errno. */
 int tran_accept(vfu_ctx_t *ctx);
@@ -227,9 +241,14 @@ int tran_accept(vfu_ctx_t *ctx);
  * -EINVAL for a header shorter than itself, other -errno.
  */
 int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
-/* Sends one message with optional fds; 0 or -errno. */
+/*
+ * Sends one message with optional fds; 0 or -errno. In non-blocking mode
+ * what the socket cannot take now is queued and sent by tran_flush().
+ */
 int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
               const void *payload, size_t len, const int *fds, size_t nr_fds);
+/* Sends queued output: 0 when none is left, -EAGAIN when some is, -errno. */
+int tran_flush(vfu_ctx_t *ctx);
 void tran_close_conn(vfu_ctx_t *ctx);
 void tran_close_listener(vfu_ctx_t *ctx);
 
@@ -275,6 +294,8 @@ ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
 bool pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset,
                                     const void *data, size_t count);
 void pci_free(vfu_ctx_t *ctx);
+/* Returns the emulated config state to what a function reset leaves. */
+void pci_function_reset(vfu_ctx_t *ctx);
 /* Between pci.c and pci_caps.c. Config space is little-endian. */
 static inline uint16_t pci_get16(const uint8_t *p)
 {

@@ -309,7 +309,17 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
     /* A blocking context waits inside tran_recv_msg and never sees 0. */
     for (;;) {
         struct vfu_msg msg = { 0 };
-        int ret = tran_recv_msg(ctx, &msg);
+        int ret = tran_flush(ctx);
+
+        if (ret == -EAGAIN) {
+            /* The client has not taken its replies: read no more for now. */
+            return handled;
+        }
+        if (ret < 0) {
+            vfu_err(ctx, "reply failed: %s", strerror(-ret));
+            return lost_connection(ctx);
+        }
+        ret = tran_recv_msg(ctx, &msg);
 
         if (ret == 0) {
             return handled;

@@ -1,13 +1,15 @@
 /*
  * The UNIX-socket transport: listening, accepting one client, and moving
- * whole vfio-user messages with their file descriptors. Receiving is
- * incremental so that in non-blocking mode a partial message is kept and the
- * call returns instead of waiting: a slow client never stalls the thread.
+ * whole vfio-user messages with their file descriptors. In non-blocking mode
+ * nothing waits: a partial request is kept until the rest arrives, and a
+ * reply the socket cannot take yet is queued, so a slow client never stalls
+ * the thread.
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,8 +17,21 @@
 
 #include "private.h"
 
-/* How long a reply may wait for a client that does not read its socket. */
-#define SEND_TIMEOUT_MS 5000
+/*
+ * The fd a caller polls (vfu_get_poll_fd) is an epoll set holding the one
+ * socket that matters now: the listener while no client is attached, else the
+ * client's socket, for input, or for output alone while replies wait for
+ * room. So a caller that polls it for input only, as upstream's API expects,
+ * wakes when queued replies can move on, and does not spin on a client that
+ * sends requests but does not read the replies.
+ */
+static int
+watch(vfu_ctx_t *ctx, int op, int fd, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.fd = fd };
+
+    return epoll_ctl(ctx->epoll_fd, op, fd, &ev) < 0 ? -errno : 0;
+}
 
 static bool
 nonblocking(const vfu_ctx_t *ctx)
@@ -81,27 +96,38 @@ tran_listen(vfu_ctx_t *ctx)
     if (ret < 0) {
         return ret;
     }
+    ctx->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (ctx->epoll_fd < 0) {
+        return -errno;
+    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
                 (nonblocking(ctx) ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0) {
-        return -errno;
+        ret = -errno;
+        tran_close_listener(ctx);
+        return ret;
     }
+    ctx->listen_fd = fd;
     /* Linux creates the socket file with the socket inode's mode: 0600. */
     if (fchmod(fd, S_IRUSR | S_IWUSR) < 0 ||
         bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 8) < 0) {
         ret = -errno;
-        close(fd);
+        tran_close_listener(ctx);
         return ret;
     }
-    ctx->listen_fd = fd;
-    return 0;
+    ret = watch(ctx, EPOLL_CTL_ADD, fd, EPOLLIN);
+    if (ret < 0) {
+        unlink(addr.sun_path);
+        tran_close_listener(ctx);
+    }
+    return ret;
 }
 
 int
 tran_accept(vfu_ctx_t *ctx)
 {
-    int fd;
+    int fd, ret;
 
     do {
         fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC |
@@ -109,6 +135,18 @@ tran_accept(vfu_ctx_t *ctx)
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+    /* One client at a time: the listener rests until this one leaves. */
+    ret = watch(ctx, EPOLL_CTL_DEL, ctx->listen_fd, 0);
+    if (ret == 0) {
+        ret = watch(ctx, EPOLL_CTL_ADD, fd, EPOLLIN);
+        if (ret < 0) {
+            watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN);
+        }
+    }
+    if (ret < 0) {
+        close(fd);
+        return ret;
     }
     ctx->conn.fd = fd;
     ctx->conn.negotiated = false;
@@ -309,27 +347,20 @@ tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return rx_complete(rx, msg);
 }
 
-int
-tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
-          const void *payload, size_t len, const int *fds, size_t nr_fds)
+/*
+ * One sendmsg of what iov holds, fds with its first byte: the bytes taken,
+ * or -EAGAIN when the socket is full, or -errno.
+ */
+static ssize_t
+send_once(int fd, struct iovec *iov, size_t iovcnt, const int *fds, size_t nr_fds)
 {
     union {
         char buf[CMSG_SPACE(SERVER_MAX_MSG_FDS * sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct iovec iov[2] = {
-        { .iov_base = (void *)hdr, .iov_len = sizeof(*hdr) },
-        { .iov_base = (void *)payload, .iov_len = len },
-    };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1 };
-    size_t left = sizeof(*hdr) + len;
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = iovcnt };
+    ssize_t n;
 
-    if (ctx->conn.fd < 0) {
-        return -ENOTCONN;
-    }
-    if (nr_fds > SERVER_MAX_MSG_FDS) {
-        return -EINVAL;
-    }
     if (nr_fds > 0) {
         struct cmsghdr *cm;
 
@@ -342,40 +373,158 @@ tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
         cm->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
         memcpy(CMSG_DATA(cm), fds, nr_fds * sizeof(int));
     }
-    while (left > 0) {
-        ssize_t n = sendmsg(ctx->conn.fd, &mh, MSG_NOSIGNAL);
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+        return n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return -EAGAIN;
+    }
+    return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
+}
 
-        if (n < 0) {
+/* Moves iov past n bytes that were sent. */
+static void
+iov_advance(struct iovec **iov, size_t *iovcnt, size_t n)
+{
+    while (n > 0 && *iovcnt > 0) {
+        size_t step = VFU_MIN(n, (*iov)->iov_len);
+
+        (*iov)->iov_base = (char *)(*iov)->iov_base + step;
+        (*iov)->iov_len -= step;
+        n -= step;
+        if ((*iov)->iov_len == 0) {
+            (*iov)++;
+            (*iovcnt)--;
+        }
+    }
+}
+
+/* Keeps what the socket did not take, to go out when it has room. */
+static int
+tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
+           const int *fds, size_t nr_fds)
+{
+    struct vfu_conn *conn = &ctx->conn;
+    struct vfu_tx *tx = calloc(1, sizeof(*tx));
+    size_t len = 0;
+
+    for (size_t i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (tx == NULL || (tx->data = malloc(len)) == NULL) {
+        free(tx);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < iovcnt; i++) {
+        memcpy(tx->data + tx->len, iov[i].iov_base, iov[i].iov_len);
+        tx->len += iov[i].iov_len;
+    }
+    memcpy(tx->fds, fds, nr_fds * sizeof(int));
+    tx->nr_fds = nr_fds;
+    if (conn->tx_tail != NULL) {
+        conn->tx_tail->next = tx;
+    } else {
+        conn->tx_head = tx;
+        /* Stop reading requests until the client takes its replies. */
+        return watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLOUT);
+    }
+    conn->tx_tail = tx;
+    return 0;
+}
+
+int
+tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+          const void *payload, size_t len, const int *fds, size_t nr_fds)
+{
+    struct iovec iovs[2] = {
+        { .iov_base = (void *)hdr, .iov_len = sizeof(*hdr) },
+        { .iov_base = (void *)payload, .iov_len = len },
+    };
+    struct iovec *iov = iovs;
+    size_t iovcnt = len > 0 ? 2 : 1;
+
+    if (ctx->conn.fd < 0) {
+        return -ENOTCONN;
+    }
+    if (nr_fds > SERVER_MAX_MSG_FDS) {
+        return -EINVAL;
+    }
+    /* Behind queued replies, a message waits its turn. */
+    if (ctx->conn.tx_head != NULL) {
+        return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
+    }
+    while (iovcnt > 0) {
+        ssize_t n = send_once(ctx->conn.fd, iov, iovcnt, fds, nr_fds);
+
+        if (n == -EAGAIN) {
             int ret;
-            if (errno == EINTR) {
-                continue;
+
+            if (nonblocking(ctx)) {
+                return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
-            }
-            /* A client that stops reading gets a bounded wait, then dropped. */
-            ret = wait_fd(ctx->conn.fd, POLLOUT, SEND_TIMEOUT_MS);
+            ret = wait_fd(ctx->conn.fd, POLLOUT, -1);
             if (ret < 0) {
                 return ret;
             }
             continue;
         }
-        left -= (size_t)n;
-        /* The fds went with the first byte; advance past what was sent. */
-        mh.msg_control = NULL;
-        mh.msg_controllen = 0;
-        while (n > 0 && mh.msg_iovlen > 0) {
-            size_t step = VFU_MIN((size_t)n, mh.msg_iov->iov_len);
-            mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + step;
-            mh.msg_iov->iov_len -= step;
-            n -= (ssize_t)step;
-            if (mh.msg_iov->iov_len == 0) {
-                mh.msg_iov++;
-                mh.msg_iovlen--;
-            }
+        if (n < 0) {
+            return (int)n;
         }
+        if (n > 0) {
+            nr_fds = 0;         /* they went with the first byte */
+        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return 0;
+}
+
+int
+tran_flush(vfu_ctx_t *ctx)
+{
+    struct vfu_conn *conn = &ctx->conn;
+
+    if (conn->tx_head == NULL) {
+        return 0;
+    }
+    while (conn->tx_head != NULL) {
+        struct vfu_tx *tx = conn->tx_head;
+        struct iovec iov = { .iov_base = tx->data + tx->sent,
+                             .iov_len = tx->len - tx->sent };
+        ssize_t n = send_once(conn->fd, &iov, 1, tx->fds,
+                              tx->sent == 0 ? tx->nr_fds : 0);
+
+        if (n < 0) {
+            return (int)n;
+        }
+        tx->sent += (size_t)n;
+        if (tx->sent < tx->len) {
+            continue;
+        }
+        conn->tx_head = tx->next;
+        if (conn->tx_head == NULL) {
+            conn->tx_tail = NULL;
+        }
+        free(tx->data);
+        free(tx);
+    }
+    return watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLIN);
+}
+
+static void
+tx_drop(struct vfu_conn *conn)
+{
+    while (conn->tx_head != NULL) {
+        struct vfu_tx *tx = conn->tx_head;
+
+        conn->tx_head = tx->next;
+        free(tx->data);
+        free(tx);
+    }
+    conn->tx_tail = NULL;
 }
 
 void
@@ -386,8 +535,15 @@ tran_close_conn(vfu_ctx_t *ctx)
     rx_close_fds(rx);
     rx->discard = 0;
     rx_reset(rx);
+    tx_drop(&ctx->conn);
     if (ctx->conn.fd >= 0) {
+        watch(ctx, EPOLL_CTL_DEL, ctx->conn.fd, 0);
         close(ctx->conn.fd);
+        /* Listen again for the next client. */
+        if (ctx->listen_fd >= 0 &&
+            watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN) < 0) {
+            vfu_err(ctx, "cannot poll the listening socket: %m");
+        }
     }
     ctx->conn.fd = -1;
     ctx->conn.negotiated = false;
@@ -399,5 +555,9 @@ tran_close_listener(vfu_ctx_t *ctx)
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         ctx->listen_fd = -1;
+    }
+    if (ctx->epoll_fd >= 0) {
+        close(ctx->epoll_fd);
+        ctx->epoll_fd = -1;
     }
 }

@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -520,7 +521,114 @@ test_async_quiesce(void)
     CHECK_OK(vfu_device_quiesced(ctx, 0));
     CHECK_EQ(dev.resets[VFU_RESET_LOST_CONN], 1);
     CHECK_ERRNO(vfu_run_ctx(ctx), ENOTCONN);
-    CHECK_EQ(vfu_get_poll_fd(ctx), ctx->listen_fd);
+    CHECK_EQ(vfu_get_poll_fd(ctx), ctx->epoll_fd);
+    vfu_destroy_ctx(ctx);
+}
+
+static ssize_t
+big_bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
+{
+    if (!is_write) {
+        for (size_t i = 0; i < count; i++) {
+            buf[i] = (char)((offset + i) * 7);
+        }
+    }
+    return (ssize_t)count;
+}
+
+static bool
+poll_fd_ready(vfu_ctx_t *ctx)
+{
+    struct pollfd pfd = { .fd = vfu_get_poll_fd(ctx), .events = POLLIN };
+
+    return poll(&pfd, 1, 0) == 1;
+}
+
+/*
+ * A reply larger than the socket can hold must not block a non-blocking
+ * server, even when its client runs on the same thread: the rest is queued,
+ * the poll fd wakes when the client makes room, and requests that arrive
+ * meanwhile wait their turn.
+ */
+static void
+test_large_reply_never_blocks(void)
+{
+    const uint32_t size = 1u << 20;
+    struct vfu_test_client c;
+    struct vfio_user_region_access ra = {
+        .offset = 0, .region = VFU_PCI_DEV_BAR1_REGION_IDX, .count = size,
+    };
+    struct vfio_user_header hdr;
+    struct device dev = { 0 };
+    char path[108];
+    uint8_t *reply;
+    size_t want = sizeof(hdr) + sizeof(ra) + size, got = 0;
+    vfu_ctx_t *ctx;
+    int rounds = 0;
+
+    vfu_test_sock_path(path, sizeof(path), "large-reply");
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &dev,
+                         VFU_DEV_TYPE_PCI);
+    REQUIRE(ctx != NULL);
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, size, big_bar_access,
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_device_reset_cb(ctx, on_reset));
+    REQUIRE_OK(vfu_realize_ctx(ctx));
+    reply = malloc(want);
+    REQUIRE(reply != NULL);
+
+    REQUIRE_OK(vfu_test_client_connect(&c, path, -1));
+    {
+        struct {
+            struct vfio_user_header hdr;
+            struct vfio_user_version v;
+        } __attribute__((packed)) m = {
+            .hdr = { .msg_id = 1, .cmd = VFIO_USER_VERSION, .msg_size = sizeof(m) },
+        };
+        char version_reply[512];
+        size_t len;
+
+        CHECK_OK(vfu_test_send_raw(&c, &m, sizeof(m), NULL, 0));
+        vfu_test_sleep_ms(10);
+        REQUIRE_OK(vfu_attach_ctx(ctx));
+        CHECK_OK(vfu_test_recv_msg(&c, &hdr, version_reply, sizeof(version_reply), &len,
+                                   NULL, NULL));
+    }
+    CHECK_GE(vfu_test_send_cmd(&c, VFIO_USER_REGION_READ, 0, &ra, sizeof(ra), NULL, 0), 0);
+    CHECK_GE(vfu_test_send_cmd(&c, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0), 0);
+    vfu_test_sleep_ms(10);
+    CHECK_EQ(vfu_run_ctx(ctx), 1);      /* the read, not the reset behind it */
+    CHECK(!poll_fd_ready(ctx));         /* the socket is full: nothing to do */
+    CHECK_EQ(dev.resets[VFU_RESET_DEVICE], 0);
+
+    while (got < want && rounds++ < 100000) {
+        ssize_t n = recv(c.fd, reply + got, want - got, MSG_DONTWAIT);
+
+        if (n > 0) {
+            got += (size_t)n;
+        }
+        if (poll_fd_ready(ctx)) {
+            CHECK_GE(vfu_run_ctx(ctx), 0);
+        }
+    }
+    CHECK_EQ(got, want);
+    memcpy(&hdr, reply, sizeof(hdr));
+    CHECK_EQ(hdr.msg_size, want);
+    CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY);
+    CHECK_EQ(reply[sizeof(hdr) + sizeof(ra) + 12345], (uint8_t)(12345 * 7));
+    free(reply);
+
+    /* Now the reset behind it is served. */
+    if (poll_fd_ready(ctx)) {
+        vfu_run_ctx(ctx);
+    }
+    {
+        size_t len;
+        CHECK_OK(vfu_test_recv_msg(&c, &hdr, NULL, 0, &len, NULL, NULL));
+        CHECK_EQ(hdr.cmd, VFIO_USER_DEVICE_RESET);
+        CHECK_EQ(dev.resets[VFU_RESET_DEVICE], 1);
+    }
+    vfu_test_client_close(&c);
     vfu_destroy_ctx(ctx);
 }
 
@@ -616,6 +724,7 @@ main(void)
     RUN_TEST(test_malformed_requests);
     RUN_TEST(test_disconnect_keeps_device);
     RUN_TEST(test_async_quiesce);
+    RUN_TEST(test_large_reply_never_blocks);
     RUN_TEST(test_blocking_mode);
     RUN_TEST(test_connection_cycles);
     return check_summary();
