@@ -341,11 +341,9 @@ static int
 signalling_type(vfu_ctx_t *ctx)
 {
     const uint8_t *cfg = ctx->pci.cfg;
-    int saved_errno = errno;
-    size_t msix = vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSIX);
-    size_t msi = vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSI);
+    size_t msix = find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
+    size_t msi = find_cap(ctx, PCI_CAP_ID_MSI, VFIO_USER_PCI_CAP_MSI_SIZEOF);
 
-    errno = saved_errno;
     if (msix == 0 && msi == 0) {
         return (int)ctx->irqs.active;
     }

@@ -478,7 +478,8 @@ msix_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
 /*
  * What a function reset (FLR or the client's DEVICE_RESET) does to the state
  * we emulate: the function stops decoding and mastering, and its MSI/MSI-X
- * are disabled with nothing left pending.
+ * are disabled with nothing left pending. MSI's vector count and mask bits
+ * return to their reset value 0 too (PCI), as QEMU shows them to its guest.
  */
 void
 pci_function_reset(vfu_ctx_t *ctx)
@@ -496,8 +497,17 @@ pci_function_reset(vfu_ctx_t *ctx)
             continue;
         }
         if (cap->id == PCI_CAP_ID_MSI) {
+            uint16_t ctrl = pci_get16(c + PCI_MSI_FLAGS);
+
             pci_put16(c + PCI_MSI_FLAGS,
-                      pci_get16(c + PCI_MSI_FLAGS) & ~PCI_MSI_FLAGS_ENABLE);
+                      ctrl & ~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE));
+            if (ctrl & PCI_MSI_FLAGS_MASKBIT) {
+                size_t mask = cap->off + msi_mask_off(ctrl);
+
+                /* Only the bits of vectors the function has are mask bits. */
+                pci_put32(pci->cfg + mask,
+                          pci_get32(pci->cfg + mask) & ~pci_get32(pci->wmask + mask));
+            }
             msi = true;
         } else if (cap->id == PCI_CAP_ID_MSIX) {
             pci_put16(c + PCI_MSIX_FLAGS,

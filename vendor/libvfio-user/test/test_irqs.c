@@ -1,9 +1,10 @@
 /*
  * Interrupts over a real socket: GET_IRQ_INFO, SET_IRQS (eventfds, masks,
- * client triggers, every bad request), vfu_irq_trigger on the active type,
- * pending interrupts held back by SET_IRQS masks and by the function's own
- * MSI/MSI-X state, the emulated MSI-X table and PBA, and eventfds closed
- * when the client leaves.
+ * client triggers, every bad request), vfu_irq_trigger on the type config
+ * space enables (or, without MSI/MSI-X capabilities, on the type installed
+ * last), pending interrupts held back by SET_IRQS masks and by the
+ * function's own MSI/MSI-X state, the emulated MSI-X table and PBA, what
+ * DEVICE_RESET resets, and eventfds closed when the client leaves.
  */
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #define PBA_BAR 2
 #define PBA_OFF 0x0u
 #define WAIT_MS 2000
+/* MSI Enable with all NR_VECTORS vectors (Multiple Message Enable = log2 8). */
+#define MSI_ON (PCI_MSI_FLAGS_ENABLE | (3u << 4))
 
 #define TRIGGER_NONE (VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE)
 #define TRIGGER_BOOL (VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_BOOL)
@@ -45,6 +48,8 @@ struct device {
     int nr_calls;
     size_t msix_cap;
     size_t msi_cap;
+    int resets[VFU_RESET_PCI_FLR + 1];
+    int reset_errno;            /* the reset callback fails with it if set */
 };
 
 /* Everything one test needs. */
@@ -113,12 +118,26 @@ msix_state(vfu_ctx_t *ctx, uint32_t start, uint32_t count, bool mask)
     record_state(ctx, VFU_DEV_MSIX_IRQ, start, count, mask);
 }
 
+static int
+on_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
+{
+    struct device *dev = vfu_get_private(ctx);
+
+    dev->resets[type]++;
+    if (dev->reset_errno != 0) {
+        errno = dev->reset_errno;
+        return -1;
+    }
+    return 0;
+}
+
 /*
- * INTx, 8 MSI and 8 MSI-X vectors; the MSI-X table in BAR1 at 0x800, the
- * PBA at the start of BAR2; MSI with 64-bit addresses and per-vector masks.
+ * INTx, 8 MSI and 8 MSI-X vectors. With msi_caps, an MSI-X capability (table
+ * in BAR1 at 0x800, PBA at the start of BAR2) and an MSI capability (64-bit
+ * addresses, per-vector masks); without, no capability at all.
  */
 static bool
-fixture_start(struct fixture *f, const char *name)
+fixture_start(struct fixture *f, const char *name, bool msi_caps)
 {
     struct msixcap msix = {
         .hdr = { .id = PCI_CAP_ID_MSIX },
@@ -155,12 +174,15 @@ fixture_start(struct fixture *f, const char *name)
                                    0))) {
         return false;
     }
-    pos = vfu_pci_add_capability(ctx, 0, 0, &msix);
-    CHECK_GT(pos, 0);
-    f->dev.msix_cap = (size_t)pos;
-    pos = vfu_pci_add_capability(ctx, 0, 0, &msi);
-    CHECK_GT(pos, 0);
-    f->dev.msi_cap = (size_t)pos;
+    if (msi_caps) {
+        pos = vfu_pci_add_capability(ctx, 0, 0, &msix);
+        CHECK_GT(pos, 0);
+        f->dev.msix_cap = (size_t)pos;
+        pos = vfu_pci_add_capability(ctx, 0, 0, &msi);
+        CHECK_GT(pos, 0);
+        f->dev.msi_cap = (size_t)pos;
+    }
+    CHECK_OK(vfu_setup_device_reset_cb(ctx, on_reset));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSI_IRQ, NR_VECTORS));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, NR_VECTORS));
@@ -240,10 +262,27 @@ pba(struct fixture *f)
     return val;
 }
 
+static uint64_t
+cfg_read(struct fixture *f, size_t offset, unsigned width)
+{
+    uint64_t val = UINT64_MAX;
+
+    CHECK_EQ(vfu_test_cfg_read_val(&f->c, offset, width, &val), 0);
+    return val;
+}
+
+/* What a driver writes to turn MSI-X (or MSI) on and off. */
 static void
 msix_control(struct fixture *f, uint16_t flags)
 {
     CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msix_cap + PCI_MSIX_FLAGS, 2,
+                                    flags), 0);
+}
+
+static void
+msi_control(struct fixture *f, uint16_t flags)
+{
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msi_cap + PCI_MSI_FLAGS, 2,
                                     flags), 0);
 }
 
@@ -294,7 +333,7 @@ test_setup_errors(void)
     CHECK_ERRNO(vfu_setup_irq_state_callback(ctx, VFU_DEV_NUM_IRQS, msix_state),
                 EINVAL);
     CHECK_OK(vfu_setup_irq_state_callback(ctx, VFU_DEV_REQ_IRQ, msix_state));
-    /* Nothing installed: INTx is the active type and has no vectors. */
+    /* No capabilities, nothing installed: INTx, which has no vectors. */
     CHECK_ERRNO(vfu_irq_trigger(ctx, 0), EINVAL);
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1));
     CHECK_ERRNO(vfu_irq_trigger(ctx, 0), ENOENT);
@@ -308,7 +347,7 @@ test_irq_info(void)
     struct vfio_irq_info info;
     struct fixture f;
 
-    if (!fixture_start(&f, "irq-info")) {
+    if (!fixture_start(&f, "irq-info", true)) {
         return;
     }
     for (uint32_t i = 0; i < VFU_DEV_NUM_IRQS; i++) {
@@ -342,9 +381,10 @@ test_intx(void)
     struct fixture f;
     int base, efd[2];
 
-    if (!fixture_start(&f, "intx")) {
+    if (!fixture_start(&f, "intx", true)) {
         return;
     }
+    /* MSI and MSI-X stay disabled: the function signals INTx. */
     base = vfu_test_count_open_fds();
     REQUIRE(new_eventfds(efd, 2));
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &efd[0]), 0);
@@ -417,15 +457,19 @@ test_msix(void)
     int efd[NR_VECTORS];
     int base, calls;
 
-    if (!fixture_start(&f, "msix")) {
+    if (!fixture_start(&f, "msix", true)) {
         return;
     }
     REQUIRE(new_eventfds(efd, NR_VECTORS));
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, efd), 0);
 
-    /* MSI-X is disabled at first: held in the PBA until enabled. */
+    /* While MSI-X is disabled the function signals INTx, which has no eventfd. */
     CHECK_EQ(pba(&f), 0);
-    CHECK_OK(trigger(&f, 0));
+    CHECK_ERRNO(trigger(&f, 0), ENOENT);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_EQ(pba(&f), 0);
+    /* The client's own MSI-X trigger is held in the PBA until MSI-X is enabled. */
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
     check_signalled(efd, NR_VECTORS, -1);
     CHECK_EQ(pba(&f), 0x1);
     msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
@@ -551,11 +595,15 @@ test_msix(void)
         CHECK_EQ(pba(&f), 0x2);
     }
 
-    /* A device reset forgets pending interrupts and resets the table. */
+    /* A device reset disables MSI-X, forgets pending interrupts and resets the
+     * table; enabled again, nothing old is delivered. */
     CHECK_EQ(vfu_test_device_reset(&f.c), 0);
+    CHECK_EQ(cfg_read(&f, f.dev.msix_cap + PCI_MSIX_FLAGS, 2), NR_VECTORS - 1);
     CHECK_EQ(pba(&f), 0);
     CHECK_EQ(table_read(&f, 1, PCI_MSIX_ENTRY_VECTOR_CTRL, 4), 0);
     CHECK_EQ(table_read(&f, 2, PCI_MSIX_ENTRY_LOWER_ADDR, 4), 0);
+    check_signalled(efd, NR_VECTORS, -1);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
     check_signalled(efd, NR_VECTORS, -1);
 
     /* De-assigning part of the range, then disabling the rest. */
@@ -579,7 +627,7 @@ test_pending_until_eventfd(void)
     struct fixture f;
     int efd[NR_VECTORS];
 
-    if (!fixture_start(&f, "pending")) {
+    if (!fixture_start(&f, "pending", true)) {
         return;
     }
     REQUIRE(new_eventfds(efd, NR_VECTORS));
@@ -610,13 +658,14 @@ test_msi(void)
     uint64_t val;
     size_t mask_reg, pending_reg;
 
-    if (!fixture_start(&f, "msi")) {
+    if (!fixture_start(&f, "msi", true)) {
         return;
     }
     mask_reg = f.dev.msi_cap + PCI_MSI_MASK_64;
     pending_reg = f.dev.msi_cap + PCI_MSI_PENDING_64;
     REQUIRE(new_eventfds(efd, NR_VECTORS));
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSI_IRQ, 0, NR_VECTORS, efd), 0);
+    msi_control(&f, MSI_ON);
     CHECK_OK(trigger(&f, 0));
     check_signalled(efd, NR_VECTORS, 0);
     CHECK_ERRNO(trigger(&f, NR_VECTORS), EINVAL);
@@ -643,37 +692,135 @@ test_msi(void)
     CHECK_EQ(vfu_test_cfg_read_val(&f.c, pending_reg, 4, &val), 0);
     CHECK_EQ(val, 0);
 
-    /* A reset forgets them. */
+    /* A reset disables MSI, clears the masks and forgets what they held. */
     CHECK_EQ(vfu_test_cfg_write_val(&f.c, mask_reg, 4, 0x8), 0);
     CHECK_OK(trigger(&f, 3));
-    CHECK_EQ(vfu_test_device_reset(&f.c), 0);
     CHECK_EQ(vfu_test_cfg_read_val(&f.c, pending_reg, 4, &val), 0);
-    CHECK_EQ(val, 0);
-    CHECK_EQ(vfu_test_cfg_write_val(&f.c, mask_reg, 4, 0), 0);
+    CHECK_EQ(val, 0x8);
+    CHECK_EQ(vfu_test_device_reset(&f.c), 0);
+    CHECK_EQ(cfg_read(&f, f.dev.msi_cap + PCI_MSI_FLAGS, 2) & PCI_MSI_FLAGS_ENABLE, 0);
+    CHECK_EQ(cfg_read(&f, mask_reg, 4), 0);
+    CHECK_EQ(cfg_read(&f, pending_reg, 4), 0);
     check_signalled(efd, NR_VECTORS, -1);
+    msi_control(&f, MSI_ON);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_OK(trigger(&f, 3));
+    check_signalled(efd, NR_VECTORS, 3);
     close_fds(efd, NR_VECTORS);
     fixture_stop(&f);
 }
 
-/* vfu_irq_trigger fires the type whose eventfds came last. */
+/*
+ * With MSI/MSI-X capabilities vfu_irq_trigger fires what config space
+ * enables, as hardware does: MSI-X, else MSI, else INTx, whatever eventfds
+ * the client installed and in whatever order.
+ */
 static void
-test_active_type(void)
+test_type_from_config(void)
 {
     struct fixture f;
-    int intx, msi, msix[NR_VECTORS], err, req;
+    int intx, msi[NR_VECTORS], msix[NR_VECTORS], err, req;
 
-    if (!fixture_start(&f, "active")) {
+    if (!fixture_start(&f, "type-config", true)) {
+        return;
+    }
+    REQUIRE(new_eventfds(&intx, 1) && new_eventfds(msi, NR_VECTORS) &&
+            new_eventfds(msix, NR_VECTORS) && new_eventfds(&err, 1) &&
+            new_eventfds(&req, 1));
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, msix), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSI_IRQ, 0, NR_VECTORS, msi), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
+
+    /* Neither enabled: INTx, which has one vector. */
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_read(intx), 1);
+    check_signalled(msi, NR_VECTORS, -1);
+    check_signalled(msix, NR_VECTORS, -1);
+    CHECK_ERRNO(trigger(&f, 5), EINVAL);
+
+    /* MSI enabled, MSI-X not: MSI. */
+    msi_control(&f, MSI_ON);
+    CHECK_OK(trigger(&f, 5));
+    check_signalled(msi, NR_VECTORS, 5);
+    check_signalled(msix, NR_VECTORS, -1);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+
+    /* MSI-X enabled goes first, with MSI enabled too or not. */
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    CHECK_OK(trigger(&f, 5));
+    check_signalled(msix, NR_VECTORS, 5);
+    check_signalled(msi, NR_VECTORS, -1);
+    msi_control(&f, 0);
+    CHECK_OK(trigger(&f, 6));
+    check_signalled(msix, NR_VECTORS, 6);
+    CHECK_ERRNO(trigger(&f, NR_VECTORS), EINVAL);
+
+    /* Eventfds installed later for another type change nothing. */
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSI_IRQ, 0, 1, msi), 0);
+    CHECK_OK(trigger(&f, 0));
+    check_signalled(msix, NR_VECTORS, 0);
+    check_signalled(msi, NR_VECTORS, -1);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+
+    /* MSI-X disabled: back to INTx. */
+    msix_control(&f, 0);
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_read(intx), 1);
+    check_signalled(msix, NR_VECTORS, -1);
+
+    /* The enabled type without eventfds does not fall back to another. */
+    msi_control(&f, MSI_ON);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSI_IRQ, TRIGGER_NONE, 0, 0, NULL, 0), 0);
+    CHECK_ERRNO(trigger(&f, 0), ENOENT);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    check_signalled(msix, NR_VECTORS, -1);
+
+    /* ERR and REQ have their own eventfd, signalled by the client. */
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_ERR_IRQ, 0, 1, &err), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_REQ_IRQ, 0, 1, &req), 0);
+    CHECK_ERRNO(trigger(&f, 0), ENOENT);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_ERR_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(vfu_test_eventfd_read(err), 1);
+    CHECK_EQ(vfu_test_eventfd_read(req), 0);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_REQ_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(vfu_test_eventfd_read(req), 1);
+
+    close_fds(&intx, 1);
+    close_fds(msi, NR_VECTORS);
+    close_fds(msix, NR_VECTORS);
+    close_fds(&err, 1);
+    close_fds(&req, 1);
+    fixture_stop(&f);
+}
+
+/*
+ * A device without MSI and MSI-X capabilities has no config state to go by:
+ * vfu_irq_trigger fires the type whose eventfds the client installed last.
+ */
+static void
+test_type_from_eventfds(void)
+{
+    struct fixture f;
+    int intx, msi, msix[NR_VECTORS];
+
+    if (!fixture_start(&f, "type-eventfds", false)) {
         return;
     }
     REQUIRE(new_eventfds(&intx, 1) && new_eventfds(&msi, 1) &&
-            new_eventfds(msix, NR_VECTORS) && new_eventfds(&err, 1) &&
-            new_eventfds(&req, 1));
+            new_eventfds(msix, NR_VECTORS));
+    /* Nothing installed yet: INTx. */
     CHECK_ERRNO(trigger(&f, 0), ENOENT);
     CHECK_ERRNO(trigger(&f, 1), EINVAL);
 
-    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    /* MSI-X needs no enable here; SET_IRQS masks still hold it. */
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, msix), 0);
     CHECK_OK(trigger(&f, 5));
+    check_signalled(msix, NR_VECTORS, 5);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, MASK_NONE, 5, 1, NULL, 0), 0);
+    CHECK_OK(trigger(&f, 5));
+    check_signalled(msix, NR_VECTORS, -1);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, UNMASK_NONE, 5, 1, NULL, 0), 0);
     check_signalled(msix, NR_VECTORS, 5);
 
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
@@ -691,22 +838,152 @@ test_active_type(void)
     CHECK_ERRNO(trigger(&f, 0), ENOENT);
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, 1, NULL), 0);
     CHECK_ERRNO(trigger(&f, 0), ENOENT);
-
-    /* ERR and REQ have their own eventfd, signalled by the client. */
-    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_ERR_IRQ, 0, 1, &err), 0);
-    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_REQ_IRQ, 0, 1, &req), 0);
-    CHECK_ERRNO(trigger(&f, 0), ENOENT);
-    CHECK_EQ(set_irqs(&f, VFU_DEV_ERR_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
-    CHECK_EQ(vfu_test_eventfd_read(err), 1);
-    CHECK_EQ(vfu_test_eventfd_read(req), 0);
-    CHECK_EQ(set_irqs(&f, VFU_DEV_REQ_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
-    CHECK_EQ(vfu_test_eventfd_read(req), 1);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    check_signalled(msix, NR_VECTORS, -1);
+    /* MSI-X eventfds installed again make MSI-X the type again. */
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, 1, msix), 0);
+    CHECK_OK(trigger(&f, 7));
+    check_signalled(msix, NR_VECTORS, 7);
 
     close_fds(&intx, 1);
     close_fds(&msi, 1);
     close_fds(msix, NR_VECTORS);
-    close_fds(&err, 1);
-    close_fds(&req, 1);
+    fixture_stop(&f);
+}
+
+/*
+ * What QEMU does as a driver enables MSI-X: Enable and Function Mask set
+ * together, the INTx eventfd removed, and no MSI-X eventfd until vectors are
+ * unmasked. An interrupt meanwhile belongs in the PBA, not on INTx.
+ */
+static void
+test_masked_without_eventfds(void)
+{
+    struct fixture f;
+    int intx, efd[NR_VECTORS];
+
+    if (!fixture_start(&f, "masked-no-eventfds", true)) {
+        return;
+    }
+    REQUIRE(new_eventfds(&intx, 1) && new_eventfds(efd, NR_VECTORS));
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_read(intx), 1);
+
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, TRIGGER_NONE, 0, 0, NULL, 0), 0);
+    CHECK_OK(trigger(&f, 3));
+    CHECK_EQ(pba(&f), 0x8);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    CHECK_ERRNO(trigger(&f, NR_VECTORS), EINVAL);
+
+    /* Eventfds while the function is still masked: still held. */
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, efd), 0);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_EQ(pba(&f), 0x8);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    check_signalled(efd, NR_VECTORS, 3);
+    CHECK_EQ(pba(&f), 0);
+
+    /* Unmasked before its eventfd comes: delivered when it comes. */
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 6, 1, NULL), 0);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    CHECK_OK(trigger(&f, 6));
+    CHECK_EQ(pba(&f), 0x40);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_EQ(pba(&f), 0x40);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 6, 1, efd + 6), 0);
+    check_signalled(efd, NR_VECTORS, 6);
+    CHECK_EQ(pba(&f), 0);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    close_fds(&intx, 1);
+    close_fds(efd, NR_VECTORS);
+    fixture_stop(&f);
+}
+
+/*
+ * DEVICE_RESET resets the function as FLR does: the reset callback runs,
+ * then decoding, MSI and MSI-X are off, masks cleared and nothing pending.
+ * The client's eventfds and SET_IRQS masks are its own and stay.
+ */
+static void
+test_device_reset(void)
+{
+    struct fixture f;
+    int intx, efd[NR_VECTORS];
+    size_t msi_flags, msi_mask, msi_pending, msix_flags;
+
+    if (!fixture_start(&f, "device-reset", true)) {
+        return;
+    }
+    msi_flags = f.dev.msi_cap + PCI_MSI_FLAGS;
+    msi_mask = f.dev.msi_cap + PCI_MSI_MASK_64;
+    msi_pending = f.dev.msi_cap + PCI_MSI_PENDING_64;
+    msix_flags = f.dev.msix_cap + PCI_MSIX_FLAGS;
+    REQUIRE(new_eventfds(&intx, 1) && new_eventfds(efd, NR_VECTORS));
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, efd), 0);
+
+    /* What a driver leaves behind: all on, and interrupts held everywhere. */
+    CHECK_EQ(vfu_test_cfg_write_val(&f.c, PCI_COMMAND, 2,
+                                    PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
+    CHECK_EQ(cfg_read(&f, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    msi_control(&f, MSI_ON);
+    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE),
+             MSI_ON);
+    CHECK_EQ(vfu_test_cfg_write_val(&f.c, msi_mask, 4, 0x4), 0);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSI_IRQ, TRIGGER_NONE, 2, 1, NULL, 0), 0);
+    CHECK_EQ(cfg_read(&f, msi_pending, 4), 0x4);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    CHECK_OK(trigger(&f, 1));
+    CHECK_EQ(pba(&f), 0x2);
+    table_write(&f, 2, PCI_MSIX_ENTRY_LOWER_ADDR, 4, 0xfee00000);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, MASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, TRIGGER_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    CHECK_EQ(f.dev.resets[VFU_RESET_DEVICE], 0);
+
+    CHECK_EQ(vfu_test_device_reset(&f.c), 0);
+    CHECK_EQ(f.dev.resets[VFU_RESET_DEVICE], 1);
+    CHECK_EQ(f.dev.resets[VFU_RESET_PCI_FLR], 0);
+    CHECK_EQ(cfg_read(&f, PCI_COMMAND, 2), 0);
+    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE),
+             0);
+    CHECK_EQ(cfg_read(&f, msi_mask, 4), 0);
+    CHECK_EQ(cfg_read(&f, msi_pending, 4), 0);
+    CHECK_EQ(cfg_read(&f, msix_flags, 2), NR_VECTORS - 1);
+    CHECK_EQ(pba(&f), 0);
+    CHECK_EQ(table_read(&f, 2, PCI_MSIX_ENTRY_LOWER_ADDR, 4), 0);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+
+    /* Nothing held comes out later: not on INTx unmask, not on MSI-X enable. */
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, UNMASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(vfu_test_eventfd_read(intx), 0);
+    /* With MSI-X and MSI off again, the function signals INTx. */
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_read(intx), 1);
+    check_signalled(efd, NR_VECTORS, -1);
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    check_signalled(efd, NR_VECTORS, -1);
+    CHECK_OK(trigger(&f, 1));
+    check_signalled(efd, NR_VECTORS, 1);
+
+    /* A reset the device refuses fails and resets nothing. */
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    CHECK_OK(trigger(&f, 4));
+    f.dev.reset_errno = EBUSY;
+    CHECK_EQ(vfu_test_device_reset(&f.c), EBUSY);
+    CHECK_EQ(f.dev.resets[VFU_RESET_DEVICE], 2);
+    CHECK_EQ(cfg_read(&f, msix_flags, 2),
+             PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL | (NR_VECTORS - 1));
+    CHECK_EQ(pba(&f), 0x10);
+    f.dev.reset_errno = 0;
+    msix_control(&f, PCI_MSIX_FLAGS_ENABLE);
+    check_signalled(efd, NR_VECTORS, 4);
+    close_fds(&intx, 1);
+    close_fds(efd, NR_VECTORS);
     fixture_stop(&f);
 }
 
@@ -717,7 +994,7 @@ test_set_irqs_errors(void)
     struct fixture f;
     int efd[3], base;
 
-    if (!fixture_start(&f, "set-irqs-errors")) {
+    if (!fixture_start(&f, "set-irqs-errors", true)) {
         return;
     }
     REQUIRE(new_eventfds(efd, 3));
@@ -817,7 +1094,7 @@ test_disconnect(void)
     struct fixture f;
     int intx, efd[NR_VECTORS], before;
 
-    if (!fixture_start(&f, "irq-disconnect")) {
+    if (!fixture_start(&f, "irq-disconnect", true)) {
         return;
     }
     REQUIRE(new_eventfds(&intx, 1) && new_eventfds(efd, NR_VECTORS));
@@ -871,7 +1148,7 @@ test_resize(void)
     int efd[NR_VECTORS], base;
     uint32_t n = 4;
 
-    if (!fixture_start(&f, "irq-resize")) {
+    if (!fixture_start(&f, "irq-resize", true)) {
         return;
     }
     REQUIRE(new_eventfds(efd, NR_VECTORS));
@@ -903,7 +1180,10 @@ main(void)
     RUN_TEST(test_msix);
     RUN_TEST(test_pending_until_eventfd);
     RUN_TEST(test_msi);
-    RUN_TEST(test_active_type);
+    RUN_TEST(test_type_from_config);
+    RUN_TEST(test_type_from_eventfds);
+    RUN_TEST(test_masked_without_eventfds);
+    RUN_TEST(test_device_reset);
     RUN_TEST(test_set_irqs_errors);
     RUN_TEST(test_disconnect);
     RUN_TEST(test_resize);
