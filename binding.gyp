@@ -1,0 +1,57 @@
+# The Node addon: native/*.cc, linked either with the C library compiled from
+# vendor/ (default) or with a libvfio-user installed on the system, found
+# through pkg-config:
+#   node-gyp rebuild --vfio_user_system_lib=true
+#   npm install --vfio_user_system_lib=true
+{
+  'variables': {
+    'vfio_user_system_lib%': 'false',
+  },
+  'includes': ['vendor/libvfio-user/libvfio-user.gypi'],
+  'targets': [
+    {
+      'target_name': 'vfio_user',
+      'sources': [
+        'native/addon.cc',
+        'native/device_callbacks.cc',
+        'native/device_context.cc',
+        'native/errors.cc',
+        'native/fd_watcher.cc',
+        'native/os_helpers.cc',
+        'native/poll_driver.cc',
+      ],
+      'include_dirs': [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NAPI_DISABLE_CPP_EXCEPTIONS',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+      ],
+      'cflags!': ['-fexceptions'],
+      'cflags_cc!': ['-fexceptions'],
+      'cflags_cc': ['-fno-exceptions', '-fvisibility=hidden', '-Wall', '-Wextra',
+                     '-Wno-unused-parameter'],
+      'conditions': [
+        ['vfio_user_system_lib=="true"', {
+          'cflags_cc': ['<!@(pkg-config --cflags libvfio-user)'],
+          'libraries': ['<!@(pkg-config --libs libvfio-user)'],
+          # A library outside the loader's search path is still found.
+          'ldflags': ['-Wl,-rpath,<!(pkg-config --variable=libdir libvfio-user)'],
+        }, {
+          'dependencies': ['vfio_user_c'],
+          'defines': ['VFIO_USER_VENDORED=1'],
+          # Reads the library's internals, for what its public API does not
+          # tell; C, like the library's private header.
+          'sources': ['native/library_internals.c'],
+          'include_dirs': ['vendor/libvfio-user/src'],
+          'cflags_c': ['-std=gnu11', '-D_GNU_SOURCE', '-fvisibility=hidden', '-Wall'],
+          # Keep the static library's vfu_* symbols out of the addon's
+          # dynamic symbol table, so that they cannot clash with another
+          # libvfio-user loaded in the same process.
+          'ldflags': ['-Wl,--exclude-libs,ALL'],
+        }],
+      ],
+    },
+  ],
+}

@@ -1,0 +1,369 @@
+/**
+ * `PciDevice`: a device's description and its behaviour. Subclass it (or
+ * create one directly) and serve it with a {@link VfioUserServer}.
+ *
+ * @packageDocumentation
+ */
+import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
+import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
+import { errorFromCode } from './errors';
+
+/** A range of client memory the client made available for DMA. */
+export interface DmaMapping {
+  /** Address of the range in the client's (guest's) DMA address space. */
+  readonly iova: number;
+  /** Length in bytes. */
+  readonly length: number;
+  /** The device may read it. */
+  readonly readable: boolean;
+  /** The device may write it. */
+  readonly writable: boolean;
+  /**
+   * The memory itself, zero-copy, when the client passed a file descriptor;
+   * it becomes empty once the client unmaps the range.
+   */
+  readonly memory?: Buffer;
+}
+
+/**
+ * What the server serving a device does for it.
+ * @internal
+ */
+export interface DeviceBinding {
+  /** Raises a vector of the active interrupt type; false when the client set no eventfd for it. */
+  trigger(vector: number): boolean;
+  /** The live config space. */
+  configSpace(): Buffer;
+  /** A per-vector MSI-X mask bit in the emulated table. */
+  msixVectorMasked(vector: number): boolean;
+  /** An MSI-X vector held pending. */
+  msixPending(vector: number): boolean;
+  /** Config-space offsets of the capabilities added. */
+  readonly capabilityOffsets: ReadonlyMap<CapabilityKind, readonly number[]>;
+}
+
+/** Per-device state that is not part of the public API. */
+class DeviceRuntime {
+  binding: DeviceBinding | undefined;
+  readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
+  dma: DmaMapping[] = [];
+  constructor(readonly plan: DevicePlan) {}
+}
+
+const runtimes = new WeakMap<PciDevice, DeviceRuntime>();
+
+function runtimeOf(device: PciDevice): DeviceRuntime {
+  const runtime = runtimes.get(device);
+  if (runtime === undefined) {
+    throw new TypeError('not a constructed PciDevice');
+  }
+  return runtime;
+}
+
+/** Marks objects as devices across copies of this package (the CLI checks it). */
+export const PCI_DEVICE_BRAND: unique symbol = Symbol.for('vfio-user.PciDevice');
+
+/**
+ * An emulated PCI device: its description (IDs, class, BARs, capabilities,
+ * interrupts), validated when it is constructed, and its behaviour: BAR
+ * handlers given in the description, and the hook methods below, which a
+ * subclass overrides.
+ *
+ * @example
+ * ```ts
+ * class Timer extends PciDevice {
+ *   regs = new RegisterMap({ ctrl: { offset: 0, width: 4, rw: 0x1 } });
+ *   constructor() {
+ *     super({ vendorId: 0x1b36, deviceId: 0x0100,
+ *             bars: [{ index: 0, size: 0x1000, handler: () => this.regs }],
+ *             msix: { vectors: 1, bar: 1 } });
+ *   }
+ * }
+ * ```
+ */
+export class PciDevice {
+  /** The description the device was constructed with. */
+  readonly description: Readonly<DeviceDescription>;
+  /** Always true: lets the CLI recognise devices made by another copy of this package. */
+  readonly [PCI_DEVICE_BRAND] = true;
+
+  /**
+   * @param description - what the device is
+   * @throws {@link DeviceDescriptionError} when the description is invalid
+   */
+  constructor(description: DeviceDescription) {
+    const plan = planDevice(description);
+    this.description = description;
+    runtimes.set(this, new DeviceRuntime(plan));
+  }
+
+  /** True while a server serves the device. */
+  get served(): boolean {
+    return runtimeOf(this).binding !== undefined;
+  }
+
+  /**
+   * Asserts INTx (INTA#). Does nothing, and returns false, while the client
+   * has disabled INTx in the command register or enabled MSI or MSI-X, or has
+   * given the device no eventfd to signal.
+   *
+   * @returns whether the interrupt was signalled or held pending
+   * @throws Error when the description has no `intx: true`
+   */
+  intx(): boolean {
+    const { plan, binding } = runtimeOf(this);
+    if (plan.irqs.intx === 0) {
+      throw new Error('the device description has no intx: true');
+    }
+    if (binding === undefined) {
+      return false;
+    }
+    const config = binding.configSpace();
+    if ((config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0 || this.messagesEnabled(config)) {
+      return false;
+    }
+    return binding.trigger(0);
+  }
+
+  /**
+   * Signals MSI vector `vector`. While the vector is masked (per-vector mask
+   * bit, or masked by the client) the library holds it pending and delivers
+   * it on unmask. Like VFIO, the interrupt goes to the type whose eventfds the
+   * client installed last.
+   *
+   * @returns whether the interrupt was signalled or held pending; false when the client gave no eventfd
+   * @throws RangeError when the vector is not one the description has
+   */
+  msi(vector = 0): boolean {
+    return this.signal('msi', vector);
+  }
+
+  /**
+   * Signals MSI-X vector `vector`. While MSI-X is disabled, the function is
+   * masked or the vector's table entry is masked, the library sets its PBA
+   * bit and delivers it on unmask.
+   *
+   * @returns whether the interrupt was signalled or held pending; false when the client gave no eventfd
+   * @throws RangeError when the vector is not one the description has
+   */
+  msix(vector = 0): boolean {
+    return this.signal('msix', vector);
+  }
+
+  /**
+   * Whether an interrupt vector is masked now: by the client's SET_IRQS, by
+   * the INTx-disable bit (INTx), by its per-vector mask bit (MSI), or by the
+   * function mask or its table entry (MSI-X).
+   */
+  isMasked(kind: InterruptKind, vector = 0): boolean {
+    const runtime = runtimeOf(this);
+    this.checkVector(kind, vector);
+    if (runtime.masked[kind].has(vector)) {
+      return true;
+    }
+    const { binding } = runtime;
+    if (binding === undefined) {
+      return false;
+    }
+    const config = binding.configSpace();
+    if (kind === 'intx') {
+      return (config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0;
+    }
+    if (kind === 'msi') {
+      const cap = this.capabilityOffset('msi');
+      const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
+      if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
+        return false;
+      }
+      const maskOffset = cap + ((flags & Msi.FLAGS_64BIT) !== 0 ? Msi.MASK_64 : Msi.MASK_32);
+      return ((config.readUInt32LE(maskOffset) >>> vector) & 1) === 1;
+    }
+    const cap = this.capabilityOffset('msix');
+    if (cap !== undefined && (config.readUInt16LE(cap + Msix.FLAGS) & Msix.FLAGS_MASKALL) !== 0) {
+      return true;
+    }
+    return binding.msixVectorMasked(vector);
+  }
+
+  /** Whether an MSI or MSI-X vector is held pending because it was masked when signalled. */
+  isPending(kind: 'msi' | 'msix', vector = 0): boolean {
+    const { binding } = runtimeOf(this);
+    this.checkVector(kind, vector);
+    if (binding === undefined) {
+      return false;
+    }
+    if (kind === 'msix') {
+      return binding.msixPending(vector);
+    }
+    const cap = this.capabilityOffset('msi');
+    const config = binding.configSpace();
+    const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
+    if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
+      return false;
+    }
+    const pendingOffset = cap + ((flags & Msi.FLAGS_64BIT) !== 0 ? Msi.PENDING_64 : Msi.PENDING_32);
+    return ((config.readUInt32LE(pendingOffset) >>> vector) & 1) === 1;
+  }
+
+  /**
+   * The device's config space, live and zero-copy, as the client programs it
+   * (command register, BAR addresses, MSI/MSI-X control). Read it; writing it
+   * bypasses the PCI rules the library applies to client writes.
+   *
+   * @throws Error when the device is not being served
+   */
+  configSpace(): Buffer {
+    const { binding } = runtimeOf(this);
+    if (binding === undefined) {
+      throw new Error('the device is not being served');
+    }
+    return binding.configSpace();
+  }
+
+  /**
+   * Config-space offset of a capability the description asked for, once the
+   * device is served (the first one for `'vendor'` and `'extended-vendor'`).
+   */
+  capabilityOffset(kind: CapabilityKind): number | undefined {
+    return runtimeOf(this).binding?.capabilityOffsets.get(kind)?.[0];
+  }
+
+  /** The DMA mappings the connected client has made. */
+  get dmaMappings(): readonly DmaMapping[] {
+    return runtimeOf(this).dma;
+  }
+
+  /**
+   * A zero-copy view of client memory at `iova`: valid until the client
+   * unmaps it (it then becomes empty).
+   *
+   * @throws {@link VfioUserError} EFAULT when the range is not inside one mapping with memory
+   */
+  dmaView(iova: number, length: number): Buffer {
+    return this.dmaRange(iova, length).view;
+  }
+
+  /** Copies `length` bytes out of client memory; throws like {@link PciDevice.dmaView}. */
+  dmaRead(iova: number, length: number): Buffer {
+    return Buffer.from(this.dmaRange(iova, length).view);
+  }
+
+  /**
+   * Copies `data` into client memory.
+   *
+   * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
+   */
+  dmaWrite(iova: number, data: Uint8Array): void {
+    const { mapping, view } = this.dmaRange(iova, data.length);
+    if (!mapping.writable) {
+      throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is read-only`);
+    }
+    view.set(data);
+  }
+
+  /**
+   * Hook: the device is being reset. Register maps and other BAR handlers
+   * with a `reset()` method have already been reset, except for
+   * `'lost-connection'`, where the client went away and state is kept.
+   */
+  onReset(kind: ResetKind): void {
+    void kind;
+  }
+
+  /** Hook: a client connected. */
+  onConnect(): void {}
+
+  /** Hook: the client disconnected; its DMA mappings and eventfds are gone, device state is kept. */
+  onDisconnect(): void {}
+
+  /** Hook: the client masked or unmasked vectors with SET_IRQS. */
+  onInterruptMask(kind: InterruptKind, start: number, count: number, masked: boolean): void {
+    void kind;
+    void start;
+    void count;
+    void masked;
+  }
+
+  /** Hook: the client mapped memory for DMA. */
+  onDmaMap(mapping: DmaMapping): void {
+    void mapping;
+  }
+
+  /** Hook: the client unmapped memory; its `memory` is about to become empty. */
+  onDmaUnmap(mapping: DmaMapping): void {
+    void mapping;
+  }
+
+  private dmaRange(iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
+    const mapping = runtimeOf(this).dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
+    if (mapping?.memory === undefined || mapping.memory.length === 0) {
+      throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
+    }
+    const start = iova - mapping.iova;
+    return { mapping, view: mapping.memory.subarray(start, start + length) };
+  }
+
+  private messagesEnabled(config: Buffer): boolean {
+    const msi = this.capabilityOffset('msi');
+    const msix = this.capabilityOffset('msix');
+    return (
+      (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) ||
+      (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0)
+    );
+  }
+
+  private checkVector(kind: InterruptKind, vector: number): void {
+    const count = runtimeOf(this).plan.irqs[kind];
+    if (!Number.isInteger(vector) || vector < 0 || vector >= count) {
+      throw new RangeError(`${kind} vector ${vector} does not exist: the device has ${count}`);
+    }
+  }
+
+  private signal(kind: 'msi' | 'msix', vector: number): boolean {
+    this.checkVector(kind, vector);
+    const { binding } = runtimeOf(this);
+    return binding === undefined ? false : binding.trigger(vector);
+  }
+}
+
+/** @internal The validated plan of a device. */
+export function devicePlan(device: PciDevice): DevicePlan {
+  return runtimeOf(device).plan;
+}
+
+/** @internal Connects a device to the server serving it (undefined: disconnects). */
+export function bindDevice(device: PciDevice, binding: DeviceBinding | undefined): void {
+  const runtime = runtimeOf(device);
+  if (binding !== undefined && runtime.binding !== undefined) {
+    throw new Error('the device is already being served');
+  }
+  runtime.binding = binding;
+  if (binding === undefined) {
+    runtime.dma = [];
+  }
+}
+
+/** @internal Records a mask change from the client. */
+export function recordMask(device: PciDevice, kind: InterruptKind, start: number, count: number, masked: boolean): void {
+  const set = runtimeOf(device).masked[kind];
+  for (let v = start; v < start + count; v++) {
+    if (masked) {
+      set.add(v);
+    } else {
+      set.delete(v);
+    }
+  }
+}
+
+/** @internal Records a DMA mapping change from the client. */
+export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolean): void {
+  const runtime = runtimeOf(device);
+  runtime.dma = mapped
+    ? [...runtime.dma, mapping]
+    : runtime.dma.filter((m) => m.iova !== mapping.iova || m.length !== mapping.length);
+}
+
+/** @internal Finds the recorded mapping of a range. */
+export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
+  return runtimeOf(device).dma.find((m) => m.iova === iova && m.length === length);
+}

@@ -1,0 +1,76 @@
+/**
+ * vfio-user for Node.js: describe a PCI device in TypeScript, serve it to
+ * QEMU (or any vfio-user client) over a UNIX socket, and test it with the
+ * bundled client, without a VM.
+ *
+ * @packageDocumentation
+ */
+export { PciDevice, type DmaMapping } from './device';
+export {
+  type BarDescription,
+  type CapabilityKind,
+  type DeviceDescription,
+  type MsixDescription,
+  type PciKind,
+  type RegionHandlerSource,
+} from './description';
+export {
+  RegisterMap,
+  type NarrowRegisterSpec,
+  type RegisterSpec,
+  type RegisterSpecs,
+  type RegisterValue,
+  type RegisterWrite,
+  type WideRegisterSpec,
+} from './register-map';
+export { MemoryRegion, type RegionHandler } from './region';
+export { VfioUserServer, type VfioUserServerEvents, type VfioUserServerOptions } from './server';
+export {
+  DSN_CAPABILITY_SIZE,
+  dsnCapability,
+  EXTENDED_VENDOR_HEADER_SIZE,
+  extendedVendorCapability,
+  MSI_CAPABILITY_SIZE,
+  msiCapability,
+  MSIX_CAPABILITY_SIZE,
+  msixCapability,
+  msixPbaSize,
+  msixTableSize,
+  PCIE_CAPABILITY_SIZE,
+  pcieCapability,
+  PM_CAPABILITY_SIZE,
+  pmCapability,
+  VENDOR_CAPABILITY_HEADER_SIZE,
+  vendorCapability,
+  type ExtendedVendorOptions,
+  type MsiOptions,
+  type MsixLayout,
+  type PcieOptions,
+  type PmOptions,
+} from './capabilities';
+export {
+  CapabilityId,
+  CONFIG_SPACE_EXP_SIZE,
+  CONFIG_SPACE_SIZE,
+  ExtendedCapabilityId,
+  IrqType,
+  Msi,
+  Msix,
+  PciCommand,
+  PciConfig,
+  PciExpress,
+  PciStatus,
+  PowerManagement,
+  Region,
+  type InterruptKind,
+  type ResetKind,
+} from './constants';
+export {
+  DeviceDescriptionError,
+  errnoName,
+  OptionsError,
+  ProtocolError,
+  TimeoutError,
+  VfioUserError,
+} from './errors';
+export * from './client';

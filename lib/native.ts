@@ -1,0 +1,227 @@
+/**
+ * The compiled addon (`build/Release/vfio_user.node`, or `build/Debug/`) and
+ * the types of everything it exports. Internal to the package: the device
+ * API, the server and the client are built on it.
+ *
+ * @packageDocumentation
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * Handlers a {@link DeviceContext} calls. Every call is synchronous, made
+ * while the library serves a request, through `napi_make_callback` with one
+ * async context per device: queued `process.nextTick` and promise callbacks
+ * run after each call. The handler functions are looked up once, when the
+ * context is constructed, and called with the handlers object as `this`.
+ *
+ * An exception thrown by a handler never reaches the C library: the request
+ * fails with the exception's `errno` when that is a positive integer, else
+ * `EIO` (the client receives that errno), and the exception is given to
+ * {@link DeviceHandlers.error} once the library has returned.
+ */
+export interface DeviceHandlers {
+  /**
+   * A client's access to a region set up with
+   * {@link DeviceContext.setupRegion}. `data` is exactly the access's size:
+   * for up to 64 bytes it is `ioViews[count]` (a write's bytes were copied in
+   * before the call; a read's are copied out after it, and start as zeros);
+   * for larger accesses a Buffer over the message, detached once the handler
+   * returns, so it must not be kept. A read fills `data`.
+   */
+  regionAccess?(region: number, offset: number, data: Buffer, isWrite: boolean): void;
+  /** The device is reset: 0 by the client, 1 the client left (or close()), 2 a function-level reset. */
+  reset?(type: number): void;
+  /** The client masked (`masked` true) or unmasked vectors `[start, start + count)` of IRQ type `type`. */
+  irqState?(type: number, start: number, count: number, masked: boolean): void;
+  /**
+   * The client mapped guest memory `[iova, iova + length)` with `prot`
+   * (PROT_READ 1 | PROT_WRITE 2). `memory` is that memory when the client
+   * passed an fd; it is detached when the mapping goes away.
+   */
+  dmaRegister?(iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void;
+  /** The mapping at `iova` goes away; its `memory` is detached after this returns. */
+  dmaUnregister?(iova: number, length: number): void;
+  /** A client connected and negotiated. */
+  attach?(): void;
+  /** The client is gone (disconnected, or close() while it was attached). */
+  detach?(): void;
+  /** A message of the C library, with its syslog level (LOG_ERR 3 ... LOG_DEBUG 7). */
+  log?(level: number, message: string): void;
+  /**
+   * An exception thrown by a handler, or a failure to attach or serve.
+   * Called after the library returns, never with an exception pending. With
+   * no error handler (or if it throws) the error becomes an uncaught
+   * exception, or is thrown by the method that was running.
+   */
+  error?(err: Error): void;
+  /**
+   * Optional: the device must stop DMA and interrupts now (before DMA map or
+   * unmap, a reset). Synchronous; throwing fails the request that needed it.
+   */
+  quiesce?(): void;
+}
+
+/** One emulated device on one socket: a libvfio-user context. */
+export interface DeviceContext {
+  /** `vfu_pci_init`: allocates the config space (type: 0 conventional, 1/2 PCI-X, 3 PCI Express). */
+  pciInit(type: number): void;
+  /** Vendor, device, subsystem vendor and subsystem IDs. */
+  setIds(vendor: number, device: number, subVendor: number, subDevice: number): void;
+  /** Class code: base class, sub-class, programming interface. */
+  setClass(base: number, sub: number, progIf: number): void;
+  /** Revision ID (config byte 0x08). */
+  setRevision(rev: number): void;
+  /**
+   * Defines region `index` (0-5 BARs, 6 ROM, 7 config, 8 VGA) with
+   * VFU_REGION_FLAG_* flags; its accesses go to handlers.regionAccess. With
+   * `fd`, `mmapAreas` (`[offset, size]` pairs within the region, all of it
+   * if omitted) may be mapped by the client directly.
+   */
+  setupRegion(index: number, size: number, flags: number, fd?: number, mmapAreas?: Array<[number, number]>): void;
+  /** Adds a capability (its bytes, header first) at `pos` (0: next free place); returns its offset. */
+  addCapability(pos: number, flags: number, bytes: Uint8Array): number;
+  /** Number of vectors of IRQ type `type` (0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ). */
+  setupIrqs(type: number, count: number): void;
+  /** Accepts client DMA mappings, at most `maxRegions` of them. */
+  setupDma(maxRegions: number): void;
+  /** Which library messages reach handlers.log (syslog level, default 6 LOG_INFO). */
+  setLogLevel(level: number): void;
+  /** Finalises the description; required before start(). */
+  realize(): void;
+  /** The config space itself (no copy); detached by close(). */
+  configSpace(): ArrayBuffer;
+  /** Starts serving on the event loop; keeps the process alive until close(). */
+  start(): void;
+  /** Signals interrupt vector `vector` of the active IRQ type; throws ENOENT (no eventfd) or EINVAL (out of range). */
+  irqTrigger(vector: number): void;
+  /** Stops serving and destroys the context (handlers.reset(1), socket removed). Idempotent; from a handler it takes effect when the library returns. */
+  close(): void;
+  /** A client is attached. */
+  readonly attached: boolean;
+  /** The Mask bit of an MSI-X vector in the emulated table (vendored library only; ENOTSUP otherwise). */
+  msixVectorMasked(vector: number): boolean;
+  /** Whether an MSI-X vector has an interrupt held pending (vendored library only; ENOTSUP otherwise). */
+  msixPending(vector: number): boolean;
+}
+
+/** The DeviceContext class. */
+export interface DeviceContextConstructor {
+  /**
+   * Creates the context and its listening socket (a stale socket is
+   * replaced). `ioViews` are 65 Buffers over one 64-byte ArrayBuffer,
+   * `ioViews[n]` of length n, all starting at its first byte.
+   */
+  new (socketPath: string, handlers: DeviceHandlers, ioViews: Buffer[]): DeviceContext;
+}
+
+/** A uv_poll_t on any fd, on the JS thread. */
+export interface FdWatcher {
+  /** Watches for readability and/or writability (neither: stop); a watching watcher keeps the process alive. */
+  start(readable: boolean, writable: boolean): void;
+  /** Stops watching; start() may be called again. */
+  stop(): void;
+  /** Stops for good (the fd is not closed). Idempotent. */
+  close(): void;
+  /** Keeps the event loop alive while watching (the default). */
+  ref(): void;
+  /** Does not keep the event loop alive. */
+  unref(): void;
+}
+
+/** The FdWatcher class. */
+export interface FdWatcherConstructor {
+  /** `onEvent` gets `error` 0, or a positive errno after which watching has stopped. */
+  new (fd: number, onEvent: (readable: boolean, writable: boolean, error: number) => void): FdWatcher;
+}
+
+/** What recvmsg() received. */
+export interface RecvResult {
+  /** Bytes received; 0 means the peer closed the connection. */
+  bytes: number;
+  /** File descriptors received (close-on-exec). */
+  fds: number[];
+}
+
+/** System calls the client and the tests need. Errors are thrown as {@link NativeError}. */
+export interface OsHelpers {
+  /** An anonymous memory file of `size` bytes (memfd_create, close-on-exec). */
+  memfd(name: string, size: number): number;
+  /** An eventfd (close-on-exec). */
+  eventfd(initial?: number, nonblocking?: boolean): number;
+  /** Reads an eventfd's counter; null if it is zero on a non-blocking eventfd. */
+  eventfdRead(fd: number): bigint | null;
+  /** Adds to an eventfd's counter. */
+  eventfdWrite(fd: number, value: number | bigint): void;
+  /** close(2). */
+  close(fd: number): void;
+  /** Maps `length` bytes of `fd` at `offset` (MAP_SHARED) as an ArrayBuffer; unmapped by munmap() or when collected. */
+  mmap(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
+  /** Unmaps an ArrayBuffer returned by mmap() and detaches it. */
+  munmap(buffer: ArrayBuffer): void;
+  /** Connects to a UNIX stream socket; the fd returned is non-blocking. */
+  connect(path: string): number;
+  /** Sends chunks (and fds, SCM_RIGHTS) in one sendmsg; returns the bytes sent, which may be fewer. Throws EAGAIN when nothing could be sent. */
+  sendmsg(fd: number, chunks: Uint8Array[], fds: number[]): number;
+  /** Receives into `into` from `offset`; null on EAGAIN. */
+  recvmsg(fd: number, into: Uint8Array, offset: number): RecvResult | null;
+  /** The FdWatcher class. */
+  FdWatcher: FdWatcherConstructor;
+}
+
+/** An error thrown by the addon: a failed system or library call. */
+export interface NativeError extends Error {
+  /** The errno's name, e.g. `'EADDRINUSE'`. */
+  code: string;
+  /** The positive errno value. */
+  errno: number;
+  /** The function that failed, e.g. `'vfu_create_ctx'`. */
+  syscall: string;
+}
+
+/** Everything the addon exports. */
+export interface NativeAddon {
+  DeviceContext: DeviceContextConstructor;
+  os: OsHelpers;
+}
+
+/**
+ * Where the addon is looked for: `$VFIO_USER_ADDON` if set, then
+ * `build/Release` and `build/Debug` of the package, whether this file runs
+ * from `lib/` (ts-jest) or from `dist/` or `dist/lib/` (compiled).
+ */
+export function addonCandidates(): string[] {
+  const candidates: string[] = [];
+  const override = process.env.VFIO_USER_ADDON;
+  if (override !== undefined && override !== '') {
+    candidates.push(path.resolve(override));
+  }
+  for (const root of [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]) {
+    for (const config of ['Release', 'Debug']) {
+      candidates.push(path.join(root, 'build', config, 'vfio_user.node'));
+    }
+  }
+  return candidates;
+}
+
+function loadAddon(): NativeAddon {
+  const candidates = addonCandidates();
+  const found = candidates.find((file) => fs.existsSync(file));
+  if (found === undefined) {
+    throw new Error(
+      `vfio-user: the native addon is not built (looked for ${candidates.join(', ')}); ` +
+        'run "npm install" or "npx node-gyp rebuild"',
+    );
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(found) as NativeAddon;
+}
+
+/** The loaded addon. */
+export const native: NativeAddon = loadAddon();
+
+/** The DeviceContext class of the addon. */
+export const DeviceContext: DeviceContextConstructor = native.DeviceContext;
+
+/** The addon's system-call helpers. */
+export const os: OsHelpers = native.os;

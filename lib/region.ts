@@ -1,0 +1,62 @@
+/**
+ * What a BAR is made of: a handler that answers reads and writes at byte
+ * offsets, and a RAM-backed handler.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * Answers the accesses a client makes to a region (a BAR).
+ *
+ * `data` is only valid during the call: a read fills it, a write reads it.
+ * Accesses may have any size and any offset inside the region. Throwing fails
+ * the access: the client receives an error reply with `err.errno` when it is a
+ * positive integer, EIO otherwise.
+ */
+export interface RegionHandler {
+  /** Fills `data` with `data.length` bytes read at `offset`. */
+  read(offset: number, data: Buffer): void;
+  /** Takes `data.length` bytes written at `offset`. */
+  write(offset: number, data: Buffer): void;
+  /** Called on a device reset (not when a client merely disconnects). */
+  reset?(): void;
+}
+
+/** A region handler backed by plain memory: what is written reads back. */
+export class MemoryRegion implements RegionHandler {
+  /** The region's bytes; the device may read and change them directly. */
+  readonly buffer: Buffer;
+  private readonly clearOnReset: boolean;
+
+  /**
+   * @param size - size in bytes
+   * @param options - `clearOnReset`: zero the memory on a device reset (default false)
+   */
+  constructor(size: number, options: { clearOnReset?: boolean } = {}) {
+    if (!Number.isSafeInteger(size) || size <= 0) {
+      throw new RangeError(`MemoryRegion size must be a positive integer, not ${size}`);
+    }
+    this.buffer = Buffer.alloc(size);
+    this.clearOnReset = options.clearOnReset ?? false;
+  }
+
+  /** Copies out of the memory; bytes past its end read as zero. */
+  read(offset: number, data: Buffer): void {
+    const copied = offset < this.buffer.length ? this.buffer.copy(data, 0, offset) : 0;
+    data.fill(0, copied);
+  }
+
+  /** Copies into the memory; bytes past its end are dropped. */
+  write(offset: number, data: Buffer): void {
+    if (offset < this.buffer.length) {
+      data.copy(this.buffer, offset, 0, Math.min(data.length, this.buffer.length - offset));
+    }
+  }
+
+  /** Zeroes the memory if it was created with `clearOnReset`. */
+  reset(): void {
+    if (this.clearOnReset) {
+      this.buffer.fill(0);
+    }
+  }
+}

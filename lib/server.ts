@@ -1,0 +1,330 @@
+/**
+ * `VfioUserServer`: serves one {@link PciDevice} on a UNIX socket through the
+ * native addon and the C library.
+ *
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'node:events';
+
+import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
+import type { CapabilityKind } from './description';
+import {
+  bindDevice,
+  devicePlan,
+  findDma,
+  recordDma,
+  recordMask,
+  type DeviceBinding,
+  type DmaMapping,
+  type PciDevice,
+} from './device';
+import { DeviceDescriptionError, OptionsError, VfioUserError } from './errors';
+import { DeviceContext, type DeviceHandlers } from './native';
+import type { RegionHandler } from './region';
+
+/** Options of a {@link VfioUserServer}. */
+export interface VfioUserServerOptions {
+  /** Path of the UNIX socket to listen on; a stale socket there is replaced. */
+  readonly socket: string;
+  /** Most verbose syslog level of the library's messages emitted as `'log'` (0-7, default 3: errors). */
+  readonly logLevel?: number;
+}
+
+/** Events of a {@link VfioUserServer} and their arguments. */
+export interface VfioUserServerEvents {
+  /** A client connected and negotiated. */
+  connect: [];
+  /** The client disconnected (the device keeps its state). */
+  disconnect: [];
+  /** The device was reset; register maps were restored unless the kind is `'lost-connection'`. */
+  reset: [kind: ResetKind];
+  /** A BAR handler or hook threw (the client got an error reply), or serving failed. */
+  error: [error: Error];
+  /** A message of the C library. */
+  log: [level: number, message: string];
+  /** The server closed. */
+  close: [];
+}
+
+/** Longest socket path: `sun_path` holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+const IO_VIEW_BYTES = 64;
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const LOG_WARNING = 4;
+
+const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
+  [ResetType.DEVICE]: 'device',
+  [ResetType.LOST_CONN]: 'lost-connection',
+  [ResetType.PCI_FLR]: 'flr',
+};
+const INTERRUPT_KINDS: Readonly<Record<number, InterruptKind>> = {
+  [IrqType.INTX]: 'intx',
+  [IrqType.MSI]: 'msi',
+  [IrqType.MSIX]: 'msix',
+};
+
+/** Servers still open, closed when the process exits so their sockets go away. */
+const openServers = new Set<VfioUserServer>();
+let exitHookInstalled = false;
+
+function closeAllOnExit(): void {
+  for (const server of [...openServers]) {
+    server.close();
+  }
+}
+
+/**
+ * Native errors carry code/errno/syscall; make them {@link VfioUserError}s.
+ * (They come from the addon's realm, so `instanceof Error` may not hold.)
+ */
+function asVfioUserError(err: unknown, operation: string, detail?: string): Error {
+  if (err instanceof VfioUserError) {
+    return err;
+  }
+  const { errno, syscall, message } = (err ?? {}) as { errno?: unknown; syscall?: unknown; message?: unknown };
+  if (typeof errno === 'number' && errno > 0) {
+    return new VfioUserError(errno, typeof syscall === 'string' ? syscall : operation, detail ?? (typeof message === 'string' ? message : undefined));
+  }
+  return err instanceof Error ? err : new Error(typeof message === 'string' ? message : String(err));
+}
+
+/** A failure of the library itself (not of a handler): the addon names a vfu_* function. */
+function isLibraryError(err: Error): err is Error & { syscall: string; errno: number } {
+  const { syscall, errno } = err as { syscall?: unknown; errno?: unknown };
+  return typeof syscall === 'string' && syscall.startsWith('vfu_') && typeof errno === 'number';
+}
+
+function resolveHandler(source: RegionHandler | (() => RegionHandler), index: number): RegionHandler {
+  const handler = typeof source === 'function' ? source() : source;
+  if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
+    throw new DeviceDescriptionError(`bars (BAR ${index}).handler`, 'did not give an object with read and write methods');
+  }
+  return handler;
+}
+
+/**
+ * Serves a device on a UNIX socket: it listens as soon as it is constructed
+ * and serves one client at a time, on the Node event loop (no threads). A
+ * client that disconnects may come back: the device keeps its state.
+ *
+ * While open it keeps the process alive; {@link VfioUserServer.close} (or
+ * the process exiting) removes the socket.
+ *
+ * If nothing listens to `'error'`, errors from handlers are reported with
+ * `process.emitWarning` instead of being thrown, so the device keeps serving.
+ */
+export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
+  /** The device served. */
+  readonly device: PciDevice;
+  /** The socket path. */
+  readonly socket: string;
+  private readonly context: DeviceContext;
+  private readonly handlers: Array<RegionHandler | undefined> = [];
+  private closed = false;
+
+  /**
+   * Sets the device up in the library and starts listening.
+   *
+   * @throws {@link OptionsError} for a bad socket path (e.g. longer than 107 bytes)
+   * @throws {@link DeviceDescriptionError} when a BAR handler function returns no handler
+   * @throws {@link VfioUserError} when the socket cannot be created (EADDRINUSE, ENOENT, EACCES…)
+   * @throws Error when the device is already served by another server
+   */
+  constructor(device: PciDevice, options: VfioUserServerOptions) {
+    super();
+    if (options === null || typeof options !== 'object' || typeof options.socket !== 'string' || options.socket === '') {
+      throw new OptionsError('socket', 'a socket path is required');
+    }
+    const { socket } = options;
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+      throw new OptionsError('socket', `${Buffer.byteLength(socket)} bytes is longer than the ${MAX_SOCKET_PATH} a UNIX socket path may have`);
+    }
+    if (socket.includes('\0')) {
+      throw new OptionsError('socket', 'a socket path cannot contain NUL');
+    }
+    const logLevel = options.logLevel ?? 3;
+    if (!Number.isInteger(logLevel) || logLevel < 0 || logLevel > 7) {
+      throw new OptionsError('logLevel', `must be a syslog level from 0 to 7, not ${String(logLevel)}`);
+    }
+    this.device = device;
+    this.socket = socket;
+    const plan = devicePlan(device);
+    if (device.served) {
+      throw new Error('the device is already being served');
+    }
+    for (const bar of plan.bars) {
+      this.handlers[bar.index] = bar.handler === undefined ? undefined : resolveHandler(bar.handler, bar.index);
+    }
+
+    const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
+    const ioViews = Array.from({ length: IO_VIEW_BYTES + 1 }, (_, n) => Buffer.from(ioBytes, 0, n));
+    try {
+      this.context = new DeviceContext(socket, this.makeHandlers(), ioViews);
+    } catch (err) {
+      throw asVfioUserError(err, 'listen', socket);
+    }
+    try {
+      const ctx = this.context;
+      ctx.setLogLevel(logLevel);
+      ctx.pciInit(plan.pciType);
+      ctx.setIds(plan.vendorId, plan.deviceId, plan.subsystemVendorId, plan.subsystemId);
+      ctx.setClass(...plan.classCode);
+      ctx.setRevision(plan.revision);
+      for (const bar of plan.bars) {
+        ctx.setupRegion(bar.index, bar.size, bar.flags);
+      }
+      const offsets = new Map<CapabilityKind, number[]>();
+      for (const cap of plan.capabilities) {
+        const offset = ctx.addCapability(0, cap.flags, cap.bytes);
+        offsets.set(cap.kind, [...(offsets.get(cap.kind) ?? []), offset]);
+      }
+      ctx.setupIrqs(IrqType.INTX, plan.irqs.intx);
+      ctx.setupIrqs(IrqType.MSI, plan.irqs.msi);
+      ctx.setupIrqs(IrqType.MSIX, plan.irqs.msix);
+      if (plan.dmaMaxMappings > 0) {
+        ctx.setupDma(plan.dmaMaxMappings);
+      }
+      ctx.realize();
+      const config = Buffer.from(ctx.configSpace());
+      const binding: DeviceBinding = {
+        trigger: (vector) => this.trigger(vector),
+        configSpace: () => config,
+        msixVectorMasked: (vector) => ctx.msixVectorMasked(vector),
+        msixPending: (vector) => ctx.msixPending(vector),
+        capabilityOffsets: offsets,
+      };
+      bindDevice(device, binding);
+      ctx.start();
+    } catch (err) {
+      this.context.close();
+      bindDevice(device, undefined);
+      throw asVfioUserError(err, 'setup');
+    }
+    openServers.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', closeAllOnExit);
+    }
+  }
+
+  /** True while a client is connected. */
+  get connected(): boolean {
+    return !this.closed && this.context.attached;
+  }
+
+  /** True until {@link VfioUserServer.close}. */
+  get listening(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * Stops serving: disconnects the client (the device sees a
+   * `'lost-connection'` reset), removes the socket and lets the process
+   * exit. Idempotent.
+   */
+  close(): void {
+    if (this.closed) {
+      return;
+    }
+    this.closed = true;
+    openServers.delete(this);
+    try {
+      this.context.close();
+    } finally {
+      bindDevice(this.device, undefined);
+      this.emit('close');
+    }
+  }
+
+  private trigger(vector: number): boolean {
+    try {
+      this.context.irqTrigger(vector);
+      return true;
+    } catch (err) {
+      const { code } = err as { code?: unknown };
+      // No eventfd for the vector, or the active type has no such vector.
+      if (code === 'ENOENT' || code === 'EINVAL') {
+        return false;
+      }
+      throw asVfioUserError(err, 'irq trigger');
+    }
+  }
+
+  private reportError(err: Error): void {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', err);
+    } else {
+      process.emitWarning(err.message, { type: 'VfioUserServerError', detail: err.stack });
+    }
+  }
+
+  private makeHandlers(): DeviceHandlers {
+    const device = this.device;
+    return {
+      regionAccess: (region: number, offset: number, data: Buffer, isWrite: boolean): void => {
+        const handler = this.handlers[region];
+        if (isWrite) {
+          handler?.write(offset, data);
+        } else {
+          data.fill(0);
+          handler?.read(offset, data);
+        }
+      },
+      reset: (type: number): void => {
+        const kind = RESET_KINDS[type] ?? 'device';
+        if (kind !== 'lost-connection') {
+          for (const handler of this.handlers) {
+            handler?.reset?.();
+          }
+        }
+        device.onReset(kind);
+        this.emit('reset', kind);
+      },
+      irqState: (type: number, start: number, count: number, masked: boolean): void => {
+        const kind = INTERRUPT_KINDS[type];
+        if (kind !== undefined) {
+          recordMask(device, kind, start, count, masked);
+          device.onInterruptMask(kind, start, count, masked);
+        }
+      },
+      dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
+        const mapping: DmaMapping = {
+          iova,
+          length,
+          readable: (prot & PROT_READ) !== 0,
+          writable: (prot & PROT_WRITE) !== 0,
+          memory: memory === undefined ? undefined : Buffer.from(memory),
+        };
+        recordDma(device, mapping, true);
+        device.onDmaMap(mapping);
+      },
+      dmaUnregister: (iova: number, length: number): void => {
+        const mapping = findDma(device, iova, length);
+        if (mapping !== undefined) {
+          recordDma(device, mapping, false);
+          device.onDmaUnmap(mapping);
+        }
+      },
+      attach: (): void => {
+        device.onConnect();
+        this.emit('connect');
+      },
+      detach: (): void => {
+        device.onDisconnect();
+        this.emit('disconnect');
+      },
+      log: (level: number, message: string): void => {
+        this.emit('log', level, message);
+      },
+      error: (err: Error): void => {
+        if (isLibraryError(err) && err.syscall === 'vfu_attach_ctx') {
+          // A client that failed to connect or negotiate; the next may do better.
+          this.emit('log', LOG_WARNING, `a client could not attach: ${err.message}`);
+          return;
+        }
+        this.reportError(isLibraryError(err) ? asVfioUserError(err, err.syscall) : err);
+      },
+    };
+  }
+}

@@ -1,0 +1,157 @@
+// DeviceContext: one libvfio-user context (one emulated device on one
+// socket), driven on the JS thread by a uv_poll_t on the library's poll fd,
+// with the library's callbacks calling the JS handlers synchronously.
+#ifndef VFIO_USER_NATIVE_DEVICE_CONTEXT_H
+#define VFIO_USER_NATIVE_DEVICE_CONTEXT_H
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include <napi.h>
+
+#include <libvfio-user.h>
+
+#include "addon_data.h"
+#include "poll_driver.h"
+
+namespace vfio_user {
+
+// Accesses of up to this many bytes go through the preallocated ioViews.
+constexpr size_t kIoViewBytes = 64;
+
+class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit DeviceContext(const Napi::CallbackInfo& info);
+  ~DeviceContext() override;
+
+  // Closes without calling any JS: the environment is going away.
+  void CloseForTeardown();
+
+ private:
+  // The JS handlers, looked up once at construction.
+  enum Handler {
+    kRegionAccess,
+    kReset,
+    kIrqState,
+    kDmaRegister,
+    kDmaUnregister,
+    kAttach,
+    kDetach,
+    kLog,
+    kError,
+    kQuiesce,
+    kHandlerCount,
+  };
+  static const char* const kHandlerNames[kHandlerCount];
+
+  // JS methods.
+  Napi::Value PciInit(const Napi::CallbackInfo& info);
+  Napi::Value SetIds(const Napi::CallbackInfo& info);
+  Napi::Value SetClass(const Napi::CallbackInfo& info);
+  Napi::Value SetRevision(const Napi::CallbackInfo& info);
+  Napi::Value SetupRegion(const Napi::CallbackInfo& info);
+  Napi::Value AddCapability(const Napi::CallbackInfo& info);
+  Napi::Value SetupIrqs(const Napi::CallbackInfo& info);
+  Napi::Value SetupDma(const Napi::CallbackInfo& info);
+  Napi::Value SetLogLevel(const Napi::CallbackInfo& info);
+  Napi::Value Realize(const Napi::CallbackInfo& info);
+  Napi::Value ConfigSpace(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value IrqTrigger(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetAttached(const Napi::CallbackInfo& info);
+  Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
+  Napi::Value MsixPending(const Napi::CallbackInfo& info);
+
+  // Throws EBADF if closed; true if usable.
+  bool CheckOpen(Napi::Env env, const char* method);
+  // Throws EINVAL if the config space does not exist yet.
+  vfu_pci_config_space_t* RequireConfigSpace(Napi::Env env, const char* syscall);
+  Napi::Value MsixState(const Napi::CallbackInfo& info, bool pending);
+
+  // Every library call that may call a handler is bracketed by these.
+  void Enter();
+  // Destroys the context if a handler asked to close it, then reports the
+  // handlers' exceptions; false if handlers.error() itself threw.
+  bool Leave(bool from_js);
+
+  // Serving.
+  static void OnPoll(void* self, int status, int events);
+  void Serve(int status);
+  // Closes the poll handle if the library's poll fd is no longer the one it
+  // watches (the library closed that fd); true if it did.
+  bool DropStaleHandle();
+  // Watches the current poll fd (a new handle when it changed).
+  void Rearm(bool renew);
+  void Destroy();
+
+  // Calling JS from the library's callbacks (device_callbacks.cc).
+  bool CanCallJs() const;
+  bool HasHandler(Handler h) const { return !handlers_fn_[h].IsEmpty(); }
+  // Calls a handler via napi_make_callback with the device's async context.
+  // On a JS exception: keeps it for handlers.error() and returns its errno;
+  // otherwise returns 0. result may be null.
+  int CallHandler(Handler h, size_t argc, const napi_value* argv, napi_value* result);
+  void KeepError(napi_value error);
+  // Calls handlers.error() for every kept error. Returns false if the error
+  // handler itself threw; that exception is then pending when from_js,
+  // otherwise reported as an uncaught exception.
+  bool ReportErrors(bool from_js);
+  void DetachBuffer(napi_ref* ref);
+  void DetachAllBuffers();
+
+  static DeviceContext* From(vfu_ctx_t* ctx);
+  template <int kRegion>
+  static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count,
+                                loff_t offset, bool is_write);
+  ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset,
+                       bool is_write);
+  static int ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type);
+  static int QuiesceCb(vfu_ctx_t* ctx);
+  template <int kType>
+  static void IrqStateCb(vfu_ctx_t* ctx, uint32_t start, uint32_t count, bool mask);
+  static void DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
+  static void DmaUnregisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
+  static void LogCb(vfu_ctx_t* ctx, int level, const char* message);
+  static vfu_region_access_cb_t* const kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS];
+  static vfu_dev_irq_state_cb_t* const kIrqStateCallbacks[VFU_DEV_NUM_IRQS];
+
+  napi_env env_;
+  AddonData* addon_;
+  vfu_ctx_t* ctx_ = nullptr;
+  Napi::ObjectReference handlers_;
+  Napi::FunctionReference handlers_fn_[kHandlerCount];
+  napi_async_context async_context_ = nullptr;
+
+  napi_ref io_views_[kIoViewBytes + 1] = {};
+  uint8_t* io_bytes_ = nullptr;
+
+  PollDriver poll_;
+  int poll_fd_ = -1;
+  bool started_ = false;      // serving; holds a reference to this object
+  bool attached_ = false;
+  bool realized_ = false;
+  bool closed_ = false;
+  bool close_requested_ = false;  // close() from a handler, done after it
+  bool js_disabled_ = false;
+  int in_library_ = 0;        // depth of library calls that call handlers
+  int repeated_poll_errors_ = 0;
+
+  // Config space size as the library sizes it: by PCI type, or the config
+  // region's own size when the device set one after pciInit.
+  size_t config_size_ = 0;
+  napi_ref config_buffer_ = nullptr;
+  void* config_data_ = nullptr;
+
+  // External ArrayBuffers over mapped DMA regions, by IOVA.
+  std::map<uint64_t, napi_ref> dma_buffers_;
+  // JS exceptions from handlers, reported after the library returns.
+  std::vector<napi_ref> errors_;
+};
+
+}  // namespace vfio_user
+
+#endif

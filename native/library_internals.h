@@ -1,0 +1,34 @@
+/*
+ * What the addon reads from inside the vendored C library, where its public
+ * API has no call for it. Written in C because the library's private header
+ * is C only. Not available with a system library (VFIO_USER_VENDORED unset).
+ */
+#ifndef VFIO_USER_NATIVE_LIBRARY_INTERNALS_H
+#define VFIO_USER_NATIVE_LIBRARY_INTERNALS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libvfio-user.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * The MSI-X state of one vector: the Mask bit of its entry in the emulated
+ * table, and whether an interrupt is held pending. 0, or -EINVAL if the
+ * device has no such MSI-X vector.
+ */
+int vfu_addon_msix_state(vfu_ctx_t *ctx, uint32_t vector, bool *masked,
+                         bool *pending);
+
+/* Bytes of config space a client may access (0 when none exists yet). */
+size_t vfu_addon_config_size(vfu_ctx_t *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Provides a QEMU that has `-device vfio-user-pci` (QEMU 10.1 or newer) for
+# the test suite, without installing anything into the host system.
+#
+#   scripts/get-qemu.sh [DIR]      DIR defaults to .qemu/ at the repository root
+#
+# Debian 12 ships QEMU 7.2 and Debian 13 ships 10.0, both without vfio-user-pci,
+# so we take qemu-system-x86 from Debian unstable. apt runs with a private
+# configuration and an empty package database: it downloads the package with
+# every library it needs (unstable's libc included), nothing is configured or
+# installed system-wide, and dpkg-deb unpacks the lot into DIR/root. The
+# launcher DIR/bin/qemu-system-x86_64 then starts the binary through
+# unstable's own dynamic loader, with unstable's libraries, modules and
+# firmware, so the host's older libc never gets involved.
+#
+# Running it again is cheap: a launcher that already offers vfio-user-pci is
+# kept as it is. On success stdout holds one line, the launcher's path; the
+# QEMU version and progress go to stderr.
+#
+# Environment:
+#   QEMU_SUITE     Debian suite to take QEMU from (default: unstable)
+#   QEMU_VERSION   pin an exact package version, e.g. 1:11.1.3+ds-1
+#   QEMU_MIRROR    Debian archive URL; default: the one this host's apt uses
+#   QEMU_REFRESH=1 reinstall even when DIR already works
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-$repo/.qemu}
+suite=${QEMU_SUITE:-unstable}
+launcher_name=qemu-system-x86_64
+
+say() { printf 'get-qemu: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+launcher=$dir/bin/$launcher_name
+
+has_vfio_user() {
+    local devices
+    # Captured first: grep -q quitting early would give QEMU a SIGPIPE, and
+    # pipefail would call that a failure.
+    [ -x "$1" ] && devices=$("$1" -nodefaults -machine none -device help 2>/dev/null) &&
+        grep -q '"vfio-user-pci"' <<<"$devices"
+}
+
+finish() {
+    say "$("$launcher" --version | head -n 1) at $launcher"
+    printf '%s\n' "$launcher"
+    exit 0
+}
+
+if [ "${QEMU_REFRESH:-0}" != 1 ] && has_vfio_user "$launcher"; then
+    finish
+fi
+
+# The Debian archive this host already downloads from: deb822 stanzas in
+# sources.list.d first, then one-line entries in sources.list. Security and
+# foreign repositories are skipped; only the archive URL itself is taken.
+host_mirror() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        awk '
+            function flush() {
+                if (uri != "" && suites ~ /(bookworm|trixie|forky|sid|stable|testing|unstable)/ &&
+                    suites !~ /security/ && uri !~ /security/ && found == "") found = uri
+                uri = ""; suites = ""
+            }
+            /^[[:space:]]*$/ { flush(); next }
+            tolower($1) == "uris:" { uri = $2 }
+            tolower($1) == "suites:" { $1 = ""; suites = $0 }
+            END { flush(); if (found != "") print found }
+        ' "$f"
+    done | head -n 1
+    if [ -r /etc/apt/sources.list ]; then
+        awk '$1 == "deb" {
+                 for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { u = $i; s = $(i + 1); break }
+                 if (u != "" && u !~ /security/ && s !~ /security/) { print u; exit }
+             }' /etc/apt/sources.list
+    fi
+}
+
+mirror=${QEMU_MIRROR:-$(host_mirror | head -n 1)}
+[ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set QEMU_MIRROR"
+[ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -r "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
+command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+    die "apt-get and dpkg-deb are needed"
+
+work=$dir/.work
+rm -rf "$work" "$dir/root.tmp"
+mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/etc/parts" \
+         "$work/etc/prefs" "$dir/root.tmp"
+trap 'rm -rf "$work" "$dir/root.tmp"' EXIT
+: > "$work/state/status"
+printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$mirror" "$suite" > "$work/etc/sources.list"
+# Unstable's Release file may be older than its Valid-Until on a frozen
+# snapshot mirror; signatures are still checked.
+cat > "$work/apt.conf" <<CONF
+Dir::Etc "$work/etc";
+Dir::Etc::sourcelist "$work/etc/sources.list";
+Dir::Etc::sourceparts "-";
+Dir::Etc::parts "$work/etc/parts";
+Dir::Etc::preferencesparts "$work/etc/prefs";
+Dir::State "$work/state";
+Dir::State::status "$work/state/status";
+Dir::Cache "$work/cache";
+Debug::NoLocking "true";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+APT::Sandbox::User "$(id -un)";
+Acquire::Languages "none";
+Acquire::Check-Valid-Until "false";
+Acquire::Retries "3";
+CONF
+export APT_CONFIG=$work/apt.conf
+
+started=$SECONDS
+say "fetching the $suite package index"
+apt-get -q=2 update >&2
+pkg=qemu-system-x86${QEMU_VERSION:+=$QEMU_VERSION}
+say "downloading $pkg with its dependencies"
+apt-get -q=2 -y install --download-only "$pkg" >&2
+
+# Everything in the closure is unpacked except what only matters to a booted
+# system (init, locales, extra crypto providers); the binary never loads it.
+count=0
+for deb in "$work"/cache/archives/*.deb; do
+    case ${deb##*/} in
+        systemd_* | systemd-*_* | libsystemd-shared_* | libc-gconv-modules-extra_* | \
+        openssl-provider-legacy_*) continue ;;
+    esac
+    dpkg-deb --extract "$deb" "$dir/root.tmp"
+    count=$((count + 1))
+done
+rm -rf "$dir/root.tmp/usr/share/man" "$dir/root.tmp/usr/share/locale" \
+       "$dir/root.tmp/usr/share/info"
+
+loader=usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+[ -e "$dir/root.tmp/$loader" ] || loader=usr/lib64/ld-linux-x86-64.so.2
+[ -e "$dir/root.tmp/$loader" ] || die "the unpacked tree has no dynamic loader"
+[ -x "$dir/root.tmp/usr/bin/$launcher_name" ] || die "the unpacked tree has no $launcher_name"
+
+rm -rf "$dir/root"
+mv "$dir/root.tmp" "$dir/root"
+mkdir -p "$dir/bin"
+# The launcher finds the tree relative to itself, so DIR may be moved.
+cat > "$launcher.tmp" <<LAUNCHER
+#!/bin/sh
+# Made by scripts/get-qemu.sh: runs the unpacked QEMU with its own loader.
+top=\$(dirname "\$(readlink -f "\$0")")/..
+root=\$top/root
+export QEMU_MODULE_DIR="\$root/usr/lib/x86_64-linux-gnu/qemu"
+exec "\$root/$loader" --library-path "\$root/usr/lib/x86_64-linux-gnu" \\
+    "\$root/usr/bin/$launcher_name" -L "\$root/usr/share/qemu" -L "\$root/usr/share/seabios" "\$@"
+LAUNCHER
+chmod +x "$launcher.tmp"
+mv "$launcher.tmp" "$launcher"
+
+has_vfio_user "$launcher" || die "unpacked $count packages, but $launcher has no vfio-user-pci"
+rm -rf "$work"
+say "unpacked $count packages in $((SECONDS - started)) s; $(du -sh "$dir" | cut -f1) in $dir"
+finish

@@ -1,0 +1,126 @@
+// Serves a device through the addon named by $VFIO_USER_ADDON (built against
+// an installed libvfio-user by scripts/test-system-lib.sh) and talks to it
+// with hand-built messages: negotiation, region read and write, an interrupt
+// through an eventfd, a DMA mapping backed by a memfd, and close().
+'use strict';
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const nodeOs = require('node:os');
+const path = require('node:path');
+
+const addon = require(process.env.VFIO_USER_ADDON);
+const { os } = addon;
+
+function header(id, cmd, payloadLength) {
+  const h = Buffer.alloc(16);
+  h.writeUInt16LE(id, 0);
+  h.writeUInt16LE(cmd, 2);
+  h.writeUInt32LE(16 + payloadLength, 4);
+  return h;
+}
+
+// One request, one reply, with the fd watched by the addon's FdWatcher.
+function request(fd, id, cmd, payload, fds = []) {
+  return new Promise((resolve, reject) => {
+    const into = Buffer.alloc(1 << 16);
+    let got = 0;
+    const watcher = new os.FdWatcher(fd, () => {
+      const r = os.recvmsg(fd, into, got);
+      if (r === null) return;
+      if (r.bytes === 0) {
+        watcher.close();
+        reject(new Error('connection closed'));
+        return;
+      }
+      got += r.bytes;
+      r.fds.forEach((f) => os.close(f));
+      if (got >= 16 && got >= into.readUInt32LE(4)) {
+        watcher.close();
+        const flags = into.readUInt32LE(8);
+        assert.equal(into.readUInt16LE(0), id);
+        resolve({ errno: flags & 0x20 ? into.readUInt32LE(12) : 0, payload: into.subarray(16, into.readUInt32LE(4)) });
+      }
+    });
+    watcher.start(true, false);
+    os.sendmsg(fd, [header(id, cmd, payload.length), payload], fds);
+  });
+}
+
+async function main() {
+  const socket = path.join(fs.mkdtempSync(path.join(nodeOs.tmpdir(), 'vfu-syslib-')), 'dev.sock');
+  const calls = [];
+  const errors = [];
+  const memory = new ArrayBuffer(64);
+  const views = Array.from({ length: 65 }, (_, n) => Buffer.from(memory, 0, n));
+  const ctx = new addon.DeviceContext(
+    socket,
+    {
+      regionAccess(region, offset, data, isWrite) {
+        calls.push(['access', region, offset, data.length, isWrite]);
+        if (!isWrite) data.writeUInt32LE(0xcafe0000 + offset);
+      },
+      reset(type) { calls.push(['reset', type]); },
+      dmaRegister(iova, length, prot, mem) { calls.push(['dma', iova, length, prot, mem && mem.byteLength]); },
+      attach() { calls.push(['attach']); },
+      error(err) { errors.push(err); },
+    },
+    views,
+  );
+  ctx.pciInit(3);
+  ctx.setIds(0x1b36, 0x0100, 0, 0);
+  ctx.setupRegion(0, 0x1000, 7);
+  ctx.setupIrqs(0, 1);
+  ctx.setupDma(8);
+  ctx.realize();
+  ctx.start();
+  assert.equal(new DataView(ctx.configSpace()).getUint16(0, true), 0x1b36);
+  assert.throws(() => ctx.msixVectorMasked(0), { code: 'ENOTSUP' });
+
+  const fd = os.connect(socket);
+  const version = Buffer.concat([Buffer.from([0, 0, 2, 0]), Buffer.from('{"capabilities":{"max_msg_fds":8}}\0')]);
+  assert.equal((await request(fd, 1, 1, version)).errno, 0);
+  assert.equal(ctx.attached, true);
+
+  const read = Buffer.alloc(16);
+  read.writeUInt32LE(0x10, 0);
+  read.writeUInt32LE(4, 12);
+  const reply = await request(fd, 2, 9, read);
+  assert.equal(reply.errno, 0);
+  assert.equal(reply.payload.readUInt32LE(16), 0xcafe0010);
+
+  const efd = os.eventfd(0, true);
+  const irqs = Buffer.alloc(20);
+  irqs.writeUInt32LE(20, 0);
+  irqs.writeUInt32LE(0x4 | 0x20, 4); // eventfd, trigger
+  irqs.writeUInt32LE(1, 16);
+  assert.equal((await request(fd, 3, 8, irqs, [efd])).errno, 0);
+  ctx.irqTrigger(0);
+  assert.equal(os.eventfdRead(efd), 1n);
+  os.close(efd);
+
+  const memfd = os.memfd('guest', 0x2000);
+  const map = Buffer.alloc(32);
+  map.writeUInt32LE(32, 0);
+  map.writeUInt32LE(3, 4);
+  map.writeBigUInt64LE(0x40000n, 16);
+  map.writeBigUInt64LE(0x2000n, 24);
+  assert.equal((await request(fd, 4, 2, map, [memfd])).errno, 0);
+  os.close(memfd);
+
+  ctx.close();
+  assert.equal(fs.existsSync(socket), false);
+  os.close(fd);
+  assert.deepEqual(calls, [
+    ['attach'],
+    ['access', 0, 0x10, 4, false],
+    ['dma', 0x40000, 0x2000, 3, 0x2000],
+    ['reset', 1],
+  ]);
+  assert.deepEqual(errors, []);
+  console.log('system-lib: a device served through the system-library addon works');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+# The C library as a static library for the Node addon (binding.gyp includes
+# this file). The same sources as CMakeLists.txt's, with its flags: gnu11,
+# _GNU_SOURCE, every symbol hidden but the public API.
+{
+  'conditions': [
+    ['vfio_user_system_lib!="true"', {
+      'targets': [
+        {
+          'target_name': 'vfio_user_c',
+          'type': 'static_library',
+          'sources': [
+            'src/context.c',
+            'src/dma.c',
+            'src/ioeventfd.c',
+            'src/irq.c',
+            'src/json.c',
+            'src/log.c',
+            'src/migration.c',
+            'src/negotiate.c',
+            'src/pci.c',
+            'src/pci_caps.c',
+            'src/region.c',
+            'src/run.c',
+            'src/transport.c',
+          ],
+          'include_dirs': ['include', 'src'],
+          'defines': ['_GNU_SOURCE'],
+          'cflags': ['-fPIC', '-fvisibility=hidden', '-Wall'],
+          'cflags_c': ['-std=gnu11'],
+          'direct_dependent_settings': {
+            'include_dirs': ['include'],
+          },
+        },
+      ],
+    }],
+  ],
+}
