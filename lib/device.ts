@@ -30,7 +30,7 @@ export interface DmaMapping {
  * @internal
  */
 export interface DeviceBinding {
-  /** Raises a vector of the active interrupt type; false when the client set no eventfd for it. */
+  /** Raises a vector of the type config space enables; false when the client set no eventfd for it. */
   trigger(vector: number): boolean;
   /** The live config space. */
   configSpace(): Buffer;
@@ -103,11 +103,13 @@ export class PciDevice {
   }
 
   /**
-   * Asserts INTx (INTA#). Does nothing, and returns false, while the client
-   * has disabled INTx in the command register or enabled MSI or MSI-X, or has
-   * given the device no eventfd to signal.
+   * Asserts INTx (INTA#). A device raises INTx only while the driver has
+   * neither MSI nor MSI-X enabled in config space, as on hardware; while it
+   * has, or while it has set the INTx-disable bit in the command register,
+   * this does nothing and returns false.
    *
-   * @returns whether the interrupt was signalled or held pending
+   * @returns whether the interrupt was signalled; false when INTx is not the
+   *   function's interrupt mode, is disabled, or the client gave no eventfd
    * @throws Error when the description has no `intx: true`
    */
   intx(): boolean {
@@ -119,19 +121,21 @@ export class PciDevice {
       return false;
     }
     const config = binding.configSpace();
-    if ((config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0 || this.messagesEnabled(config)) {
+    if (this.interruptMode(config) !== 'intx' || (config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0) {
       return false;
     }
     return binding.trigger(0);
   }
 
   /**
-   * Signals MSI vector `vector`. While the vector is masked (per-vector mask
-   * bit, or masked by the client) the library holds it pending and delivers
-   * it on unmask. Like VFIO, the interrupt goes to the type whose eventfds the
-   * client installed last.
+   * Signals MSI vector `vector`. A device raises MSI only while the driver
+   * has MSI enabled (and MSI-X not) in config space, as on hardware; at other
+   * times this does nothing and returns false. A vector masked by its
+   * per-vector mask bit, or by the client, is held pending (its pending bit
+   * set) and delivered when it is unmasked; that counts as raised.
    *
-   * @returns whether the interrupt was signalled or held pending; false when the client gave no eventfd
+   * @returns whether the interrupt was signalled or held pending; false when
+   *   MSI is not the function's interrupt mode or the client gave no eventfd
    * @throws RangeError when the vector is not one the description has
    */
   msi(vector = 0): boolean {
@@ -139,11 +143,14 @@ export class PciDevice {
   }
 
   /**
-   * Signals MSI-X vector `vector`. While MSI-X is disabled, the function is
-   * masked or the vector's table entry is masked, the library sets its PBA
-   * bit and delivers it on unmask.
+   * Signals MSI-X vector `vector`. A device raises MSI-X only while the
+   * driver has MSI-X enabled in config space, as on hardware; while it has
+   * not, this does nothing and returns false. A vector masked by the function
+   * mask, by its table entry or by the client is held pending (its PBA bit
+   * set) and delivered when it is unmasked; that counts as raised.
    *
-   * @returns whether the interrupt was signalled or held pending; false when the client gave no eventfd
+   * @returns whether the interrupt was signalled or held pending; false when
+   *   MSI-X is not enabled or the client gave no eventfd
    * @throws RangeError when the vector is not one the description has
    */
   msix(vector = 0): boolean {
@@ -303,13 +310,17 @@ export class PciDevice {
     return { mapping, view: mapping.memory.subarray(start, start + length) };
   }
 
-  private messagesEnabled(config: Buffer): boolean {
-    const msi = this.capabilityOffset('msi');
+  /** The interrupt type the function signals, chosen by config space as the library chooses it. */
+  private interruptMode(config: Buffer): InterruptKind {
     const msix = this.capabilityOffset('msix');
-    return (
-      (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) ||
-      (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0)
-    );
+    if (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0) {
+      return 'msix';
+    }
+    const msi = this.capabilityOffset('msi');
+    if (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
+      return 'msi';
+    }
+    return 'intx';
   }
 
   private checkVector(kind: InterruptKind, vector: number): void {
@@ -322,7 +333,10 @@ export class PciDevice {
   private signal(kind: 'msi' | 'msix', vector: number): boolean {
     this.checkVector(kind, vector);
     const { binding } = runtimeOf(this);
-    return binding === undefined ? false : binding.trigger(vector);
+    if (binding === undefined || this.interruptMode(binding.configSpace()) !== kind) {
+      return false;
+    }
+    return binding.trigger(vector);
   }
 }
 

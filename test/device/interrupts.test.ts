@@ -104,15 +104,45 @@ describe('interrupts reach the client', () => {
     expect(await lines[2].wait(1000)).toBe(1n);
   });
 
-  test('MSI-X: interrupts raised while MSI-X is disabled wait for the enable', async () => {
+  test('MSI-X: a device does not raise MSI-X while the driver has it disabled', async () => {
     const device = new TestDevice();
     const { client } = await serveAndConnect(device);
+    // With INTx the function's mode, vfu_irq_trigger would signal its eventfd.
+    const [intx] = await client.enableInterrupts('intx');
     const [line] = await client.enableInterrupts('msix', { count: 1, configure: false });
-    expect(device.msix(0)).toBe(true);
-    expect(line.take()).toBe(0n);
-    expect(device.isPending('msix', 0)).toBe(true);
+    expect(device.msix(0)).toBe(false);
+    expect(device.isPending('msix', 0)).toBe(false);
+    expect(intx.take()).toBe(0n);
     await enableMsix(client, device);
+    expect((await rejection(line.wait(50))).code).toBe('ETIMEDOUT');
+    expect(device.msix(0)).toBe(true);
     expect(await line.wait(1000)).toBe(1n);
+  });
+
+  test('each kind is raised only in its own interrupt mode', async () => {
+    const device = new TestDevice();
+    const { client } = await serveAndConnect(device);
+    const [line] = await client.enableInterrupts('intx');
+    const msi = await client.enableInterrupts('msi', { configure: false });
+    const msix = await client.enableInterrupts('msix', { configure: false });
+    expect(device.msi(0)).toBe(false);
+    expect(device.msix(0)).toBe(false);
+    expect(device.intx()).toBe(true);
+    expect(await line.wait(1000)).toBe(1n);
+
+    const msiCap = device.capabilityOffset('msi')!;
+    await client.write16(CONFIG, msiCap + Msi.FLAGS, Msi.FLAGS_ENABLE);
+    expect(device.intx()).toBe(false);
+    expect(device.msix(0)).toBe(false);
+    expect(device.msi(0)).toBe(true);
+    expect(await msi[0].wait(1000)).toBe(1n);
+
+    await enableMsix(client, device); // MSI-X wins while both are enabled
+    expect(device.intx()).toBe(false);
+    expect(device.msi(0)).toBe(false);
+    expect(device.msix(0)).toBe(true);
+    expect(await msix[0].wait(1000)).toBe(1n);
+    expect(line.take() + msi[0].take()).toBe(0n);
   });
 
   test('enableInterrupts turns the type on in config space, as a driver does', async () => {
