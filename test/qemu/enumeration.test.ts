@@ -104,6 +104,28 @@ describeWithQemu('QEMU enumeration', () => {
       const serial = (BigInt(await dev.read32(dsn!.offset + 8)) << 32n) | BigInt(await dev.read32(dsn!.offset + 4));
       expect(serial).toBe(SCRATCHPAD.dsn.serial);
 
+      // PM version 3 (PCI PM 1.2); MSI with 4 vectors, 64-bit addresses and per-vector masks;
+      // PCI Express version 2 with function-level reset; the vendor bytes.
+      const at = (id: number): number => caps.find((c) => c.id === id)!.offset;
+      expect((await dev.read16(at(0x01) + 2)) & 0x7).toBe(3);
+      const msiFlags = await dev.read16(at(0x05) + 2);
+      expect({ vectors: 1 << ((msiFlags >> 1) & 7), is64: (msiFlags & 0x80) !== 0, perVectorMask: (msiFlags & 0x100) !== 0 }).toEqual({
+        vectors: SCRATCHPAD.msi.vectors,
+        is64: true,
+        perVectorMask: true,
+      });
+      const pcie = at(0x10);
+      // (QEMU shows the device type as a root complex integrated endpoint: it sits on q35's root bus.)
+      expect((await dev.read16(pcie + 2)) & 0xf).toBe(2);
+      expect((await dev.read32(pcie + 4)) & (1 << 28)).toBe(1 << 28);
+      const vendor = at(0x09);
+      const vendorLength = await dev.read8(vendor + 2);
+      const vendorData = Buffer.alloc(vendorLength - 3);
+      for (let i = 0; i < vendorData.length; i++) {
+        vendorData[i] = await dev.read8(vendor + 3 + i);
+      }
+      expect(vendorData.toString('latin1')).toBe(SCRATCHPAD.vendorData);
+
       // MSI-X points where the card says its table and PBA are.
       const msix = caps.find((c) => c.id === 0x11)!.offset;
       const flags = await dev.read16(msix + 2);

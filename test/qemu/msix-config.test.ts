@@ -71,7 +71,7 @@ async function ring(target: DeviceTarget, dev: PciFunction, q: QtestConnection, 
   await q.writel(MSG_RAM, 0);
   const mark = q.irqMark();
   await target.trigger(dev, 0);
-  // A BAR read is ordered after the doorbell write, so the PBA is current.
+  // A BAR read is ordered after a doorbell write (and follows a direct call), so the PBA is current.
   if ((await readMsixPba(dev, l)) & 1) {
     return 'held by the device';
   }

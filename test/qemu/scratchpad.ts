@@ -1,9 +1,12 @@
 /**
  * The "scratchpad" card that the QEMU tests drive: what the C sample device
  * (vendor/libvfio-user/samples/sample_server.c) implements, written down
- * once so that any other implementation of the same card (a TypeScript one,
- * later) runs the very same tests by adding itself to `targets`.
+ * once so that every implementation of the same card (the C sample and the
+ * TypeScript one in devices/scratchpad.ts) runs the very same tests by being
+ * in `targets`.
  */
+import { Scratchpad } from './devices/scratchpad';
+import { ServedDevice, typescriptDevice } from './devices/serve';
 import { DeviceFactory, PciFunction, sampleServer } from './harness';
 
 export const SCRATCHPAD = {
@@ -33,6 +36,8 @@ export const SCRATCHPAD = {
   msi: { vectors: 4 },
   /** Standard capabilities in list order: PM, MSI, MSI-X, PCI Express, vendor-specific. */
   capabilities: [0x01, 0x05, 0x11, 0x10, 0x09],
+  /** The vendor-specific capability's bytes after its header. */
+  vendorData: 'sampl',
   /** Device serial number capability (extended, at 0x100). */
   dsn: { id: 0x0003, serial: 0x9abcdef012345678n },
 } as const;
@@ -42,11 +47,67 @@ export interface DeviceTarget {
   start: DeviceFactory;
   /** Makes the device raise interrupt vector `vector` of whichever type is enabled. */
   trigger(dev: PciFunction, vector: number): Promise<void>;
+  /**
+   * What becomes of an INTx raised while the driver has set the command
+   * register's INTx-disable bit: 'held', the interrupt stays asserted and
+   * the line rises when INTx is enabled again (PCI's rule, and what QEMU does
+   * with an eventfd signalled meanwhile); 'dropped', the device does not
+   * raise it at all and nothing rises on re-enable.
+   */
+  intxWhileDisabled: 'held' | 'dropped';
+  /** Where this implementation differs from the C card by design, for people reading test names and failures. */
+  differences: string[];
 }
 
 /** The card's own way: write the vector number to its doorbell register. */
 export const ringDoorbell = (dev: PciFunction, vector: number): Promise<void> =>
   dev.barWrite(0, SCRATCHPAD.reg.doorbell, 4, vector);
 
+/** TypeScript scratchpads being served in this process, newest last. */
+const served: Array<ServedDevice<Scratchpad>> = [];
+
+/** The one TypeScript scratchpad currently served here (tests serve one at a time). */
+export function servedScratchpad(): Scratchpad {
+  const live = served.filter((s) => s.server.listening);
+  if (live.length !== 1) {
+    throw new Error(`${live.length} TypeScript scratchpads are being served: trigger() needs exactly one`);
+  }
+  return live[0].device;
+}
+
+export const cTarget: DeviceTarget = {
+  name: 'C sample_server',
+  start: sampleServer(),
+  trigger: ringDoorbell,
+  intxWhileDisabled: 'held',
+  differences: [],
+};
+
+/**
+ * devices/scratchpad.ts served in this process. Its trigger calls
+ * msix(n), msi(n) or intx() from TypeScript (by the mode the device's config
+ * space shows) instead of ringing the doorbell, so every interrupt test shows
+ * those calls delivered through QEMU; the doorbell is tested on its own.
+ */
+export const typescriptTarget: DeviceTarget = {
+  name: 'TypeScript scratchpad',
+  start: typescriptDevice(
+    () => new Scratchpad(),
+    (s) => {
+      served.splice(0, served.length, ...served.filter((old) => old.server.listening), s);
+    },
+  ),
+  trigger: async (_dev, vector) => {
+    servedScratchpad().raise(vector);
+  },
+  // lib/device.ts: PciDevice.intx() returns false, signalling nothing, while INTx is disabled.
+  intxWhileDisabled: 'dropped',
+  differences: [
+    'PCI Express capability: the library fills in DEVCAP role-based error reporting, DEVCTL max read request 512 and a x1 2.5 GT/s link, where the C card has zeros',
+    'an INTx raised while INTx is disabled is dropped by PciDevice.intx(), not held',
+    'BAR0 registers take accesses of any size (RegisterMap); the C card fails those that are not 4 bytes at a multiple of 4',
+  ],
+};
+
 /** Every implementation of the scratchpad card; each test runs against each. */
-export const targets: DeviceTarget[] = [{ name: 'C sample_server', start: sampleServer(), trigger: ringDoorbell }];
+export const targets: DeviceTarget[] = [cTarget, typescriptTarget];
