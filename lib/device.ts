@@ -105,23 +105,24 @@ export class PciDevice {
   /**
    * Asserts INTx (INTA#). A device raises INTx only while the driver has
    * neither MSI nor MSI-X enabled in config space, as on hardware; while it
-   * has, or while it has set the INTx-disable bit in the command register,
-   * this does nothing and returns false.
+   * has, this does nothing and returns false.
+   *
+   * The command register's Interrupt Disable bit does not stop it: under PCI
+   * that bit only keeps the function's interrupt off the wire, and the
+   * client applies it (QEMU raises an INTx signalled meanwhile once the
+   * driver clears the bit). {@link PciDevice.isMasked} reports the bit.
    *
    * @returns whether the interrupt was signalled; false when INTx is not the
-   *   function's interrupt mode, is disabled, or the client gave no eventfd
+   *   function's interrupt mode or the client gave no eventfd
    * @throws Error when the description has no `intx: true`
    */
   intx(): boolean {
-    const { plan, binding } = runtimeOf(this);
-    if (plan.irqs.intx === 0) {
+    const runtime = runtimeOf(this);
+    if (runtime.plan.irqs.intx === 0) {
       throw new Error('the device description has no intx: true');
     }
-    if (binding === undefined) {
-      return false;
-    }
-    const config = binding.configSpace();
-    if (this.interruptMode(config) !== 'intx' || (config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0) {
+    const { binding } = runtime;
+    if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== 'intx') {
       return false;
     }
     return binding.trigger(0);
@@ -139,7 +140,7 @@ export class PciDevice {
    * @throws RangeError when the vector is not one the description has
    */
   msi(vector = 0): boolean {
-    return this.signal('msi', vector);
+    return signal(runtimeOf(this), 'msi', vector);
   }
 
   /**
@@ -154,17 +155,18 @@ export class PciDevice {
    * @throws RangeError when the vector is not one the description has
    */
   msix(vector = 0): boolean {
-    return this.signal('msix', vector);
+    return signal(runtimeOf(this), 'msix', vector);
   }
 
   /**
    * Whether an interrupt vector is masked now: by the client's SET_IRQS, by
-   * the INTx-disable bit (INTx), by its per-vector mask bit (MSI), or by the
-   * function mask or its table entry (MSI-X).
+   * the command register's Interrupt Disable bit (INTx, which the client
+   * applies: {@link PciDevice.intx} signals regardless), by its per-vector
+   * mask bit (MSI), or by the function mask or its table entry (MSI-X).
    */
   isMasked(kind: InterruptKind, vector = 0): boolean {
     const runtime = runtimeOf(this);
-    this.checkVector(kind, vector);
+    checkVector(runtime, kind, vector);
     if (runtime.masked[kind].has(vector)) {
       return true;
     }
@@ -177,7 +179,7 @@ export class PciDevice {
       return (config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0;
     }
     if (kind === 'msi') {
-      const cap = this.capabilityOffset('msi');
+      const cap = capabilityOffsetOf(runtime, 'msi');
       const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
       if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
         return false;
@@ -185,7 +187,7 @@ export class PciDevice {
       const maskOffset = cap + ((flags & Msi.FLAGS_64BIT) !== 0 ? Msi.MASK_64 : Msi.MASK_32);
       return ((config.readUInt32LE(maskOffset) >>> vector) & 1) === 1;
     }
-    const cap = this.capabilityOffset('msix');
+    const cap = capabilityOffsetOf(runtime, 'msix');
     if (cap !== undefined && (config.readUInt16LE(cap + Msix.FLAGS) & Msix.FLAGS_MASKALL) !== 0) {
       return true;
     }
@@ -194,15 +196,16 @@ export class PciDevice {
 
   /** Whether an MSI or MSI-X vector is held pending because it was masked when signalled. */
   isPending(kind: 'msi' | 'msix', vector = 0): boolean {
-    const { binding } = runtimeOf(this);
-    this.checkVector(kind, vector);
+    const runtime = runtimeOf(this);
+    checkVector(runtime, kind, vector);
+    const { binding } = runtime;
     if (binding === undefined) {
       return false;
     }
     if (kind === 'msix') {
       return binding.msixPending(vector);
     }
-    const cap = this.capabilityOffset('msi');
+    const cap = capabilityOffsetOf(runtime, 'msi');
     const config = binding.configSpace();
     const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
     if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
@@ -232,7 +235,7 @@ export class PciDevice {
    * device is served (the first one for `'vendor'` and `'extended-vendor'`).
    */
   capabilityOffset(kind: CapabilityKind): number | undefined {
-    return runtimeOf(this).binding?.capabilityOffsets.get(kind)?.[0];
+    return capabilityOffsetOf(runtimeOf(this), kind);
   }
 
   /** The DMA mappings the connected client has made. */
@@ -247,12 +250,12 @@ export class PciDevice {
    * @throws {@link VfioUserError} EFAULT when the range is not inside one mapping with memory
    */
   dmaView(iova: number, length: number): Buffer {
-    return this.dmaRange(iova, length).view;
+    return dmaRange(runtimeOf(this), iova, length).view;
   }
 
   /** Copies `length` bytes out of client memory; throws like {@link PciDevice.dmaView}. */
   dmaRead(iova: number, length: number): Buffer {
-    return Buffer.from(this.dmaRange(iova, length).view);
+    return Buffer.from(dmaRange(runtimeOf(this), iova, length).view);
   }
 
   /**
@@ -261,7 +264,7 @@ export class PciDevice {
    * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
    */
   dmaWrite(iova: number, data: Uint8Array): void {
-    const { mapping, view } = this.dmaRange(iova, data.length);
+    const { mapping, view } = dmaRange(runtimeOf(this), iova, data.length);
     if (!mapping.writable) {
       throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is read-only`);
     }
@@ -300,44 +303,52 @@ export class PciDevice {
   onDmaUnmap(mapping: DmaMapping): void {
     void mapping;
   }
+}
 
-  private dmaRange(iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
-    const mapping = runtimeOf(this).dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
-    if (mapping?.memory === undefined || mapping.memory.length === 0) {
-      throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
-    }
-    const start = iova - mapping.iova;
-    return { mapping, view: mapping.memory.subarray(start, start + length) };
-  }
+// The helpers below are module functions, not methods, so that a subclass
+// (or a plain-JS device) with members of the same names neither clashes
+// with them nor replaces them.
 
-  /** The interrupt type the function signals, chosen by config space as the library chooses it. */
-  private interruptMode(config: Buffer): InterruptKind {
-    const msix = this.capabilityOffset('msix');
-    if (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0) {
-      return 'msix';
-    }
-    const msi = this.capabilityOffset('msi');
-    if (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
-      return 'msi';
-    }
-    return 'intx';
-  }
+function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): number | undefined {
+  return runtime.binding?.capabilityOffsets.get(kind)?.[0];
+}
 
-  private checkVector(kind: InterruptKind, vector: number): void {
-    const count = runtimeOf(this).plan.irqs[kind];
-    if (!Number.isInteger(vector) || vector < 0 || vector >= count) {
-      throw new RangeError(`${kind} vector ${vector} does not exist: the device has ${count}`);
-    }
+function dmaRange(runtime: DeviceRuntime, iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
+  const mapping = runtime.dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
+  if (mapping?.memory === undefined || mapping.memory.length === 0) {
+    throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
   }
+  const start = iova - mapping.iova;
+  return { mapping, view: mapping.memory.subarray(start, start + length) };
+}
 
-  private signal(kind: 'msi' | 'msix', vector: number): boolean {
-    this.checkVector(kind, vector);
-    const { binding } = runtimeOf(this);
-    if (binding === undefined || this.interruptMode(binding.configSpace()) !== kind) {
-      return false;
-    }
-    return binding.trigger(vector);
+/** The interrupt type the function signals, chosen by config space as the library chooses it. */
+function interruptMode(runtime: DeviceRuntime, config: Buffer): InterruptKind {
+  const msix = capabilityOffsetOf(runtime, 'msix');
+  if (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0) {
+    return 'msix';
   }
+  const msi = capabilityOffsetOf(runtime, 'msi');
+  if (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
+    return 'msi';
+  }
+  return 'intx';
+}
+
+function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number): void {
+  const count = runtime.plan.irqs[kind];
+  if (!Number.isInteger(vector) || vector < 0 || vector >= count) {
+    throw new RangeError(`${kind} vector ${vector} does not exist: the device has ${count}`);
+  }
+}
+
+function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): boolean {
+  checkVector(runtime, kind, vector);
+  const { binding } = runtime;
+  if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== kind) {
+    return false;
+  }
+  return binding.trigger(vector);
 }
 
 /** @internal The validated plan of a device. */

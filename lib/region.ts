@@ -26,7 +26,8 @@ export interface RegionHandler {
 export class MemoryRegion implements RegionHandler {
   /** The region's bytes; the device may read and change them directly. */
   readonly buffer: Buffer;
-  private readonly clearOnReset: boolean;
+  // #private: a subclass may have a member of the same name.
+  readonly #clearOnReset: boolean;
 
   /**
    * @param size - size in bytes
@@ -37,7 +38,7 @@ export class MemoryRegion implements RegionHandler {
       throw new RangeError(`MemoryRegion size must be a positive integer, not ${size}`);
     }
     this.buffer = Buffer.alloc(size);
-    this.clearOnReset = options.clearOnReset ?? false;
+    this.#clearOnReset = options.clearOnReset ?? false;
   }
 
   /** Copies out of the memory; bytes past its end read as zero. */
@@ -55,7 +56,7 @@ export class MemoryRegion implements RegionHandler {
 
   /** Zeroes the memory if it was created with `clearOnReset`. */
   reset(): void {
-    if (this.clearOnReset) {
+    if (this.#clearOnReset) {
       this.buffer.fill(0);
     }
   }

@@ -219,10 +219,12 @@ function compile(name: string, spec: RegisterSpec): CompiledRegister {
 export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implements RegionHandler {
   /** Bytes from offset 0 to the end of the last register. */
   readonly size: number;
-  private readonly registers: readonly CompiledRegister[];
-  private readonly byName: ReadonlyMap<string, CompiledRegister>;
-  private readonly file: Uint8Array;
-  private readonly scratch = new Uint8Array(8);
+  // #private so that a subclass's members of the same names neither clash
+  // with these nor replace them.
+  readonly #registers: readonly CompiledRegister[];
+  readonly #byName: ReadonlyMap<string, CompiledRegister>;
+  readonly #file: Uint8Array;
+  readonly #scratch = new Uint8Array(8);
 
   /**
    * @param specs - the registers by name
@@ -242,52 +244,57 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
         );
       }
     }
-    this.registers = compiled;
-    this.byName = new Map(compiled.map((r) => [r.name, r]));
+    this.#registers = compiled;
+    this.#byName = new Map(compiled.map((r) => [r.name, r]));
     this.size = compiled.length === 0 ? 0 : compiled[compiled.length - 1].end;
-    this.file = new Uint8Array(this.size);
-    this.reset();
+    this.#file = new Uint8Array(this.size);
+    // Not this.reset(): a subclass's override would run before its own fields exist.
+    this.#restore();
   }
 
   /** The names of the registers, in offset order. */
   get names(): string[] {
-    return this.registers.map((r) => r.name);
+    return this.#registers.map((r) => r.name);
   }
 
   /** The offset of a register. */
   offsetOf(name: keyof S & string): number {
-    return this.lookup(name).offset;
+    return this.#lookup(name).offset;
   }
 
   /** The stored value of a register (read hooks are not called). */
   get<K extends keyof S & string>(name: K): RegisterValue<S[K]> {
-    const r = this.lookup(name);
-    return fromBytes(this.file, r.offset, r.width) as RegisterValue<S[K]>;
+    const r = this.#lookup(name);
+    return fromBytes(this.#file, r.offset, r.width) as RegisterValue<S[K]>;
   }
 
   /** Stores a value, every bit of it, whatever the register's access bits. */
   set<K extends keyof S & string>(name: K, value: RegisterValue<S[K]>): void {
-    const r = this.lookup(name);
+    const r = this.#lookup(name);
     const bytes = maskBytes(`registers.${name}`, value, r.width);
     if (bytes !== undefined) {
-      this.file.set(bytes, r.offset);
+      this.#file.set(bytes, r.offset);
     }
   }
 
   /** Sets the bits of `mask` in a register. */
   setBits<K extends keyof S & string>(name: K, mask: RegisterValue<S[K]>): void {
-    this.update(name, mask, true);
+    this.#update(name, mask, true);
   }
 
   /** Clears the bits of `mask` in a register. */
   clearBits<K extends keyof S & string>(name: K, mask: RegisterValue<S[K]>): void {
-    this.update(name, mask, false);
+    this.#update(name, mask, false);
   }
 
   /** Restores every register to its reset value. */
   reset(): void {
-    for (const r of this.registers) {
-      this.file.set(r.resetBytes, r.offset);
+    this.#restore();
+  }
+
+  #restore(): void {
+    for (const r of this.#registers) {
+      this.#file.set(r.resetBytes, r.offset);
     }
   }
 
@@ -295,18 +302,18 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
   read(offset: number, data: Buffer): void {
     const end = offset + data.length;
     data.fill(0);
-    for (let i = this.firstEndingAfter(offset); i < this.registers.length; i++) {
-      const r = this.registers[i];
+    for (let i = this.#firstEndingAfter(offset); i < this.#registers.length; i++) {
+      const r = this.#registers[i];
       if (r.offset >= end) {
         break;
       }
       const from = Math.max(offset, r.offset);
       const to = Math.min(end, r.end);
-      let source = this.file;
+      let source = this.#file;
       let base = 0;
       if (r.read !== undefined) {
-        const stored = fromBytes(this.file, r.offset, r.width);
-        source = toBytes((r.read as (v: number | bigint) => number | bigint)(stored), r.width, this.scratch);
+        const stored = fromBytes(this.#file, r.offset, r.width);
+        source = toBytes((r.read as (v: number | bigint) => number | bigint)(stored), r.width, this.#scratch);
         base = r.offset;
       }
       data.set(source.subarray(from - base, to - base), from - offset);
@@ -316,19 +323,19 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
   /** Serves a client write: see the class description. */
   write(offset: number, data: Buffer): void {
     const end = offset + data.length;
-    for (let i = this.firstEndingAfter(offset); i < this.registers.length; i++) {
-      const r = this.registers[i];
+    for (let i = this.#firstEndingAfter(offset); i < this.#registers.length; i++) {
+      const r = this.#registers[i];
       if (r.offset >= end) {
         break;
       }
       const from = Math.max(offset, r.offset);
       const to = Math.min(end, r.end);
-      const previous = r.write === undefined ? undefined : this.file.slice(r.offset, r.end);
+      const previous = r.write === undefined ? undefined : this.#file.slice(r.offset, r.end);
       for (let pos = from; pos < to; pos++) {
         const k = pos - r.offset;
         const written = data[pos - offset];
-        const kept = this.file[pos] & ~r.rwBytes[k];
-        this.file[pos] = (kept | (written & r.rwBytes[k])) & ~(written & r.w1cBytes[k]);
+        const kept = this.#file[pos] & ~r.rwBytes[k];
+        this.#file[pos] = (kept | (written & r.rwBytes[k])) & ~(written & r.w1cBytes[k]);
       }
       if (r.write !== undefined && previous !== undefined) {
         const value = new Uint8Array(r.width);
@@ -339,25 +346,25 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
           value: fromBytes(value, 0, r.width),
           mask: fromBytes(mask, 0, r.width),
           previous: fromBytes(previous, 0, r.width),
-          current: fromBytes(this.file, r.offset, r.width),
+          current: fromBytes(this.#file, r.offset, r.width),
         });
       }
     }
   }
 
-  private update(name: string, mask: number | bigint, set: boolean): void {
-    const r = this.lookup(name);
+  #update(name: string, mask: number | bigint, set: boolean): void {
+    const r = this.#lookup(name);
     const bytes = maskBytes(`registers.${name}`, mask, r.width);
     if (bytes === undefined) {
       return;
     }
     for (let k = 0; k < r.width; k++) {
-      this.file[r.offset + k] = set ? this.file[r.offset + k] | bytes[k] : this.file[r.offset + k] & ~bytes[k];
+      this.#file[r.offset + k] = set ? this.#file[r.offset + k] | bytes[k] : this.#file[r.offset + k] & ~bytes[k];
     }
   }
 
-  private lookup(name: string): CompiledRegister {
-    const r = this.byName.get(name);
+  #lookup(name: string): CompiledRegister {
+    const r = this.#byName.get(name);
     if (r === undefined) {
       throw new RangeError(`no register named ${JSON.stringify(name)}`);
     }
@@ -365,12 +372,12 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
   }
 
   /** Index of the first register (by offset) that ends after `offset`. */
-  private firstEndingAfter(offset: number): number {
+  #firstEndingAfter(offset: number): number {
     let lo = 0;
-    let hi = this.registers.length;
+    let hi = this.#registers.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.registers[mid].end <= offset) {
+      if (this.#registers[mid].end <= offset) {
         lo = mid + 1;
       } else {
         hi = mid;

@@ -128,6 +128,25 @@ describe('RegisterMap', () => {
     expect(map.get('q')).toBe(5n);
   });
 
+  test('the constructor does not call a subclass reset(), whose fields do not exist yet', () => {
+    class Counting extends RegisterMap {
+      readonly seen: string[] = [];
+      constructor() {
+        super({ r: { offset: 0, width: 4, reset: 7, rw: true } });
+      }
+      override reset(): void {
+        this.seen.push('reset');
+        super.reset();
+      }
+    }
+    const map = new Counting();
+    expect(map.get('r')).toBe(7);
+    map.set('r', 1);
+    map.reset();
+    expect(map.seen).toEqual(['reset']);
+    expect(map.get('r')).toBe(7);
+  });
+
   test('negative values from hooks are taken as two\'s complement', () => {
     const map = new RegisterMap({ r: { offset: 0, width: 4, read: () => -2 } });
     expect(read(map, 0, 4).readUInt32LE()).toBe(0xfffffffe);

@@ -34,7 +34,9 @@ function undocumented(): string[] {
         continue;
       }
       const modifiers = ts.getCombinedModifierFlags(declaration);
-      if (member.flags & ts.SymbolFlags.TypeParameter || modifiers & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected) || member.name.startsWith('__') || member.name === 'prototype') {
+      const name = ts.getNameOfDeclaration(declaration);
+      const hidden = modifiers & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected) || (name !== undefined && ts.isPrivateIdentifier(name));
+      if (member.flags & ts.SymbolFlags.TypeParameter || hidden || member.name.startsWith('__') || member.name === 'prototype') {
         continue;
       }
       if (!hasDoc(member) && !ts.isConstructorDeclaration(declaration)) {
