@@ -267,7 +267,12 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         if (isWrite) {
           handler?.write(offset, data);
         } else {
-          data.fill(0);
+          // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
+          // which it has already zeroed; clearing a 4-byte view here again
+          // would cost a call into the TypedArray fill builtin per access.
+          if (data.length > IO_VIEW_BYTES) {
+            data.fill(0);
+          }
           handler?.read(offset, data);
         }
       },

@@ -610,11 +610,12 @@ void DeviceContext::Serve(int status) {
     int ret = vfu_run_ctx(ctx_);
     int err = errno;
     note_fd();
-    if (ret > 0) {
-      progress = true;
-      continue;
-    }
-    if (ret == 0) {
+    if (ret >= 0) {
+      // It served every request there was (its last receive found nothing,
+      // or the client is not taking replies): calling it again would only
+      // cost one more recvmsg that fails with EAGAIN. The poll fd is level
+      // triggered and wakes us for whatever comes next.
+      progress = progress || ret > 0;
       break;
     }
     if (err == ENOTCONN) {

@@ -1,0 +1,465 @@
+/**
+ * `npm run bench`: builds what the benchmarks need, starts the servers (a
+ * bare socket peer, the C device, the TypeScript device), drives every one
+ * with the same C client (bench/bench_client.c), prints a table and writes
+ * it with the raw numbers as JSON under bench/results/ (git-ignored).
+ *
+ * Latency is measured with servers and client pinned to one CPU (taskset
+ * -c 0), the implementations interleaved (A, B, A, B, ...), and each ratio
+ * is the median over the repetitions of the ratio within a repetition, so
+ * that a slowdown of the whole machine during one repetition cancels out.
+ *
+ * Sizes can be changed for a quick try: BENCH_REPS, BENCH_N, BENCH_WARMUP
+ * (latency), BENCH_THROUGHPUT_REPS, BENCH_IRQ_COUNT (interrupts and DMA),
+ * BENCH_STARTUP_REPS.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+function findRoot(from: string): string {
+  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vfio-user') {
+      return dir;
+    }
+  }
+  throw new Error('bench: cannot find the vfio-user package root');
+}
+
+function envInt(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new Error(`bench: ${name} must be a positive integer`);
+  }
+  return value;
+}
+
+const ROOT = findRoot(__dirname);
+const RESULTS = path.join(ROOT, 'bench', 'results');
+const BIN = path.join(RESULTS, 'bin');
+const CLIENT = path.join(BIN, 'bench_client');
+const TS_DEVICE = path.join(RESULTS, 'js', 'ts_device.js');
+
+const REPS = envInt('BENCH_REPS', 11);
+const N = envInt('BENCH_N', 10000);
+const WARMUP = envInt('BENCH_WARMUP', 3000);
+const IRQ_REPS = envInt('BENCH_THROUGHPUT_REPS', 7);
+const IRQ_COUNT = envInt('BENCH_IRQ_COUNT', 50000);
+const STARTUP_REPS = envInt('BENCH_STARTUP_REPS', 5);
+
+/** CPU every latency run is pinned to; the start-up client spins on another. */
+const CPU = '0';
+const OTHER_CPU = os.cpus().length > 1 ? '1' : '0';
+
+// ------------------------------------------------------------------ building
+
+function run(cmd: string, args: string[], what: string): void {
+  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8' });
+  if (result.error !== undefined || result.status !== 0) {
+    process.stderr.write(result.stdout ?? '');
+    process.stderr.write(result.stderr ?? '');
+    throw new Error(`bench: ${what} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
+  }
+}
+
+function build(): void {
+  log('building the C library (scripts/build-c.sh)');
+  run('bash', ['scripts/build-c.sh'], 'building the C library');
+
+  // The addon, incrementally: the benchmark measures the current native/.
+  const addon = path.join(ROOT, 'build', 'Release', 'vfio_user.node');
+  const configured = fs.existsSync(path.join(ROOT, 'build', 'Makefile'));
+  const gyp = spawnSync('node-gyp', [configured ? 'build' : 'rebuild'], { cwd: ROOT, encoding: 'utf8' });
+  if (gyp.error !== undefined || gyp.status !== 0) {
+    if (!fs.existsSync(addon)) {
+      process.stderr.write(gyp.stderr ?? '');
+      throw new Error('bench: the addon is not built and node-gyp failed (run "npm install")');
+    }
+    log(`node-gyp is not usable here (${gyp.error?.message ?? 'failed'}): measuring the addon as built`);
+  }
+
+  fs.mkdirSync(BIN, { recursive: true });
+  const cc = process.env.CC ?? 'cc';
+  const flags = ['-O2', '-g', '-std=gnu11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Ivendor/libvfio-user/include'];
+  log(`compiling bench/*.c with ${cc}`);
+  run(cc, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', 'vendor/libvfio-user/test/client.c',
+    '-o', CLIENT], 'compiling bench_client');
+  run(cc, [...flags, 'bench/echo_peer.c', '-o', path.join(BIN, 'echo_peer')], 'compiling echo_peer');
+  // Linked statically, like the addon links the library.
+  run(cc, [...flags, 'bench/c_device.c', 'build-c/libvfio-user.a', '-o', path.join(BIN, 'c_device')],
+    'compiling c_device');
+  if (!fs.existsSync(TS_DEVICE)) {
+    throw new Error(`bench: ${TS_DEVICE} is missing (npm run bench compiles bench/*.ts first)`);
+  }
+}
+
+// ------------------------------------------------------------------- servers
+
+interface Server {
+  readonly name: string;
+  readonly socket: string;
+  readonly proc: ChildProcess;
+  readonly pid: number;
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) {
+    child.kill('SIGKILL');
+  }
+});
+
+let pinning = true;
+
+function pinned(cpu: string, argv: string[]): [string, string[]] {
+  return pinning ? ['taskset', ['-c', cpu, ...argv]] : [argv[0], argv.slice(1)];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function startServer(name: string, argv: string[], socket: string, cpu = CPU): Promise<Server> {
+  const [cmd, args] = pinned(cpu, argv);
+  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  for (let waited = 0; !fs.existsSync(socket); waited += 10) {
+    if (proc.exitCode !== null || waited > 15000) {
+      throw new Error(`bench: ${name} did not start listening on ${socket}`);
+    }
+    await sleep(10);
+  }
+  return { name, socket, proc, pid: proc.pid ?? 0 };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
+    return;
+  }
+  const exited = new Promise<void>((resolve) => server.proc.once('exit', () => resolve()));
+  server.proc.kill('SIGTERM');
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function client(args: string[], cpu = CPU): any {
+  const [cmd, argv] = pinned(cpu, [CLIENT, ...args]);
+  const result = spawnSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
+  if (result.error !== undefined || result.status !== 0) {
+    process.stderr.write(result.stderr ?? '');
+    throw new Error(`bench: bench_client ${args[0]} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
+  }
+  return JSON.parse(result.stdout);
+}
+
+// --------------------------------------------------------------------- table
+
+interface Row {
+  group: string;
+  name: string;
+  /** Short name by which other rows name this one as their baseline. */
+  id?: string;
+  /** The value in `unit`, or undefined for "n/a". */
+  value?: number;
+  unit: string;
+  p99?: number;
+  /** The id of the baseline row. */
+  baseline?: string;
+  /** Cost relative to the baseline: > 1 is slower (time ratio, or inverse rate ratio). */
+  ratio?: number;
+  /** Server CPU time per request, µs. */
+  cpu?: number;
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function fmt(value: number | undefined, digits = 2): string {
+  if (value === undefined) {
+    return 'n/a';
+  }
+  if (value >= 1000) {
+    return value.toFixed(0);
+  }
+  return value.toFixed(digits);
+}
+
+function renderTable(rows: Row[]): string[] {
+  const header = ['measurement', 'median', 'p99', 'unit', 'x baseline', 'baseline', 'server CPU/req'];
+  const cells = rows.map((r) => [
+    r.name,
+    fmt(r.value),
+    r.p99 === undefined ? '' : fmt(r.p99),
+    r.unit,
+    r.ratio === undefined ? '' : r.ratio.toFixed(3),
+    r.baseline ?? '',
+    r.cpu === undefined ? '' : `${r.cpu.toFixed(2)} µs`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]): string =>
+    c.map((cell, i) => (i === 0 || i === 3 || i === 5 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  ')];
+  let group = '';
+  for (let i = 0; i < rows.length; i++) {
+    if (rows[i].group !== group) {
+      group = rows[i].group;
+      out.push(`[${group}]`);
+    }
+    out.push(line(cells[i]));
+  }
+  return out;
+}
+
+function renderMarkdown(rows: Row[], machine: string): string {
+  const out = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`,
+    '',
+    '| measurement | median | p99 | unit | × baseline | baseline | server CPU/req |',
+    '| --- | ---: | ---: | --- | ---: | --- | ---: |',
+  ];
+  for (const r of rows) {
+    out.push(`| ${r.group}: ${r.name} | ${fmt(r.value)} | ${r.p99 === undefined ? '' : fmt(r.p99)} | ${r.unit} | ` +
+      `${r.ratio === undefined ? '' : r.ratio.toFixed(3)} | ${r.baseline ?? ''} | ${r.cpu === undefined ? '' : `${r.cpu.toFixed(2)} µs`} |`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+// ---------------------------------------------------------------- the phases
+
+interface LatencySpec {
+  key: string;
+  /** Short name, shown where this is a baseline. */
+  id: string;
+  name: string;
+  server: Server;
+  kind: 'raw' | 'vfu';
+  op: 'read' | 'write';
+  region: number;
+  offset: number;
+  baseline?: string;
+}
+
+interface LatencyResult {
+  name: string;
+  rep_medians_ns: number[];
+  median_ns: number;
+  p99_ns: number;
+  server_cpu_ns_per_req?: number;
+}
+
+function latencyRows(specs: LatencySpec[], raw: { results: LatencyResult[] }): Row[] {
+  const byKey = new Map(raw.results.map((r) => [r.name, r]));
+  return specs.map((spec) => {
+    const r = byKey.get(spec.key)!;
+    const base = spec.baseline === undefined ? undefined : byKey.get(spec.baseline);
+    const ratios = base === undefined ? [] : r.rep_medians_ns.map((v, i) => v / base.rep_medians_ns[i]);
+    return {
+      group: 'latency, pinned to one CPU',
+      name: spec.name,
+      id: spec.id,
+      value: r.median_ns / 1000,
+      p99: r.p99_ns / 1000,
+      unit: 'µs',
+      baseline: base === undefined ? undefined : specs.find((s) => s.key === spec.baseline)!.id,
+      ratio: ratios.length > 0 ? median(ratios) : undefined,
+      cpu: r.server_cpu_ns_per_req === undefined ? undefined : r.server_cpu_ns_per_req / 1000,
+    };
+  });
+}
+
+/**
+ * One start-up measurement: the client is started first and spins on
+ * connect() on another CPU, so that the server's time from its setup to the
+ * client's attach (the server measures it; the client reads it from BAR0)
+ * includes no wait for the client. The client finds the server's pid, for
+ * its memory, from the connection (SO_PEERCRED).
+ */
+async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns: number; rss_kb: number }> {
+  const [ccmd, cargs] = pinned(OTHER_CPU, [CLIENT, 'startup', '--socket', socket]);
+  const clientProc = spawn(ccmd, cargs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(clientProc);
+  let out = '';
+  clientProc.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const clientDone = new Promise<number | null>((resolve) => clientProc.once('exit', (code) => resolve(code)));
+  await sleep(30);  // the client is spinning on connect() by now
+  const [cmd, args] = pinned(CPU, argv);
+  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  const code = await clientDone;
+  children.delete(clientProc);
+  await stopServer({ name: argv[0], socket, proc, pid: proc.pid ?? 0 });
+  if (code !== 0) {
+    throw new Error(`bench: bench_client startup failed (exit ${String(code)})`);
+  }
+  return JSON.parse(out);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  if (spawnSync('taskset', ['-c', CPU, 'true']).status !== 0) {
+    pinning = false;
+    log('taskset is not available: running unpinned, ratios will be noisy');
+  }
+  build();
+
+  const cpus = os.cpus();
+  const machine = `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, Node ${process.version}`;
+  const load = os.loadavg()[0];
+  log(`machine: ${machine}; load average ${load.toFixed(2)}`);
+  if (load > 0.5) {
+    log('the machine is busy: other processes on CPU 0 slow some repetitions (the ratios pair repetitions to cancel this)');
+  }
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-bench-'));
+  const rows: Row[] = [];
+  const raw: Record<string, unknown> = {};
+  try {
+    // ---- latency, irq, dma: one server of each kind, all on CPU 0.
+    const floor = await startServer('echo', [path.join(BIN, 'echo_peer'), path.join(dir, 'floor.sock'), 'poll1'], path.join(dir, 'floor.sock'));
+    const framed = await startServer('echo framed', [path.join(BIN, 'echo_peer'), path.join(dir, 'framed.sock'), 'poll'], path.join(dir, 'framed.sock'));
+    const cdev = await startServer('C device', [path.join(BIN, 'c_device'), path.join(dir, 'c.sock')], path.join(dir, 'c.sock'));
+    const tsdev = await startServer('TS device', [process.execPath, TS_DEVICE, path.join(dir, 'ts.sock')], path.join(dir, 'ts.sock'));
+
+    const specs: LatencySpec[] = [
+      { key: 'floor-r', id: 'socket', name: 'bare socket (poll, 1 recv, send), read sizes 32/36 B', server: floor, kind: 'raw', op: 'read', region: 0, offset: 4 },
+      { key: 'framed-r', id: 'socket framed', name: 'bare socket, header and body read apart', server: framed, kind: 'raw', op: 'read', region: 0, offset: 4, baseline: 'floor-r' },
+      { key: 'floor-w', id: 'socket (write)', name: 'bare socket (poll, 1 recv, send), write sizes 36/32 B', server: floor, kind: 'raw', op: 'write', region: 0, offset: 4 },
+      { key: 'c-r', id: 'C read', name: 'C device: BAR 4-byte read', server: cdev, kind: 'vfu', op: 'read', region: 0, offset: 4, baseline: 'floor-r' },
+      { key: 'c-w', id: 'C write', name: 'C device: BAR 4-byte write', server: cdev, kind: 'vfu', op: 'write', region: 0, offset: 4, baseline: 'floor-w' },
+      { key: 'c-cfg', id: 'C config', name: 'C device: config 4-byte read', server: cdev, kind: 'vfu', op: 'read', region: 7, offset: 0, baseline: 'floor-r' },
+      { key: 'ts-r', id: 'TS read', name: 'TS device: BAR handler 4-byte read', server: tsdev, kind: 'vfu', op: 'read', region: 0, offset: 4, baseline: 'c-r' },
+      { key: 'ts-reg-r', id: 'TS regmap read', name: 'TS device: RegisterMap 4-byte read', server: tsdev, kind: 'vfu', op: 'read', region: 1, offset: 4, baseline: 'c-r' },
+      { key: 'ts-w', id: 'TS write', name: 'TS device: BAR handler 4-byte write', server: tsdev, kind: 'vfu', op: 'write', region: 0, offset: 4, baseline: 'c-w' },
+      { key: 'ts-reg-w', id: 'TS regmap write', name: 'TS device: RegisterMap 4-byte write', server: tsdev, kind: 'vfu', op: 'write', region: 1, offset: 4, baseline: 'c-w' },
+      { key: 'ts-cfg', id: 'TS config', name: 'TS device: config 4-byte read', server: tsdev, kind: 'vfu', op: 'read', region: 7, offset: 0, baseline: 'c-cfg' },
+    ];
+    log(`latency: ${specs.length} measurements, ${REPS} interleaved repetitions of ${N} requests`);
+    const latency = client(['latency', '--reps', String(REPS), '--n', String(N), '--warmup', String(WARMUP),
+      ...specs.map((s) => `${s.key}=${s.server.socket},${s.kind},${s.op},${s.region},${s.offset},${s.server.pid}`)]);
+    raw.latency = latency;
+    rows.push(...latencyRows(specs, latency));
+
+    log(`interrupts: ${IRQ_REPS} repetitions of ${IRQ_COUNT} triggers`);
+    const irqRows = (kind: string, args: string[]): void => {
+      const result = client(['irq', '--reps', String(IRQ_REPS), '--count', String(IRQ_COUNT), ...args,
+        `c=${cdev.socket}`, `ts=${tsdev.socket}`]);
+      raw[kind === 'during' ? 'irq' : 'irq_drain_after'] = result;
+      const [c, ts] = result.results as Array<{ rep_per_s: number[]; median_per_s: number }>;
+      const label = kind === 'during' ? 'client draining the eventfd meanwhile' : 'eventfd drained after';
+      const id = kind === 'during' ? 'C trigger' : 'C trigger (alone)';
+      rows.push({ group: 'interrupts (MSI-X, pinned to one CPU)', name: `C: vfu_irq_trigger(), ${label}`, id, value: c.median_per_s / 1e6, unit: 'M/s' });
+      rows.push({
+        group: 'interrupts (MSI-X, pinned to one CPU)', name: `TS: device.msix(0), ${label}`, value: ts.median_per_s / 1e6, unit: 'M/s',
+        baseline: id, ratio: median(c.rep_per_s.map((v, i) => v / ts.rep_per_s[i])),
+      });
+    };
+    irqRows('during', []);
+    irqRows('after', ['--drain-after']);
+
+    log('DMA over mapped memory');
+    const dma = client(['dma', '--reps', String(IRQ_REPS), `c=${cdev.socket}`, `ts=${tsdev.socket}`]);
+    raw.dma = dma;
+    const dmaResults = dma.results as Array<{ name: string; op: string; rep_bytes_per_s: number[]; median_bytes_per_s: number }>;
+    const dmaOps: Array<[string, string, string]> = [
+      ['read-4k', 'dmaRead() 4 KiB (a new Buffer)', 'memcpy 4 KiB out'],
+      ['view-read-4k', 'dmaView() 4 KiB copied into own memory', 'memcpy 4 KiB out'],
+      ['write-4k', 'dmaWrite() 4 KiB', 'memcpy 4 KiB in'],
+      ['read-1m', 'dmaRead() 1 MiB (a new Buffer)', 'memcpy 1 MiB out'],
+      ['view-read-1m', 'dmaView() 1 MiB copied into own memory', 'memcpy 1 MiB out'],
+      ['write-1m', 'dmaWrite() 1 MiB', 'memcpy 1 MiB in'],
+    ];
+    const group = 'DMA, mapped memory';
+    for (const [op, tsName, cName] of dmaOps) {
+      const c = dmaResults.find((r) => r.name === 'c' && r.op === op)!;
+      const ts = dmaResults.find((r) => r.name === 'ts' && r.op === op)!;
+      if (!rows.some((r) => r.id === cName)) {
+        rows.push({ group, name: `C: ${cName}`, id: cName, value: c.median_bytes_per_s / 1e9, unit: 'GB/s' });
+      }
+      rows.push({
+        group, name: `TS: ${tsName}`, value: ts.median_bytes_per_s / 1e9, unit: 'GB/s', baseline: cName,
+        ratio: median(c.rep_bytes_per_s.map((v, i) => v / ts.rep_bytes_per_s[i])),
+      });
+    }
+    for (const size of ['4 KiB', '1 MiB']) {
+      rows.push({ group: 'DMA through DMA_READ/DMA_WRITE messages', name: `TS: read and write ${size} (not implemented yet)`, unit: 'GB/s' });
+    }
+
+    for (const server of [floor, framed, cdev, tsdev]) {
+      await stopServer(server);
+    }
+
+    // ---- start-up and memory: a fresh server each time; the client spins
+    // on another CPU so that its connection attempts cost the server nothing.
+    log(`start-up: ${STARTUP_REPS} fresh servers of each kind`);
+    const startup: Record<string, Array<{ startup_ns: number; rss_kb: number }>> = { c: [], ts: [] };
+    for (let rep = 0; rep < STARTUP_REPS; rep++) {
+      for (const kind of ['c', 'ts'] as const) {
+        const socket = path.join(dir, `start-${kind}-${rep}.sock`);
+        const argv = kind === 'c' ? [path.join(BIN, 'c_device'), socket] : [process.execPath, TS_DEVICE, socket];
+        const result = await startupOnce(argv, socket);
+        startup[kind].push(result);
+      }
+    }
+    raw.startup = startup;
+    const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+    children.add(idle);
+    await sleep(500);
+    const nodeRss = client(['rss', '--pid', String(idle.pid)]).rss_kb as number;
+    idle.kill('SIGKILL');
+    raw.node_idle_rss_kb = nodeRss;
+    const ms = (kind: string): number[] => startup[kind].map((s) => s.startup_ns / 1e6);
+    const rss = (kind: string): number => median(startup[kind].map((s) => s.rss_kb)) / 1024;
+    const sgroup = 'start-up and memory';
+    rows.push({ group: sgroup, name: 'C: vfu_create_ctx() to the client attached', id: 'C start', value: median(ms('c')), unit: 'ms' });
+    rows.push({
+      group: sgroup, name: 'TS: new VfioUserServer() to the client attached', value: median(ms('ts')), unit: 'ms',
+      baseline: 'C start', ratio: median(ms('ts').map((v, i) => v / ms('c')[i])),
+    });
+    rows.push({ group: sgroup, name: 'C device, attached and idle: RSS', id: 'C RSS', value: rss('c'), unit: 'MiB' });
+    rows.push({ group: sgroup, name: 'node running an empty loop: RSS', id: 'node RSS', value: nodeRss / 1024, unit: 'MiB' });
+    rows.push({
+      group: sgroup, name: 'TS device, attached and idle: RSS', value: rss('ts'), unit: 'MiB',
+      baseline: 'node RSS', ratio: rss('ts') / (nodeRss / 1024),
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const seconds = (Date.now() - started) / 1000;
+  const table = renderTable(rows);
+  process.stdout.write(`\n${machine}\n${table.join('\n')}\n`);
+  process.stdout.write(`\nx baseline: cost relative to the baseline (time ratio; for rates, baseline rate / rate), ` +
+    `the median over repetitions of the ratio within one repetition. p99 is over all requests of all repetitions. ` +
+    `Server CPU/req: CPU time of the server's thread per request (kernel included). ${seconds.toFixed(0)} s.\n`);
+
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify({
+    date: new Date().toISOString(), machine, loadAverage: load, seconds,
+    config: { reps: REPS, n: N, warmup: WARMUP, irqReps: IRQ_REPS, irqCount: IRQ_COUNT, startupReps: STARTUP_REPS, pinned: pinning },
+    rows, raw,
+  }, null, 2);
+  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), json);
+  fs.writeFileSync(path.join(RESULTS, 'latest.json'), json);
+  fs.writeFileSync(path.join(RESULTS, 'latest.md'), renderMarkdown(rows, machine));
+  log(`written to bench/results/bench-${stamp}.json (and latest.json, latest.md)`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,151 @@
+/**
+ * The TypeScript device of the benchmarks: the register layout of
+ * bench/c_device.c, served through the addon.
+ *
+ *   BAR0: a raw RegionHandler (a switch over offsets, like the C device's).
+ *   BAR1: a RegisterMap with a read/write register at 0x4.
+ *   BAR2: the MSI-X table (0x0) and PBA (0x800), emulated by the library.
+ *
+ * usage: node ts_device.js SOCKET_PATH   (serves until SIGTERM or SIGINT)
+ */
+import { PciDevice, RegisterMap, VfioUserServer, type RegionHandler } from 'vfio-user';
+
+const BAR0_ID = 0x00;
+const BAR0_SCRATCH = 0x04;
+const BAR0_IRQ_FIRE = 0x08;
+const BAR0_IRQ_FAILED = 0x0c;
+const BAR0_DMA_LEN = 0x10;
+const BAR0_DMA_COUNT = 0x14;
+const BAR0_DMA_GO = 0x18;
+const BAR0_DMA_ERR = 0x1c;
+const BAR0_STARTUP_LO = 0x20;
+const BAR0_STARTUP_HI = 0x24;
+const BENCH_ID = 0x5c0b0001;
+const EFAULT = 14;
+const EINVAL = 22;
+
+class BenchDevice extends PciDevice {
+  scratch = 0;
+  irqFailed = 0;
+  dmaLen = 0;
+  dmaCount = 0;
+  dmaErr = 0;
+  startupNs = 0;
+  readonly dmaSource = Buffer.alloc(1 << 20, 0xa5);
+  readonly dmaSink = Buffer.alloc(1 << 20);
+
+  readonly raw: RegionHandler = {
+    read: (offset: number, data: Buffer): void => {
+      if (data.length !== 4) {
+        return;
+      }
+      let value = 0;
+      switch (offset) {
+        case BAR0_ID: value = BENCH_ID; break;
+        case BAR0_SCRATCH: value = this.scratch; break;
+        case BAR0_IRQ_FAILED: value = this.irqFailed; break;
+        case BAR0_DMA_LEN: value = this.dmaLen; break;
+        case BAR0_DMA_COUNT: value = this.dmaCount; break;
+        case BAR0_DMA_ERR: value = this.dmaErr; break;
+        case BAR0_STARTUP_LO: value = this.startupNs % 2 ** 32; break;
+        case BAR0_STARTUP_HI: value = Math.floor(this.startupNs / 2 ** 32); break;
+      }
+      data.writeUInt32LE(value, 0);
+    },
+    write: (offset: number, data: Buffer): void => {
+      if (data.length !== 4) {
+        return;
+      }
+      const value = data.readUInt32LE(0);
+      switch (offset) {
+        case BAR0_SCRATCH: this.scratch = value; break;
+        case BAR0_IRQ_FIRE: this.fire(value); break;
+        case BAR0_DMA_LEN: this.dmaLen = value; break;
+        case BAR0_DMA_COUNT: this.dmaCount = value; break;
+        case BAR0_DMA_GO: this.dmaErr = this.dmaGo(value); break;
+      }
+    },
+  };
+
+  readonly regs = new RegisterMap({
+    scratch: { offset: 0x4, width: 4, rw: true },
+  });
+
+  constructor() {
+    super({
+      vendorId: 0x1b36,
+      deviceId: 0x11bf,
+      bars: [
+        { index: 0, size: 0x1000, handler: () => this.raw },
+        { index: 1, size: 0x1000, handler: () => this.regs },
+        { index: 2, size: 0x1000 },
+      ],
+      msix: { vectors: 1, bar: 2, tableOffset: 0, pbaOffset: 0x800 },
+    });
+  }
+
+  private fire(count: number): void {
+    let failed = 0;
+    for (let i = 0; i < count; i++) {
+      if (!this.msix(0)) {
+        failed++;
+      }
+    }
+    this.irqFailed = failed;
+  }
+
+  private dmaGo(op: number): number {
+    const mapping = this.dmaMappings.find((m) => m.memory !== undefined);
+    if (mapping === undefined) {
+      return EFAULT;
+    }
+    const { iova } = mapping;
+    const len = this.dmaLen;
+    if (len > mapping.length || len > this.dmaSource.length || len > this.dmaSink.length) {
+      return EINVAL;
+    }
+    if (op === 1) {
+      for (let i = 0; i < this.dmaCount; i++) {
+        this.dmaRead(iova, len);
+      }
+      return 0;
+    }
+    if (op === 2) {
+      const source = this.dmaSource.subarray(0, len);
+      for (let i = 0; i < this.dmaCount; i++) {
+        this.dmaWrite(iova, source);
+      }
+      return 0;
+    }
+    if (op === 3) {
+      // Zero-copy view, copied into memory the device already has.
+      for (let i = 0; i < this.dmaCount; i++) {
+        this.dmaView(iova, len).copy(this.dmaSink);
+      }
+      return 0;
+    }
+    return EINVAL;
+  }
+}
+
+function main(): void {
+  const socket = process.argv[2];
+  if (socket === undefined) {
+    process.stderr.write('usage: node ts_device.js SOCKET_PATH\n');
+    process.exit(2);
+  }
+  const device = new BenchDevice();
+  const t0 = process.hrtime.bigint();
+  const server = new VfioUserServer(device, { socket });
+  server.once('connect', () => {
+    device.startupNs = Number(process.hrtime.bigint() - t0);
+  });
+  server.on('error', (err) => {
+    process.stderr.write(`ts_device: ${err.message}\n`);
+  });
+  const stop = (): void => server.close();
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main();
