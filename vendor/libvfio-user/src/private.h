@@ -33,6 +33,12 @@
 #define SERVER_MAX_DATA_XFER_SIZE VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
 /* Largest message accepted: header + region-access header + data. */
 #define SERVER_MAX_MSG_SIZE (SERVER_MAX_DATA_XFER_SIZE + 32)
+/*
+ * Most bytes queued for a client that does not read them; past it the client
+ * counts as gone. Requests stop being read while a reply waits, so replies
+ * alone queue one at a time; the bound holds whatever else the server sends.
+ */
+#define TX_QUEUE_MAX (8u << 20)
 /* SCM_MAX_FD: we receive every fd a peer may send so that extras get closed. */
 #define RECV_MAX_FDS 253
 
@@ -109,6 +115,7 @@ struct vfu_conn {
     struct vfu_rx rx;
     struct vfu_tx *tx_head;     /* unsent replies, oldest first */
     struct vfu_tx *tx_tail;
+    size_t tx_bytes;            /* unsent bytes in the queue, <= TX_QUEUE_MAX */
     /* What the client announced (or the defaults). */
     uint32_t client_max_msg_fds;
     uint64_t client_max_data_xfer_size;
@@ -189,7 +196,7 @@ struct vfu_ctx {
     vfu_trans_t trans;
     char *sock_path;
     int listen_fd;
-    int epoll_fd;               /* the poll fd: listener or client, see transport.c */
+    int epoll_fd;               /* the poll fd: listener and/or client, see transport.c */
     struct vfu_conn conn;
     bool realized;
 
@@ -232,8 +239,13 @@ int handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /* transport.c */
 /* Creates the poll fd and the listening socket. */
 int tran_listen(vfu_ctx_t *ctx);
-/* Accepts a pending client: 0, -EAGAIN when none (non-blocking), -errno. */
+/*
+ * Accepts a pending client: 0, -EAGAIN when none (non-blocking), -errno. It
+ * replaces a client that has not completed VERSION (closed, no reset).
+ */
 int tran_accept(vfu_ctx_t *ctx);
+/* The client completed VERSION: stops listening until it leaves. */
+int tran_attached(vfu_ctx_t *ctx);
 /*
  * Receives the next whole message into msg: 1 when one is complete, 0 when
  * more bytes are needed (non-blocking), -ENOTCONN when the peer left, -E2BIG
@@ -243,7 +255,8 @@ int tran_accept(vfu_ctx_t *ctx);
 int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /*
  * Sends one message with optional fds; 0 or -errno. In non-blocking mode
- * what the socket cannot take now is queued and sent by tran_flush().
+ * what the socket cannot take now is queued and sent by tran_flush();
+ * -ENOBUFS when the queue would pass TX_QUEUE_MAX: the caller drops the client.
  */
 int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
               const void *payload, size_t len, const int *fds, size_t nr_fds);

@@ -230,6 +230,25 @@ process_request(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return dispatch(ctx, msg);
 }
 
+/* Answers the first message, which must be a VERSION command; 0 or -errno. */
+static int
+handle_first_message(vfu_ctx_t *ctx, struct vfu_msg *msg)
+{
+    int ret;
+
+    if ((msg->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
+        vfu_err(ctx, "first message is not a command (flags %#x)", msg->hdr.flags);
+        ret = -EINVAL;
+    } else {
+        ret = handle_version(ctx, msg);
+    }
+    if (ret == 0) {
+        return send_reply(ctx, msg, 0);
+    }
+    send_reply(ctx, msg, -ret);
+    return ret;
+}
+
 static int
 fail(int err)
 {
@@ -261,24 +280,29 @@ vfu_attach_ctx(vfu_ctx_t *vfu_ctx)
     }
     /* The VERSION request, which may arrive in pieces in non-blocking mode. */
     ret = tran_recv_msg(ctx, &msg);
-    if (ret == 0) {
-        return fail(EAGAIN);
+    while (ret == 0) {
+        /* Still incomplete: a client waiting behind this one takes its place. */
+        ret = tran_accept(ctx);
+        if (ret < 0) {
+            return fail(-ret);
+        }
+        ret = tran_recv_msg(ctx, &msg);
     }
     if (ret > 0) {
-        ret = handle_version(ctx, &msg);
-        if (ret == 0) {
-            ret = send_reply(ctx, &msg, 0);
-        } else if (ret != -ENOTCONN) {
-            send_reply(ctx, &msg, -ret);
-        }
+        ret = handle_first_message(ctx, &msg);
+    } else if (ret == -EINVAL || ret == -E2BIG) {
+        vfu_err(ctx, "first message size %u is out of range", msg.hdr.msg_size);
+        send_reply(ctx, &msg, EINVAL);
     }
     msg_free(&msg);
+    if (ret == 0) {
+        ret = tran_attached(ctx);
+    }
     if (ret < 0) {
         vfu_info(ctx, "client rejected at negotiation: %s", strerror(-ret));
         tran_close_conn(ctx);
         return fail(ret == -E2BIG ? EINVAL : -ret);
     }
-    ctx->conn.negotiated = true;
     vfu_info(ctx, "client attached, protocol 0.%u", ctx->conn.minor);
     return 0;
 }

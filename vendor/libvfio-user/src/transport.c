@@ -18,12 +18,16 @@
 #include "private.h"
 
 /*
- * The fd a caller polls (vfu_get_poll_fd) is an epoll set holding the one
- * socket that matters now: the listener while no client is attached, else the
- * client's socket, for input, or for output alone while replies wait for
- * room. So a caller that polls it for input only, as upstream's API expects,
- * wakes when queued replies can move on, and does not spin on a client that
- * sends requests but does not read the replies.
+ * The fd a caller polls (vfu_get_poll_fd) is an epoll set holding the
+ * sockets that matter now: the listener while no client is attached, and the
+ * client's socket once one is accepted, for input, or for output alone while
+ * replies wait for room. So a caller that polls it for input only, as
+ * upstream's API expects, wakes when queued replies can move on, and does not
+ * spin on a client that sends requests but does not read the replies.
+ *
+ * The listener stays in the set until the client has completed VERSION: a
+ * client that connects and then stalls must not lock out the next one, which
+ * takes its place (tran_accept).
  */
 static int
 watch(vfu_ctx_t *ctx, int op, int fd, uint32_t events)
@@ -136,14 +140,12 @@ tran_accept(vfu_ctx_t *ctx)
     if (fd < 0) {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
-    /* One client at a time: the listener rests until this one leaves. */
-    ret = watch(ctx, EPOLL_CTL_DEL, ctx->listen_fd, 0);
-    if (ret == 0) {
-        ret = watch(ctx, EPOLL_CTL_ADD, fd, EPOLLIN);
-        if (ret < 0) {
-            watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN);
-        }
+    if (ctx->conn.fd >= 0) {
+        /* Never attached, so there is no device state to reset. */
+        vfu_info(ctx, "a new client replaces one that did not finish VERSION");
+        tran_close_conn(ctx);
     }
+    ret = watch(ctx, EPOLL_CTL_ADD, fd, EPOLLIN);
     if (ret < 0) {
         close(fd);
         return ret;
@@ -152,6 +154,18 @@ tran_accept(vfu_ctx_t *ctx)
     ctx->conn.negotiated = false;
     memset(&ctx->conn.rx, 0, sizeof(ctx->conn.rx));
     return 0;
+}
+
+int
+tran_attached(vfu_ctx_t *ctx)
+{
+    /* One client at a time: the listener rests until this one leaves. */
+    int ret = watch(ctx, EPOLL_CTL_DEL, ctx->listen_fd, 0);
+
+    if (ret == 0) {
+        ctx->conn.negotiated = true;
+    }
+    return ret;
 }
 
 static void
@@ -408,12 +422,19 @@ tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
            const int *fds, size_t nr_fds)
 {
     struct vfu_conn *conn = &ctx->conn;
-    struct vfu_tx *tx = calloc(1, sizeof(*tx));
+    struct vfu_tx *tx;
     size_t len = 0;
 
     for (size_t i = 0; i < iovcnt; i++) {
         len += iov[i].iov_len;
     }
+    if (len > TX_QUEUE_MAX - conn->tx_bytes) {
+        /* A client that does not read its replies is treated as gone. */
+        vfu_err(ctx, "client is not reading: %zu bytes of replies queued",
+                conn->tx_bytes);
+        return -ENOBUFS;
+    }
+    tx = calloc(1, sizeof(*tx));
     if (tx == NULL || (tx->data = malloc(len)) == NULL) {
         free(tx);
         return -ENOMEM;
@@ -422,17 +443,19 @@ tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
         memcpy(tx->data + tx->len, iov[i].iov_base, iov[i].iov_len);
         tx->len += iov[i].iov_len;
     }
-    memcpy(tx->fds, fds, nr_fds * sizeof(int));
+    if (nr_fds > 0) {
+        memcpy(tx->fds, fds, nr_fds * sizeof(int));
+    }
     tx->nr_fds = nr_fds;
+    conn->tx_bytes += len;
     if (conn->tx_tail != NULL) {
         conn->tx_tail->next = tx;
-    } else {
-        conn->tx_head = tx;
-        /* Stop reading requests until the client takes its replies. */
-        return watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLOUT);
+        conn->tx_tail = tx;
+        return 0;
     }
-    conn->tx_tail = tx;
-    return 0;
+    conn->tx_head = conn->tx_tail = tx;
+    /* Stop reading requests until the client takes its replies. */
+    return watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLOUT);
 }
 
 int
@@ -501,6 +524,7 @@ tran_flush(vfu_ctx_t *ctx)
             return (int)n;
         }
         tx->sent += (size_t)n;
+        conn->tx_bytes -= (size_t)n;
         if (tx->sent < tx->len) {
             continue;
         }
@@ -525,12 +549,14 @@ tx_drop(struct vfu_conn *conn)
         free(tx);
     }
     conn->tx_tail = NULL;
+    conn->tx_bytes = 0;
 }
 
 void
 tran_close_conn(vfu_ctx_t *ctx)
 {
     struct vfu_rx *rx = &ctx->conn.rx;
+    bool listener_resting = ctx->conn.negotiated;
 
     rx_close_fds(rx);
     rx->discard = 0;
@@ -540,7 +566,7 @@ tran_close_conn(vfu_ctx_t *ctx)
         watch(ctx, EPOLL_CTL_DEL, ctx->conn.fd, 0);
         close(ctx->conn.fd);
         /* Listen again for the next client. */
-        if (ctx->listen_fd >= 0 &&
+        if (listener_resting && ctx->listen_fd >= 0 &&
             watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN) < 0) {
             vfu_err(ctx, "cannot poll the listening socket: %m");
         }
