@@ -6,9 +6,9 @@
  * alike). Each input gets a fresh device (fuzz_device.h) and a fresh
  * connection over its UNIX socket. Before the input the harness maps a memfd
  * for DMA twice (mmap and file I/O) and installs MSI-X eventfds, so that
- * requests and device-side DMA and interrupts have something real to reach. It then
- * writes the input, half-closes the socket and runs vfu_run_ctx until the
- * connection ends, reading every reply meanwhile.
+ * requests and device-side DMA and interrupts have something real to reach.
+ * It then writes the input, half-closes the socket and runs vfu_run_ctx until
+ * the connection ends, reading every reply meanwhile.
  *
  * Beyond the sanitizers it checks that the server always reaches the end of
  * the stream, that vfu_run_ctx only fails the documented ways, and that
@@ -250,9 +250,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fd = connect_client();
     negotiate(ctx, fd);
     if (options & FUZZ_OPT_SMALL_SNDBUF) {
-        int size = 4096;        /* the kernel's minimum, doubled */
+        int sndbuf = 4096;      /* the kernel's minimum, doubled */
 
-        setsockopt(ctx->conn.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        setsockopt(ctx->conn.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
     prologue(fd);
 
