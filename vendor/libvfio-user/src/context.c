@@ -42,6 +42,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->trans = trans;
     ctx->listen_fd = -1;
     ctx->epoll_fd = -1;
+    ctx->wake_fd = -1;
     ctx->conn.fd = -1;
     ctx->log_level = LOG_ERR;
     for (size_t i = 0; i < VFU_ARRAY_LEN(ctx->regions); i++) {
