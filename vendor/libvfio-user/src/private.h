@@ -48,6 +48,16 @@
 #define RX_BUF_SIZE 8192
 /* Bytes of messages put aside while a DMA transfer waits, before it gives up. */
 #define DEFERRED_MAX (8u << 20)
+/*
+ * Longest wait of vfu_sgl_read / vfu_sgl_write for the next reply to a
+ * DMA_READ / DMA_WRITE, as QEMU's default x-msg-timeout for its own requests.
+ */
+#define DMA_REPLY_TIMEOUT_MS 5000
+/*
+ * Most bytes of DMA messages awaiting replies per transfer kind (blocking,
+ * asynchronous): keeps what is queued for the client well within TX_QUEUE_MAX.
+ */
+#define DMA_INFLIGHT_MAX (2u << 20)
 
 /* Defaults assumed for a client that does not say otherwise. */
 #define CLIENT_DEFAULT_MAX_MSG_FDS 1
@@ -229,6 +239,18 @@ struct vfu_irqs {
 /* ---------------------------------------------------------------- context */
 
 struct vfu_dma;                 /* dma.c */
+struct dma_xfer;                /* dma_transfer.c */
+struct dma_chunk;
+
+/* DMA_READ / DMA_WRITE messages to the client (dma_transfer.c). */
+struct vfu_dma_xfers {
+    uint16_t next_msg_id;
+    struct dma_xfer *head;      /* asynchronous transfers, oldest first */
+    struct dma_xfer *tail;
+    struct dma_chunk *chunks;   /* messages awaiting their replies */
+    size_t inflight;            /* bytes of asynchronous ones among them */
+    int reply_timeout_ms;       /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
+};
 
 struct vfu_ctx {
     void *pvt;
@@ -250,6 +272,7 @@ struct vfu_ctx {
     struct vfu_pci pci;
     struct vfu_irqs irqs;
     struct vfu_dma *dma;        /* NULL until vfu_setup_device_dma */
+    struct vfu_dma_xfers xfers;
 
     vfu_reset_cb_t *reset_cb;
     vfu_device_quiesce_cb_t *quiesce_cb;
@@ -432,6 +455,39 @@ void dma_remove_all(vfu_ctx_t *ctx);
 void dma_free(vfu_ctx_t *ctx);
 int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/*
+ * Checks like vfu_addr_to_sgl that [iova, iova + len) is mapped without a
+ * gap, and writable for a write: 0, -ENOENT, -EACCES or -EINVAL (no DMA).
+ */
+int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+
+/* dma_transfer.c */
+/* error: 0 or a positive errno. */
+typedef void dma_transfer_done_t(vfu_ctx_t *ctx, void *cookie, int error);
+/*
+ * Starts moving len bytes between data and client memory at iova with DMA_READ
+ * (is_write false) or DMA_WRITE messages split at max_data_xfer_size, without
+ * waiting. Checked like vfu_addr_to_sgl (whole range mapped, contiguous mappings;
+ * PROT_WRITE for writes). data stays owned by the caller and valid until done runs.
+ * done runs exactly once: from inside vfu_run_ctx when the last reply arrives or a
+ * reply carries an error, or with ENOTCONN when the client goes away or the context
+ * is reset or destroyed. Returns 0, or -errno with nothing started (done not called).
+ */
+int dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
+                       bool is_write, dma_transfer_done_t *done, void *cookie);
+/*
+ * The same, waiting for the replies (vfu_sgl_read / vfu_sgl_write): 0 or
+ * -errno. Requests the client sends meanwhile are kept for vfu_run_ctx.
+ */
+int dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
+                      bool is_write);
+/*
+ * A reply from the client, seen by the run loop: true when it was one to a
+ * DMA message (used, or logged and dropped when nothing waits for it).
+ */
+bool dma_transfer_reply(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/* The client is gone: every transfer ends with ENOTCONN. */
+void dma_transfer_abort_all(vfu_ctx_t *ctx);
 
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);

@@ -387,6 +387,9 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
             msg_free(&msg);
             vfu_err(ctx, "receive failed: %s", strerror(-ret));
             return lost_connection(ctx);
+        } else if ((msg.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY &&
+                   dma_transfer_reply(ctx, &msg)) {
+            ret = 0;
         } else {
             ret = process_request(ctx, &msg);
         }
