@@ -10,6 +10,7 @@
           'type': 'static_library',
           'sources': [
             'src/context.c',
+            'src/dirty.c',
             'src/dma.c',
             'src/dma_transfer.c',
             'src/ioeventfd.c',
