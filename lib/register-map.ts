@@ -74,6 +74,16 @@ export interface WideRegisterSpec extends RegisterCommon {
 /** One register of a {@link RegisterMap}. */
 export type RegisterSpec = NarrowRegisterSpec | WideRegisterSpec;
 
+/** Where a register of a {@link RegisterMap} is. */
+export interface RegisterExtent {
+  /** Its name. */
+  readonly name: string;
+  /** Its offset in the region. */
+  readonly offset: number;
+  /** Its width in bytes. */
+  readonly width: number;
+}
+
 /** The registers of a {@link RegisterMap}, by name. */
 export type RegisterSpecs = { readonly [name: string]: RegisterSpec };
 
@@ -253,6 +263,11 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
     this.#file = new Uint8Array(this.size);
     // Not this.reset(): a subclass's override would run before its own fields exist.
     this.#restore();
+  }
+
+  /** Where each register is, in offset order. */
+  get layout(): readonly RegisterExtent[] {
+    return this.#registers.map(({ name, offset, width }) => ({ name, offset, width }));
   }
 
   /** The names of the registers, in offset order. */

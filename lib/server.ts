@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 
 import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
-import type { CapabilityKind } from './description';
+import { checkHandlerLayout, type CapabilityKind } from './description';
 import {
   bindDevice,
   devicePlan,
@@ -127,7 +127,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
    * Sets the device up in the library and starts listening.
    *
    * @throws {@link OptionsError} for a bad socket path (e.g. longer than 107 bytes)
-   * @throws {@link DeviceDescriptionError} when a BAR handler function returns no handler
+   * @throws {@link DeviceDescriptionError} when a BAR handler function returns no handler, or a
+   *   register map whose registers lie outside its BAR or on the MSI-X table or PBA
    * @throws {@link VfioUserError} when the socket cannot be created (EADDRINUSE, ENOENT, EACCES…)
    * @throws Error when the device is already served by another server
    */
@@ -154,7 +155,11 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       throw new Error('the device is already being served');
     }
     for (const bar of plan.bars) {
-      this.handlers[bar.index] = bar.handler === undefined ? undefined : resolveHandler(bar.handler, bar.index);
+      if (bar.handler !== undefined) {
+        const handler = resolveHandler(bar.handler, bar.index);
+        checkHandlerLayout(bar, handler, plan.msix);
+        this.handlers[bar.index] = handler;
+      }
     }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
