@@ -19,6 +19,7 @@ import {
   type PciDevice,
 } from './device';
 import { DeviceDescriptionError, OptionsError, VfioUserError } from './errors';
+import { checkReadResult, refuseThenable } from './handler-results';
 import { DeviceContext, type DeviceHandlers } from './native';
 import type { RegionHandler } from './region';
 
@@ -224,9 +225,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   }
 
   /**
-   * Stops serving: disconnects the client (the device sees a
-   * `'lost-connection'` reset), removes the socket and lets the process
-   * exit. Idempotent.
+   * Stops serving: disconnects the client, if one is connected (the device
+   * then sees a `'lost-connection'` reset), removes the socket and lets the
+   * process exit. Idempotent.
    */
   close(): void {
     if (this.closed) {
@@ -269,8 +270,11 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     return {
       regionAccess: (region: number, offset: number, data: Buffer, isWrite: boolean): void => {
         const handler = this.handlers[region];
+        if (handler === undefined) {
+          return;
+        }
         if (isWrite) {
-          handler?.write(offset, data);
+          refuseThenable(handler.write(offset, data), `BAR ${region} write handler`);
         } else {
           // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
           // which it has already zeroed; clearing a 4-byte view here again
@@ -278,24 +282,28 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           if (data.length > IO_VIEW_BYTES) {
             data.fill(0);
           }
-          handler?.read(offset, data);
+          checkReadResult(handler.read(offset, data), data, `BAR ${region} read handler`);
         }
       },
       reset: (type: number): void => {
         const kind = RESET_KINDS[type] ?? 'device';
+        if (kind === 'lost-connection' && !this.context.attached) {
+          // The library also says so when closed with no client: nothing was lost.
+          return;
+        }
         if (kind !== 'lost-connection') {
-          for (const handler of this.handlers) {
-            handler?.reset?.();
+          for (const [index, handler] of this.handlers.entries()) {
+            refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
           }
         }
-        device.onReset(kind);
+        refuseThenable(device.onReset(kind), 'onReset');
         this.emit('reset', kind);
       },
       irqState: (type: number, start: number, count: number, masked: boolean): void => {
         const kind = INTERRUPT_KINDS[type];
         if (kind !== undefined) {
           recordMask(device, kind, start, count, masked);
-          device.onInterruptMask(kind, start, count, masked);
+          refuseThenable(device.onInterruptMask(kind, start, count, masked), 'onInterruptMask');
         }
       },
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
@@ -307,21 +315,21 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           memory: memory === undefined ? undefined : Buffer.from(memory),
         };
         recordDma(device, mapping, true);
-        device.onDmaMap(mapping);
+        refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
       },
       dmaUnregister: (iova: number, length: number): void => {
         const mapping = findDma(device, iova, length);
         if (mapping !== undefined) {
           recordDma(device, mapping, false);
-          device.onDmaUnmap(mapping);
+          refuseThenable(device.onDmaUnmap(mapping), 'onDmaUnmap');
         }
       },
       attach: (): void => {
-        device.onConnect();
+        refuseThenable(device.onConnect(), 'onConnect');
         this.emit('connect');
       },
       detach: (): void => {
-        device.onDisconnect();
+        refuseThenable(device.onDisconnect(), 'onDisconnect');
         this.emit('disconnect');
       },
       log: (level: number, message: string): void => {
