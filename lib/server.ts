@@ -307,14 +307,14 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         }
       },
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
-        const mapping: DmaMapping = {
-          iova,
-          length,
-          readable: (prot & PROT_READ) !== 0,
-          writable: (prot & PROT_WRITE) !== 0,
-          memory: memory === undefined ? undefined : Buffer.from(memory),
-        };
-        recordDma(device, mapping, true);
+        const readable = (prot & PROT_READ) !== 0;
+        const writable = (prot & PROT_WRITE) !== 0;
+        const buffer = memory === undefined ? undefined : Buffer.from(memory);
+        // The library maps the memory with the client's protection: a Buffer
+        // over memory without PROT_WRITE must not reach device code, where
+        // one write would be a SIGSEGV.
+        const mapping: DmaMapping = { iova, length, readable, writable, memory: readable && writable ? buffer : undefined };
+        recordDma(device, mapping, true, buffer);
         refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
       },
       dmaUnregister: (iova: number, length: number): void => {
