@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, type CapabilityKind } from './description';
@@ -164,6 +165,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
+    // The addon keeps a pointer to these bytes: a handler must not be able
+    // to transfer them away (structuredClone, postMessage), which would free
+    // them under it. Untransferable buffers are copied instead.
+    markAsUntransferable(ioBytes);
     const ioViews = Array.from({ length: IO_VIEW_BYTES + 1 }, (_, n) => Buffer.from(ioBytes, 0, n));
     try {
       this.context = new DeviceContext(socket, this.makeHandlers(), ioViews);
@@ -274,12 +279,16 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           return;
         }
         if (isWrite) {
+          if (data.length > IO_VIEW_BYTES) {
+            markAsUntransferable(data.buffer); // memory of the library's message
+          }
           refuseThenable(handler.write(offset, data), `BAR ${region} write handler`);
         } else {
           // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
           // which it has already zeroed; clearing a 4-byte view here again
           // would cost a call into the TypedArray fill builtin per access.
           if (data.length > IO_VIEW_BYTES) {
+            markAsUntransferable(data.buffer);
             data.fill(0);
           }
           checkReadResult(handler.read(offset, data), data, `BAR ${region} read handler`);
@@ -309,6 +318,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
         const readable = (prot & PROT_READ) !== 0;
         const writable = (prot & PROT_WRITE) !== 0;
+        if (memory !== undefined) {
+          markAsUntransferable(memory); // guest memory: unmapped by the library, never freed by V8
+        }
         const buffer = memory === undefined ? undefined : Buffer.from(memory);
         // The library maps the memory with the client's protection: a Buffer
         // over memory without PROT_WRITE must not reach device code, where

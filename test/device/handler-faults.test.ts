@@ -129,6 +129,40 @@ describe('a BAR read handler', () => {
   });
 });
 
+describe('memory the server lends a handler cannot be taken away', () => {
+  const transfer = (buffer: ArrayBufferLike): void => {
+    structuredClone(buffer, { transfer: [buffer as ArrayBuffer] });
+  };
+
+  test.each([4, 64, 65, 0x80])('a %i-byte access whose handler transfers data.buffer still works', async (size) => {
+    const { device, client, errors } = await setUp();
+    device.read = (_offset, data) => {
+      transfer(data.buffer);
+      data.fill(0x3c);
+    };
+    device.write = (_offset, data) => {
+      transfer(data.buffer);
+      expect(data.length).toBe(size);
+    };
+    expect(await client.readBar(0, 0, size)).toEqual(Buffer.alloc(size, 0x3c));
+    await client.writeBar(0, 0, Buffer.alloc(size, 1));
+    expect(errors).toEqual([]);
+    device.read = (_offset, data) => data.fill(0x42);
+    expect(await client.readBar(0, 0x10, 4)).toEqual(Buffer.alloc(4, 0x42));
+    await intact(client);
+  });
+
+  test("a DMA mapping's memory stays attached when transferred", async () => {
+    const { device, client } = await setUp();
+    const guest = await client.mapDma({ iova: 0x10000, size: 0x1000 });
+    const memory = device.dmaMappings[0].memory as Buffer;
+    transfer(memory.buffer);
+    expect(memory.length).toBe(0x1000);
+    device.dmaWrite(0x10000, Buffer.from('still mine'));
+    expect(guest.read(0x10000, 10).toString()).toBe('still mine');
+  });
+});
+
 describe('a BAR write handler', () => {
   const cases: Array<[string, Write, RegExp]> = [
     ['throws', () => { throw new Error('write exploded'); }, /^write exploded$/],
