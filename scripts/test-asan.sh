@@ -20,8 +20,12 @@ cp -rp vendor/libvfio-user/src vendor/libvfio-user/include \
 # take the one npm bundles.
 node_gyp=$(command -v node-gyp ||
            echo "$(dirname "$(readlink -f "$(command -v npm)")")/node-gyp-bin/node-gyp")
-(cd "$tree" && "$node_gyp" configure --vfio_user_sanitize=true >/dev/null &&
-    "$node_gyp" build -j "$(nproc)" >/dev/null)
+if ! (cd "$tree" && "$node_gyp" configure --vfio_user_sanitize=true &&
+      "$node_gyp" build -j "$(nproc)") >"$out/build.log" 2>&1; then
+    cat "$out/build.log" >&2
+    echo "test-asan: building the sanitized addon failed" >&2
+    exit 1
+fi
 addon=$tree/build/Release/vfio_user.node
 
 # The addon's ASan runtime has to be the first library loaded, and node
