@@ -76,7 +76,9 @@ export const PCI_DEVICE_BRAND: unique symbol = Symbol.for('vfio-user.PciDevice')
  * An emulated PCI device: its description (IDs, class, BARs, capabilities,
  * interrupts), validated when it is constructed, and its behaviour: BAR
  * handlers given in the description, and the hook methods below, which a
- * subclass overrides.
+ * subclass overrides. Hooks are synchronous, like handlers: one that throws
+ * or returns a Promise fails the request that called it (a reset, say) and
+ * is reported as the server's `'error'`.
  *
  * @example
  * ```ts
