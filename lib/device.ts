@@ -77,8 +77,8 @@ export const PCI_DEVICE_BRAND: unique symbol = Symbol.for('vfio-user.PciDevice')
  * interrupts), validated when it is constructed, and its behaviour: BAR
  * handlers given in the description, and the hook methods below, which a
  * subclass overrides. Hooks are synchronous, like handlers: one that throws
- * or returns a Promise fails the request that called it (a reset, say) and
- * is reported as the server's `'error'`.
+ * or returns a Promise is reported as the server's `'error'`, and an
+ * `onReset` that does fails the client's reset request with it.
  *
  * @example
  * ```ts
