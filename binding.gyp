@@ -3,9 +3,22 @@
 # through pkg-config:
 #   node-gyp rebuild --vfio_user_system_lib=true
 #   npm install --vfio_user_system_lib=true
+# With --vfio_user_sanitize=true the addon and the vendored library are built
+# with AddressSanitizer and UBSan (scripts/test-asan.sh; node must then run
+# with gcc's libasan preloaded).
 {
   'variables': {
     'vfio_user_system_lib%': 'false',
+    'vfio_user_sanitize%': 'false',
+  },
+  'target_defaults': {
+    'conditions': [
+      ['vfio_user_sanitize=="true"', {
+        'cflags': ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
+                   '-fno-omit-frame-pointer', '-g'],
+        'ldflags': ['-fsanitize=address,undefined'],
+      }],
+    ],
   },
   'includes': ['vendor/libvfio-user/libvfio-user.gypi'],
   'targets': [

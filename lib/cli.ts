@@ -197,7 +197,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return err.status;
     }
     // Errors of the device API explain themselves; a stack would be noise.
-    if (err instanceof Error && ['DeviceDescriptionError', 'OptionsError', 'VfioUserError'].includes(err.name)) {
+    if (err instanceof Error && ['DeviceDescriptionError', 'OptionsError', 'ConfigurationError', 'VfioUserError'].includes(err.name)) {
       log(`${err.name}: ${err.message}`);
       return 1;
     }

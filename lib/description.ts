@@ -30,6 +30,7 @@ import {
 } from './constants';
 import { DeviceDescriptionError } from './errors';
 import type { RegionHandler } from './region';
+import { RegisterMap } from './register-map';
 
 /** A region handler, or a function returning one (called once, when the device is served). */
 export type RegionHandlerSource = RegionHandler | (() => RegionHandler);
@@ -180,6 +181,7 @@ const MAX_BAR_32 = 2 ** 31;
 const MAX_BAR_64 = 2 ** 52;
 const MSIX_BAR_MIN = 4096;
 const DEFAULT_DMA_MAPPINGS = 1024;
+const EXTENDED_CONFIG_SIZE = 4096;
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
@@ -203,12 +205,52 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
-function checkBar(bar: BarDescription, i: number): PlannedBar {
-  const field = `bars[${i}]`;
-  if (bar === null || typeof bar !== 'object') {
+/** Refuses fields the description does not know: a misspelt `msiX` would otherwise be ignored. */
+function checkFields(field: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new DeviceDescriptionError(field === '' ? key : `${field}.${key}`, `is not a field of ${field === '' ? 'a device description' : field} (it has ${known.join(', ')})`);
+    }
+  }
+}
+
+function checkBoolean(field: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new DeviceDescriptionError(field, `must be true or false, not ${String(value)}`);
+  }
+}
+
+function checkObject(field: string, value: unknown): asserts value is object {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new DeviceDescriptionError(field, 'must be an object');
   }
+}
+
+const DESCRIPTION_FIELDS = [
+  'vendorId', 'deviceId', 'subsystemVendorId', 'subsystemId', 'classCode', 'revision', 'pciType',
+  'bars', 'intx', 'msi', 'msix', 'pm', 'pcie', 'vendorCapabilities', 'extendedVendorCapabilities',
+  'serialNumber', 'dma',
+] as const;
+const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler'] as const;
+const MSIX_FIELDS = ['vectors', 'bar', 'tableOffset', 'pbaBar', 'pbaOffset'] as const;
+const MSI_FIELDS = ['vectors', 'address64', 'perVectorMask'] as const;
+const PM_FIELDS = ['version', 'd1', 'd2', 'pmeSupport', 'dsi', 'noSoftReset'] as const;
+const PCIE_FIELDS = ['deviceType', 'flr', 'maxPayloadSize', 'linkSpeed', 'linkWidth'] as const;
+const DMA_FIELDS = ['maxMappings'] as const;
+/** Regions after the six BARs, which a description cannot define. */
+const NOT_BARS: Readonly<Record<number, string>> = { 6: 'the expansion ROM', 7: 'config space', 8: 'VGA' };
+
+function checkBar(bar: BarDescription, i: number): PlannedBar {
+  const field = `bars[${i}]`;
+  checkObject(field, bar);
+  checkFields(field, bar, BAR_FIELDS);
+  if (typeof bar.index === 'number' && NOT_BARS[bar.index] !== undefined) {
+    throw new DeviceDescriptionError(`${field}.index`, `region ${bar.index} is ${NOT_BARS[bar.index]}, not a BAR: BARs are 0 to 5`);
+  }
   const index = checkInteger(`${field}.index`, bar.index, 0, 5);
+  checkBoolean(`${field}.memory`, bar.memory);
+  checkBoolean(`${field}.bits64`, bar.bits64);
+  checkBoolean(`${field}.prefetchable`, bar.prefetchable);
   const memory = bar.memory ?? true;
   const bits64 = bar.bits64 ?? false;
   const prefetchable = bar.prefetchable ?? false;
@@ -223,7 +265,7 @@ function checkBar(bar: BarDescription, i: number): PlannedBar {
   }
   const { size } = bar;
   if (!isPowerOfTwo(size)) {
-    throw new DeviceDescriptionError(`${field}.size`, `must be a power of two, not ${String(size)}`);
+    throw new DeviceDescriptionError(`${field}.size`, `must be a power of two (at most 2^52), not ${String(size)}`);
   }
   if (memory) {
     const max = bits64 ? MAX_BAR_64 : MAX_BAR_32;
@@ -287,9 +329,8 @@ function barOccupying(bars: readonly PlannedBar[], index: number): PlannedBar | 
 
 /** Checks the MSI-X description, adding a BAR for the table when none is described. */
 function planMsix(msix: MsixDescription, bars: PlannedBar[]): MsixLayout {
-  if (msix === null || typeof msix !== 'object') {
-    throw new DeviceDescriptionError('msix', 'must be an object');
-  }
+  checkObject('msix', msix);
+  checkFields('msix', msix, MSIX_FIELDS);
   const vectors = msix.vectors;
   if (typeof vectors !== 'number' || !Number.isInteger(vectors) || vectors < 1 || vectors > Msix.MAX_VECTORS) {
     throw new DeviceDescriptionError('msix.vectors', `must be an integer from 1 to ${Msix.MAX_VECTORS}, not ${String(vectors)}`);
@@ -350,6 +391,45 @@ function planMsix(msix: MsixDescription, bars: PlannedBar[]): MsixLayout {
 }
 
 /**
+ * Checks a BAR's handler against the BAR: a register map's registers must
+ * lie inside the BAR and clear of the MSI-X table and PBA, whose accesses
+ * the library answers itself (a register there could never be reached).
+ * Run by {@link planDevice} for handler objects, and by the server for
+ * handlers a function returns.
+ *
+ * @throws {@link DeviceDescriptionError} naming the register
+ */
+export function checkHandlerLayout(bar: PlannedBar, handler: RegionHandler, msix: MsixLayout | undefined): void {
+  if (!(handler instanceof RegisterMap)) {
+    return;
+  }
+  const field = `bars (BAR ${bar.index}).handler`;
+  const claimed: Array<[string, number, number]> = [];
+  if (msix !== undefined && msix.tableBar === bar.index) {
+    claimed.push(['MSI-X table', msix.tableOffset, msixTableSize(msix.vectors)]);
+  }
+  if (msix !== undefined && msix.pbaBar === bar.index) {
+    claimed.push(['MSI-X PBA', msix.pbaOffset, msixPbaSize(msix.vectors)]);
+  }
+  for (const r of handler.layout) {
+    if (r.offset + r.width > bar.size) {
+      throw new DeviceDescriptionError(
+        `${field}.registers.${r.name}`,
+        `at ${hex(r.offset)} (${r.width} bytes) lies outside BAR ${bar.index} (${hex(bar.size)} bytes)`,
+      );
+    }
+    for (const [what, offset, size] of claimed) {
+      if (r.offset < offset + size && offset < r.offset + r.width) {
+        throw new DeviceDescriptionError(
+          `${field}.registers.${r.name}`,
+          `at ${hex(r.offset)} overlaps the ${what} (${hex(offset)}..${hex(offset + size)}), which the library answers`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * Validates a description and turns it into a {@link DevicePlan}.
  *
  * @throws {@link DeviceDescriptionError} naming the first field that is wrong
@@ -359,6 +439,8 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     throw new DeviceDescriptionError('description', 'must be an object');
   }
   const d = description;
+  checkFields('', d, DESCRIPTION_FIELDS);
+  checkBoolean('intx', d.intx);
   const vendorId = checkInteger('vendorId', d.vendorId, 0, 0xfffe);
   const deviceId = checkInteger('deviceId', d.deviceId, 0, 0xffff);
   const subsystemVendorId = checkInteger('subsystemVendorId', d.subsystemVendorId ?? 0, 0, 0xffff);
@@ -382,9 +464,17 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     capabilities.push({ kind: capKind, flags: extended ? CapabilityFlag.EXTENDED : 0, bytes });
   };
   if (d.pm !== undefined) {
+    if (d.pm !== true) {
+      checkObject('pm', d.pm);
+      checkFields('pm', d.pm, PM_FIELDS);
+    }
     add('pm', pmCapability(d.pm === true ? {} : d.pm));
   }
   if (d.msi !== undefined) {
+    checkObject('msi', d.msi);
+    checkFields('msi', d.msi, MSI_FIELDS);
+    checkBoolean('msi.address64', d.msi.address64);
+    checkBoolean('msi.perVectorMask', d.msi.perVectorMask);
     add('msi', msiCapability(d.msi));
   }
   let msix: MsixLayout | undefined;
@@ -392,7 +482,16 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     msix = planMsix(d.msix, bars);
     add('msix', msixCapability(msix));
   }
+  for (const bar of bars) {
+    if (bar.handler !== undefined && typeof bar.handler !== 'function') {
+      checkHandlerLayout(bar, bar.handler, msix);
+    }
+  }
   if (d.pcie !== undefined) {
+    if (d.pcie !== true) {
+      checkObject('pcie', d.pcie);
+      checkFields('pcie', d.pcie, PCIE_FIELDS);
+    }
     add('pcie', pcieCapability(d.pcie === true ? {} : d.pcie));
   }
   if (d.vendorCapabilities !== undefined) {
@@ -424,18 +523,30 @@ export function planDevice(description: DeviceDescription): DevicePlan {
   if (extended.length > 0 && !extendedConfig) {
     throw new DeviceDescriptionError(extended[0][0], `extended capabilities need 4 KiB of config space: pciType 'express' or 'pci-x-2', not '${kind}'`);
   }
+  let extendedBytes = 0;
   for (const [field, bytes] of extended) {
+    extendedBytes += Math.ceil(bytes.length / 4) * 4;
     add(field === 'serialNumber' ? 'dsn' : 'extended-vendor', bytes, true);
+  }
+  if (extendedBytes > EXTENDED_CONFIG_SIZE - CONFIG_SPACE_SIZE) {
+    throw new DeviceDescriptionError(
+      'extendedVendorCapabilities',
+      `extended capabilities need ${extendedBytes} bytes, more than the ${EXTENDED_CONFIG_SIZE - CONFIG_SPACE_SIZE} after the first 256`,
+    );
   }
 
   let dmaMaxMappings = d.dma === false ? 0 : DEFAULT_DMA_MAPPINGS;
-  if (typeof d.dma === 'object' && d.dma !== null && d.dma.maxMappings !== undefined) {
-    dmaMaxMappings = checkInteger('dma.maxMappings', d.dma.maxMappings, 1, 65535);
+  if (d.dma !== undefined && typeof d.dma !== 'boolean') {
+    checkObject('dma', d.dma);
+    checkFields('dma', d.dma, DMA_FIELDS);
+    if (d.dma.maxMappings !== undefined) {
+      dmaMaxMappings = checkInteger('dma.maxMappings', d.dma.maxMappings, 1, 65535);
+    }
   }
 
   return {
     pciType,
-    configSize: extendedConfig ? 4096 : CONFIG_SPACE_SIZE,
+    configSize: extendedConfig ? EXTENDED_CONFIG_SIZE : CONFIG_SPACE_SIZE,
     vendorId,
     deviceId,
     subsystemVendorId,

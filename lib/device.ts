@@ -19,10 +19,19 @@ export interface DmaMapping {
   /** The device may write it. */
   readonly writable: boolean;
   /**
-   * The memory itself, zero-copy, when the client passed a file descriptor;
-   * it becomes empty once the client unmaps the range.
+   * The memory itself, zero-copy, when the client passed a file descriptor
+   * and granted both read and write; it becomes empty once the client
+   * unmaps the range. A mapping the device may not write has none: its
+   * memory is mapped read-only in this process, where a write through a
+   * view would crash it, so it is read by copying ({@link PciDevice.dmaRead}).
    */
   readonly memory?: Buffer;
+}
+
+/** A mapping and the memory behind it, which only the device's methods reach. */
+interface DmaEntry {
+  readonly mapping: DmaMapping;
+  readonly memory: Buffer | undefined;
 }
 
 /**
@@ -46,7 +55,7 @@ export interface DeviceBinding {
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
-  dma: DmaMapping[] = [];
+  dma: DmaEntry[] = [];
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -67,7 +76,9 @@ export const PCI_DEVICE_BRAND: unique symbol = Symbol.for('vfio-user.PciDevice')
  * An emulated PCI device: its description (IDs, class, BARs, capabilities,
  * interrupts), validated when it is constructed, and its behaviour: BAR
  * handlers given in the description, and the hook methods below, which a
- * subclass overrides.
+ * subclass overrides. Hooks are synchronous, like handlers: one that throws
+ * or returns a Promise is reported as the server's `'error'`, and an
+ * `onReset` that does fails the client's reset request with it.
  *
  * @example
  * ```ts
@@ -240,22 +251,29 @@ export class PciDevice {
 
   /** The DMA mappings the connected client has made. */
   get dmaMappings(): readonly DmaMapping[] {
-    return runtimeOf(this).dma;
+    return runtimeOf(this).dma.map((entry) => entry.mapping);
   }
 
   /**
    * A zero-copy view of client memory at `iova`: valid until the client
-   * unmaps it (it then becomes empty).
+   * unmaps it (it then becomes empty). Only for mappings the client made
+   * readable and writable: a view of read-only memory could be written,
+   * and the write would crash the process.
    *
-   * @throws {@link VfioUserError} EFAULT when the range is not inside one mapping with memory
+   * @throws {@link VfioUserError} EFAULT when the range is not inside one
+   *   mapping with memory, EACCES when that mapping is not read-write
    */
   dmaView(iova: number, length: number): Buffer {
-    return dmaRange(runtimeOf(this), iova, length).view;
+    return dmaRange(runtimeOf(this), iova, length, 'view');
   }
 
-  /** Copies `length` bytes out of client memory; throws like {@link PciDevice.dmaView}. */
+  /**
+   * Copies `length` bytes out of client memory.
+   *
+   * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is not readable
+   */
   dmaRead(iova: number, length: number): Buffer {
-    return Buffer.from(dmaRange(runtimeOf(this), iova, length).view);
+    return Buffer.from(dmaRange(runtimeOf(this), iova, length, 'read'));
   }
 
   /**
@@ -264,11 +282,7 @@ export class PciDevice {
    * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
    */
   dmaWrite(iova: number, data: Uint8Array): void {
-    const { mapping, view } = dmaRange(runtimeOf(this), iova, data.length);
-    if (!mapping.writable) {
-      throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is read-only`);
-    }
-    view.set(data);
+    dmaRange(runtimeOf(this), iova, data.length, 'write').set(data);
   }
 
   /**
@@ -313,13 +327,28 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
 }
 
-function dmaRange(runtime: DeviceRuntime, iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
-  const mapping = runtime.dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
-  if (mapping?.memory === undefined || mapping.memory.length === 0) {
+/**
+ * The memory of `[iova, iova + length)` for one kind of access, checked
+ * against the permissions the client granted. The memory of a mapping
+ * without PROT_WRITE is mapped read-only: no writable view of it may leave.
+ */
+function dmaRange(runtime: DeviceRuntime, iova: number, length: number, access: 'read' | 'write' | 'view'): Buffer {
+  if (!Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw errorFromCode('EINVAL', 'dma', `iova and length must be non-negative safe integers, not ${iova} and ${length}`);
+  }
+  const entry = runtime.dma.find(({ mapping: m }) => iova >= m.iova && iova + length <= m.iova + m.length);
+  if (entry?.memory === undefined || entry.memory.length === 0) {
     throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
   }
+  const { mapping, memory } = entry;
+  const allowed =
+    access === 'read' ? mapping.readable : access === 'write' ? mapping.writable : mapping.readable && mapping.writable;
+  if (!allowed) {
+    const granted = mapping.readable ? 'read-only' : mapping.writable ? 'write-only' : 'neither readable nor writable';
+    throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is ${granted}: no ${access}`);
+  }
   const start = iova - mapping.iova;
-  return { mapping, view: mapping.memory.subarray(start, start + length) };
+  return memory.subarray(start, start + length);
 }
 
 /** The interrupt type the function signals, chosen by config space as the library chooses it. */
@@ -380,15 +409,18 @@ export function recordMask(device: PciDevice, kind: InterruptKind, start: number
   }
 }
 
-/** @internal Records a DMA mapping change from the client. */
-export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolean): void {
+/**
+ * @internal Records a DMA mapping change from the client; `memory` is the
+ * mapped memory, whatever its protection (only the device's methods see it).
+ */
+export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolean, memory?: Buffer): void {
   const runtime = runtimeOf(device);
   runtime.dma = mapped
-    ? [...runtime.dma, mapping]
-    : runtime.dma.filter((m) => m.iova !== mapping.iova || m.length !== mapping.length);
+    ? [...runtime.dma, { mapping, memory }]
+    : runtime.dma.filter(({ mapping: m }) => m.iova !== mapping.iova || m.length !== mapping.length);
 }
 
 /** @internal Finds the recorded mapping of a range. */
 export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
-  return runtimeOf(device).dma.find((m) => m.iova === iova && m.length === length);
+  return runtimeOf(device).dma.find(({ mapping: m }) => m.iova === iova && m.length === length)?.mapping;
 }

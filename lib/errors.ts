@@ -25,7 +25,11 @@ export function errnoValue(name: string): number | undefined {
 
 /**
  * An operation failed with an operating-system or protocol error number: a
- * system call of the addon, or an error reply from a vfio-user peer.
+ * system call of the addon, or an error reply from a vfio-user peer. Every
+ * error this package throws or emits is one: {@link ConfigurationError}
+ * (and its {@link DeviceDescriptionError} and {@link OptionsError}),
+ * {@link HandlerError}, {@link TimeoutError} and {@link ProtocolError}
+ * extend it.
  */
 export class VfioUserError extends Error {
   /** The positive errno value, e.g. 22. */
@@ -51,37 +55,77 @@ export class VfioUserError extends Error {
 }
 
 /**
- * A device description is invalid: found when a {@link PciDevice} is
- * constructed or a {@link RegisterMap} is built, before anything listens.
+ * A description, an option or a handler's answer is wrong: the root of the
+ * errors that name what is wrong (`field`) rather than a failed operation.
+ * Like every error of this package it is a {@link VfioUserError}, with
+ * `code` `'EINVAL'`.
  */
-export class DeviceDescriptionError extends Error {
-  /** Where in the description the problem is, e.g. `'bars[1].size'`. */
+export class ConfigurationError extends VfioUserError {
+  /** Where the problem is, e.g. `'bars[1].size'` or `'socket'`. */
   readonly field: string;
 
   /**
-   * @param field - path of the offending field in the description
+   * @param field - path of the offending field
    * @param message - what is wrong with it
+   * @param syscall - what was being set up
    */
-  constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = 'DeviceDescriptionError';
+  constructor(field: string, message: string, syscall: string) {
+    super(errnoValue('EINVAL') ?? 22, syscall, message);
+    this.name = 'ConfigurationError';
+    this.message = `${field}: ${message}`;
     this.field = field;
   }
 }
 
-/** The options given to a {@link VfioUserServer} or a client are invalid. */
-export class OptionsError extends Error {
-  /** The offending option, e.g. `'socket'`. */
-  readonly field: string;
-
+/**
+ * A device description is invalid: found when a {@link PciDevice} is
+ * constructed or a {@link RegisterMap} is built, before anything listens
+ * (or, for a BAR handler given as a function, when the server is
+ * constructed, before it listens).
+ */
+export class DeviceDescriptionError extends ConfigurationError {
   /**
-   * @param field - name of the offending option
+   * @param field - path of the offending field in the description, e.g. `'bars[1].size'`
    * @param message - what is wrong with it
    */
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
+    super(field, message, 'describe device');
+    this.name = 'DeviceDescriptionError';
+  }
+}
+
+/** The options given to a {@link VfioUserServer} or a client are invalid. */
+export class OptionsError extends ConfigurationError {
+  /**
+   * @param field - name of the offending option, e.g. `'socket'`
+   * @param message - what is wrong with it
+   */
+  constructor(field: string, message: string) {
+    super(field, message, 'options');
     this.name = 'OptionsError';
-    this.field = field;
+  }
+}
+
+/**
+ * A BAR handler or a hook misbehaved in a way the server can tell: it
+ * returned something it must not (a value from a region handler, which
+ * fills `data`; a value of the wrong type or width from a register's read
+ * hook; a Promise: handlers and hooks are synchronous). The client's access
+ * fails with `EIO` and the server emits this as `'error'`.
+ */
+export class HandlerError extends VfioUserError {
+  /** Which handler, e.g. `'BAR 0 read handler'` or `'registers.ctrl read hook'`. */
+  readonly handler: string;
+
+  /**
+   * @param handler - which handler misbehaved
+   * @param detail - what it did
+   */
+  constructor(handler: string, detail: string) {
+    super(errnoValue('EIO') ?? 5, handler, detail);
+    this.name = 'HandlerError';
+    this.message = `${handler}: ${detail}`;
+    this.handler = handler;
   }
 }
 

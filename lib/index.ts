@@ -17,6 +17,7 @@ export {
 export {
   RegisterMap,
   type NarrowRegisterSpec,
+  type RegisterExtent,
   type RegisterSpec,
   type RegisterSpecs,
   type RegisterValue,
@@ -66,8 +67,10 @@ export {
   type ResetKind,
 } from './constants';
 export {
+  ConfigurationError,
   DeviceDescriptionError,
   errnoName,
+  HandlerError,
   OptionsError,
   ProtocolError,
   TimeoutError,

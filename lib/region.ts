@@ -12,6 +12,14 @@
  * Accesses may have any size and any offset inside the region. Throwing fails
  * the access: the client receives an error reply with `err.errno` when it is a
  * positive integer, EIO otherwise.
+ *
+ * The methods are synchronous: one that returns a Promise fails the access
+ * with a {@link HandlerError} (EIO), and the promise's outcome is ignored. A
+ * read returns nothing (or `data`, or a number, as Buffer's own methods do);
+ * returning anything else, such as the bytes or a string, is taken for a
+ * handler that meant to answer with it and fails the access too. A handler
+ * that blocks blocks the whole device, and every other device served by the
+ * process, for as long as it runs.
  */
 export interface RegionHandler {
   /** Fills `data` with `data.length` bytes read at `offset`. */

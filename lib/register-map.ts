@@ -6,7 +6,8 @@
  *
  * @packageDocumentation
  */
-import { DeviceDescriptionError } from './errors';
+import { DeviceDescriptionError, HandlerError } from './errors';
+import { describeValue, refuseThenable } from './handler-results';
 import type { RegionHandler } from './region';
 
 /**
@@ -47,9 +48,15 @@ export interface NarrowRegisterSpec extends RegisterCommon {
   readonly ro?: number | true;
   /** Bits a client clears by writing 1 (writing 0 leaves them); `true` for all. */
   readonly w1c?: number | true;
-  /** Produces the value a read returns, given the stored value. */
+  /**
+   * Produces the value a read returns, given the stored value: an integer
+   * that fits the width, or a negative one from a 32-bit operator (`~x`),
+   * whose bits above the width are dropped. Anything else (a string,
+   * undefined, a wider number, a Promise) fails the access with a
+   * {@link HandlerError}.
+   */
   readonly read?: (stored: number) => number;
-  /** Called after a client write has been applied to the stored value. */
+  /** Called after a client write has been applied to the stored value; returning a Promise fails the write. */
   readonly write?: (access: RegisterWrite<number>) => void;
 }
 
@@ -65,14 +72,24 @@ export interface WideRegisterSpec extends RegisterCommon {
   readonly ro?: bigint | true;
   /** Bits a client clears by writing 1; `true` for all. */
   readonly w1c?: bigint | true;
-  /** Produces the value a read returns, given the stored value. */
+  /** Produces the value a read returns, given the stored value: a bigint from -2^63 to 2^64-1, else the access fails. */
   readonly read?: (stored: bigint) => bigint;
-  /** Called after a client write has been applied to the stored value. */
+  /** Called after a client write has been applied to the stored value; returning a Promise fails the write. */
   readonly write?: (access: RegisterWrite<bigint>) => void;
 }
 
 /** One register of a {@link RegisterMap}. */
 export type RegisterSpec = NarrowRegisterSpec | WideRegisterSpec;
+
+/** Where a register of a {@link RegisterMap} is. */
+export interface RegisterExtent {
+  /** Its name. */
+  readonly name: string;
+  /** Its offset in the region. */
+  readonly offset: number;
+  /** Its width in bytes. */
+  readonly width: number;
+}
 
 /** The registers of a {@link RegisterMap}, by name. */
 export type RegisterSpecs = { readonly [name: string]: RegisterSpec };
@@ -148,6 +165,31 @@ function maskBytes(
     throw new DeviceDescriptionError(field, `a ${width}-byte register takes integers from 0 to 2^${8 * width}-1`);
   }
   return toBytes(value, width);
+}
+
+/**
+ * Checks a read hook's value: a number for a register of up to 4 bytes (an
+ * integer that fits the width, or the negative result of a 32-bit operator
+ * such as ~x, whose bits above the width are dropped), a bigint for an
+ * 8-byte one (likewise from -2^63). Anything else fails the access.
+ */
+function checkHookValue(r: CompiledRegister, value: unknown): number | bigint {
+  const hook = `registers.${r.name} read hook`;
+  if (r.width === 8) {
+    if (typeof value === 'bigint' && value >= -(1n << 63n) && value < 1n << 64n) {
+      return value;
+    }
+    refuseThenable(value, hook);
+    throw new HandlerError(hook, `returned ${describeValue(value)}: an 8-byte register's hook returns a bigint from -2^63 to 2^64-1`);
+  }
+  if (typeof value === 'number' && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** (8 * r.width)) {
+    return value;
+  }
+  refuseThenable(value, hook);
+  throw new HandlerError(
+    hook,
+    `returned ${describeValue(value)}: a ${r.width}-byte register's hook returns an integer from -2^31 to 2^${8 * r.width}-1`,
+  );
 }
 
 function overlaps(a: Uint8Array, b: Uint8Array): boolean {
@@ -255,6 +297,11 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
     this.#restore();
   }
 
+  /** Where each register is, in offset order. */
+  get layout(): readonly RegisterExtent[] {
+    return this.#registers.map(({ name, offset, width }) => ({ name, offset, width }));
+  }
+
   /** The names of the registers, in offset order. */
   get names(): string[] {
     return this.#registers.map((r) => r.name);
@@ -325,7 +372,8 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
       let base = 0;
       if (r.read !== undefined) {
         const stored = fromBytes(this.#file, r.offset, r.width);
-        source = toBytes((r.read as (v: number | bigint) => number | bigint)(stored), r.width, this.#scratch);
+        const value: unknown = (r.read as (v: number | bigint) => unknown)(stored);
+        source = toBytes(checkHookValue(r, value), r.width, this.#scratch);
         base = r.offset;
       }
       for (let pos = from; pos < to; pos++) {
@@ -356,12 +404,13 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
         const mask = new Uint8Array(r.width);
         value.set(data.subarray(from - offset, to - offset), from - r.offset);
         mask.fill(0xff, from - r.offset, to - r.offset);
-        (r.write as (a: RegisterWrite<number | bigint>) => void)({
+        const returned: unknown = (r.write as (a: RegisterWrite<number | bigint>) => unknown)({
           value: fromBytes(value, 0, r.width),
           mask: fromBytes(mask, 0, r.width),
           previous: fromBytes(previous, 0, r.width),
           current: fromBytes(this.#file, r.offset, r.width),
         });
+        refuseThenable(returned, `registers.${r.name} write hook`);
       }
     }
   }

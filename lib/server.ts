@@ -5,9 +5,10 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
-import type { CapabilityKind } from './description';
+import { checkHandlerLayout, type CapabilityKind } from './description';
 import {
   bindDevice,
   devicePlan,
@@ -19,6 +20,7 @@ import {
   type PciDevice,
 } from './device';
 import { DeviceDescriptionError, OptionsError, VfioUserError } from './errors';
+import { checkReadResult, refuseThenable } from './handler-results';
 import { DeviceContext, type DeviceHandlers } from './native';
 import type { RegionHandler } from './region';
 
@@ -127,7 +129,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
    * Sets the device up in the library and starts listening.
    *
    * @throws {@link OptionsError} for a bad socket path (e.g. longer than 107 bytes)
-   * @throws {@link DeviceDescriptionError} when a BAR handler function returns no handler
+   * @throws {@link DeviceDescriptionError} when a BAR handler function returns no handler, or a
+   *   register map whose registers lie outside its BAR or on the MSI-X table or PBA
    * @throws {@link VfioUserError} when the socket cannot be created (EADDRINUSE, ENOENT, EACCES…)
    * @throws Error when the device is already served by another server
    */
@@ -154,10 +157,18 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       throw new Error('the device is already being served');
     }
     for (const bar of plan.bars) {
-      this.handlers[bar.index] = bar.handler === undefined ? undefined : resolveHandler(bar.handler, bar.index);
+      if (bar.handler !== undefined) {
+        const handler = resolveHandler(bar.handler, bar.index);
+        checkHandlerLayout(bar, handler, plan.msix);
+        this.handlers[bar.index] = handler;
+      }
     }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
+    // The addon keeps a pointer to these bytes: a handler must not be able
+    // to transfer them away (structuredClone, postMessage), which would free
+    // them under it. Untransferable buffers are copied instead.
+    markAsUntransferable(ioBytes);
     const ioViews = Array.from({ length: IO_VIEW_BYTES + 1 }, (_, n) => Buffer.from(ioBytes, 0, n));
     try {
       this.context = new DeviceContext(socket, this.makeHandlers(), ioViews);
@@ -219,9 +230,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   }
 
   /**
-   * Stops serving: disconnects the client (the device sees a
-   * `'lost-connection'` reset), removes the socket and lets the process
-   * exit. Idempotent.
+   * Stops serving: disconnects the client, if one is connected (the device
+   * then sees a `'lost-connection'` reset), removes the socket and lets the
+   * process exit. Idempotent.
    */
   close(): void {
     if (this.closed) {
@@ -264,59 +275,73 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     return {
       regionAccess: (region: number, offset: number, data: Buffer, isWrite: boolean): void => {
         const handler = this.handlers[region];
+        if (handler === undefined) {
+          return;
+        }
         if (isWrite) {
-          handler?.write(offset, data);
+          if (data.length > IO_VIEW_BYTES) {
+            markAsUntransferable(data.buffer); // memory of the library's message
+          }
+          refuseThenable(handler.write(offset, data), `BAR ${region} write handler`);
         } else {
           // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
           // which it has already zeroed; clearing a 4-byte view here again
           // would cost a call into the TypedArray fill builtin per access.
           if (data.length > IO_VIEW_BYTES) {
+            markAsUntransferable(data.buffer);
             data.fill(0);
           }
-          handler?.read(offset, data);
+          checkReadResult(handler.read(offset, data), data, `BAR ${region} read handler`);
         }
       },
       reset: (type: number): void => {
         const kind = RESET_KINDS[type] ?? 'device';
+        if (kind === 'lost-connection' && !this.context.attached) {
+          // The library also says so when closed with no client: nothing was lost.
+          return;
+        }
         if (kind !== 'lost-connection') {
-          for (const handler of this.handlers) {
-            handler?.reset?.();
+          for (const [index, handler] of this.handlers.entries()) {
+            refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
           }
         }
-        device.onReset(kind);
+        refuseThenable(device.onReset(kind), 'onReset');
         this.emit('reset', kind);
       },
       irqState: (type: number, start: number, count: number, masked: boolean): void => {
         const kind = INTERRUPT_KINDS[type];
         if (kind !== undefined) {
           recordMask(device, kind, start, count, masked);
-          device.onInterruptMask(kind, start, count, masked);
+          refuseThenable(device.onInterruptMask(kind, start, count, masked), 'onInterruptMask');
         }
       },
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
-        const mapping: DmaMapping = {
-          iova,
-          length,
-          readable: (prot & PROT_READ) !== 0,
-          writable: (prot & PROT_WRITE) !== 0,
-          memory: memory === undefined ? undefined : Buffer.from(memory),
-        };
-        recordDma(device, mapping, true);
-        device.onDmaMap(mapping);
+        const readable = (prot & PROT_READ) !== 0;
+        const writable = (prot & PROT_WRITE) !== 0;
+        if (memory !== undefined) {
+          markAsUntransferable(memory); // guest memory: unmapped by the library, never freed by V8
+        }
+        const buffer = memory === undefined ? undefined : Buffer.from(memory);
+        // The library maps the memory with the client's protection: a Buffer
+        // over memory without PROT_WRITE must not reach device code, where
+        // one write would be a SIGSEGV.
+        const mapping: DmaMapping = { iova, length, readable, writable, memory: readable && writable ? buffer : undefined };
+        recordDma(device, mapping, true, buffer);
+        refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
       },
       dmaUnregister: (iova: number, length: number): void => {
         const mapping = findDma(device, iova, length);
         if (mapping !== undefined) {
           recordDma(device, mapping, false);
-          device.onDmaUnmap(mapping);
+          refuseThenable(device.onDmaUnmap(mapping), 'onDmaUnmap');
         }
       },
       attach: (): void => {
-        device.onConnect();
+        refuseThenable(device.onConnect(), 'onConnect');
         this.emit('connect');
       },
       detach: (): void => {
-        device.onDisconnect();
+        refuseThenable(device.onDisconnect(), 'onDisconnect');
         this.emit('disconnect');
       },
       log: (level: number, message: string): void => {

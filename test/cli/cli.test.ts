@@ -98,6 +98,17 @@ describe('vfio-user serve', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
+  test('shutting down with no client connected reports no lost connection', async () => {
+    const socket = socketPath('idle');
+    const served = await runCli(['serve', 'examples/gpio.ts', '--socket', socket]);
+    expect(cRead(socket, 7, 0, 4)).toBe('0x11011b36'); // a client comes and goes
+    await until(() => served.output().includes('client disconnected'));
+    served.child.kill('SIGTERM');
+    expect(await served.exited).toEqual({ code: 0, signal: null });
+    expect(served.output().match(/reset \(lost-connection\)/g)).toHaveLength(1);
+    expect(served.output()).toMatch(/client disconnected\nvfio-user: SIGTERM: closing\n$/);
+  });
+
   test('a JavaScript module with a device class; SIGINT removes the socket', async () => {
     const file = join(work, 'plain.js');
     writeFileSync(

@@ -117,6 +117,26 @@ describe('VfioUserServer', () => {
     expect(await client2.read32(0, REG.ID)).toBe(0x12345678);
   });
 
+  test('close() with no client connected resets nothing', async () => {
+    const device = new TestDevice();
+    const server = serve(device);
+    const events: string[] = [];
+    server.on('reset', (kind) => events.push(kind));
+    // A client that came and went: one lost connection, and no more at close().
+    const client = await connect(server);
+    await client.close();
+    await until(() => !server.connected);
+    server.close();
+    expect(events).toEqual(['lost-connection']);
+    expect(device.resets).toEqual(['lost-connection']);
+    const idle = new TestDevice();
+    const idleServer = serve(idle);
+    idleServer.on('reset', (kind) => events.push(`idle:${kind}`));
+    idleServer.close();
+    expect(idle.resets).toEqual([]);
+    expect(events).toEqual(['lost-connection']);
+  });
+
   test('descriptions and options are checked before anything listens', () => {
     expect(() => new PciDevice({ vendorId: 1, deviceId: 2, bars: [{ index: 0, size: 1000 }] })).toThrow(DeviceDescriptionError);
     expect(() => new PciDevice({ vendorId: 1, deviceId: 2, bars: [{ index: 5, size: 16, bits64: true }] })).toThrow(
