@@ -612,6 +612,55 @@ out:
     client_mem_free(&mem);
 }
 
+/* Floods the server with 9 MiB of posted writes before answering. */
+static int
+serve_after_flood(struct vfu_test_client *c, int fd,
+                  const struct vfio_user_header *hdr, const void *payload,
+                  size_t len, const int *fds, size_t nfds, void *opaque)
+{
+    const uint8_t *junk = opaque;
+
+    for (int i = 0; i < 9; i++) {
+        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX, 0,
+                                         1u << 20, junk) < 0) {
+            return -1;
+        }
+    }
+    return vfu_test_serve_dma_cmd(c, fd, hdr, payload, len);
+}
+
+/* What a wait keeps for later is bounded: past it the transfer fails. */
+static void
+test_flood_during_wait(void)
+{
+    struct fixture f;
+    struct client_mem mem = { 0 };
+    uint8_t *junk = calloc(1, 1u << 20);
+    uint8_t buf[16];
+
+    REQUIRE(junk != NULL);
+    if (!fixture_open(&f, "dmamsg-flood", NULL) ||
+        !client_mem_map(&f, &mem, 0x10000, PAGE, false, true, 0x0f)) {
+        goto out;
+    }
+    f.c.server_cmd_fn = serve_after_flood;
+    f.c.server_cmd_opaque = junk;
+    set_op(&f, 0x10000, sizeof(buf), false, 0, buf);
+    CHECK_EQ(sgl_io(&f), 1);
+    CHECK_EQ(f.dev.io_ret, -1);
+    CHECK_EQ(f.dev.io_errno, ENOBUFS);
+    /* The kept writes are served in turn (refused: too big for the BAR), and
+     * the device works on. */
+    f.c.server_cmd_fn = NULL;
+    CHECK_EQ(sgl_io(&f), 1);
+    CHECK_EQ(f.dev.io_ret, 0);
+    CHECK_EQ(vfu_test_server_disconnects(&f.srv), 0);
+out:
+    fixture_close(&f);
+    client_mem_free(&mem);
+    free(junk);
+}
+
 /* Does not answer; remembers the request to answer it later. */
 struct held_reply {
     struct vfio_user_header hdr;
@@ -994,6 +1043,70 @@ test_poll_fd_wakes_for_deferred_requests(void)
     free(mem.ptr);
 }
 
+/* A context in blocking mode, served by a thread of its own. */
+struct blocking_server {
+    vfu_ctx_t *ctx;
+    int attach_ret;
+    int run_errno;
+};
+
+static void *
+serve_blocking(void *arg)
+{
+    struct blocking_server *b = arg;
+
+    b->attach_ret = vfu_attach_ctx(b->ctx);
+    if (b->attach_ret == 0 && vfu_run_ctx(b->ctx) < 0) {
+        b->run_errno = errno;
+    }
+    return NULL;
+}
+
+static void
+test_blocking_mode(void)
+{
+    struct fixture f;
+    struct client_mem mem = { 0 };
+    struct blocking_server b = { 0 };
+    pthread_t thread;
+    uint8_t buf[3 * PAGE];
+
+    memset(&f, 0, sizeof(f));
+    f.c.fd = -1;
+    vfu_test_sock_path(f.path, sizeof(f.path), "dmamsg-blocking");
+    b.ctx = vfu_create_ctx(VFU_TRANS_SOCK, f.path, 0, &f.dev, VFU_DEV_TYPE_PCI);
+    REQUIRE(b.ctx != NULL);
+    vfu_setup_log(b.ctx, vfu_test_log_stderr, LOG_DEBUG);
+    REQUIRE_OK(vfu_pci_init(b.ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
+    REQUIRE_OK(vfu_setup_region(b.ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE, bar_access,
+                                VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
+                                -1, 0));
+    REQUIRE_OK(vfu_setup_device_dma(b.ctx, 4, NULL, NULL));
+    REQUIRE_OK(vfu_realize_ctx(b.ctx));
+    REQUIRE_OK(pthread_create(&thread, NULL, serve_blocking, &b));
+    if (CHECK_OK(vfu_test_client_connect(&f.c, f.path, -1)) &&
+        CHECK_EQ(vfu_test_negotiate(&f.c, 0, 1,
+                                    "{\"capabilities\":{\"max_msg_fds\":16,"
+                                    "\"max_data_xfer_size\":4096}}"), 0) &&
+        client_mem_map(&f, &mem, 0x10000, 4 * PAGE, false, true, 0x2b)) {
+        unsigned long before = f.c.server_cmds;
+
+        /* The device's fields are read by the client thread after each reply. */
+        set_op(&f, 0x10010, sizeof(buf), false, 0, buf);
+        CHECK_OK(ring(&f, DOORBELL_MAKE_SGL));
+        CHECK_OK(ring(&f, DOORBELL_SGL_IO));
+        CHECK_EQ(f.c.server_cmds - before, 3);
+        CHECK_EQ(f.dev.io_ret, 0);
+        CHECK_MEM(buf, mem.ptr + 0x10, sizeof(buf));
+    }
+    vfu_test_client_close(&f.c);
+    pthread_join(thread, NULL);
+    CHECK_EQ(b.attach_ret, 0);
+    CHECK_EQ(b.run_errno, ENOTCONN);
+    vfu_destroy_ctx(b.ctx);
+    client_mem_free(&mem);
+}
+
 int
 main(void)
 {
@@ -1004,6 +1117,7 @@ main(void)
     RUN_TEST(test_refusals);
     RUN_TEST(test_malformed_replies);
     RUN_TEST(test_requests_during_wait);
+    RUN_TEST(test_flood_during_wait);
     RUN_TEST(test_timeout_and_late_reply);
     RUN_TEST(test_client_leaves_during_wait);
     RUN_TEST(test_async);
@@ -1011,5 +1125,6 @@ main(void)
     RUN_TEST(test_async_ends_with_the_client);
     RUN_TEST(test_async_argument_errors);
     RUN_TEST(test_poll_fd_wakes_for_deferred_requests);
+    RUN_TEST(test_blocking_mode);
     return check_summary();
 }
