@@ -42,13 +42,17 @@ fi
     exit 1
 }
 module="$addon/build/Release/vfio_user.node"
-# It uses the installed shared object, not a copy of the library.
-ldd "$module" | grep -q "$work/prefix/.*libvfio-user.so.0" || {
+# It uses the installed shared object, not a copy of the library. The output
+# is captured first: grep -q stopping early would give ldd a SIGPIPE, which
+# pipefail turns into a failure.
+linked=$(ldd "$module")
+grep -q "$work/prefix/.*libvfio-user.so.0" <<<"$linked" || {
     echo "FAIL: $module does not load $work/prefix's libvfio-user.so.0"
     ldd "$module"
     exit 1
 }
-if nm -D --defined-only "$module" | grep -q ' T vfu_'; then
+symbols=$(nm -D --defined-only "$module")
+if grep -q ' T vfu_' <<<"$symbols"; then
     echo "FAIL: $module contains the library itself"
     exit 1
 fi
