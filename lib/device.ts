@@ -6,7 +6,8 @@
  */
 import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
-import { errorFromCode } from './errors';
+import { DeviceStoppedError, errorFromCode } from './errors';
+import { isRunningState, type MigrationState } from './migration';
 
 /** A range of client memory the client made available for DMA. */
 export interface DmaMapping {
@@ -40,13 +41,20 @@ export interface DeviceBinding {
   msixPending(vector: number): boolean;
   /** Config-space offsets of the capabilities added. */
   readonly capabilityOffsets: ReadonlyMap<CapabilityKind, readonly number[]>;
+  /** Tells the library the device wrote client memory (dirty-page logging). */
+  markDirty(iova: number, length: number): void;
 }
+
+/** Interrupts a device raised while stopped for migration, by kind: delivered when it runs again. */
+export type HeldInterrupts = Record<InterruptKind, Set<number>>;
 
 /** Per-device state that is not part of the public API. */
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
   dma: DmaMapping[] = [];
+  migrationState: MigrationState = 'running';
+  held: HeldInterrupts = { intx: new Set(), msi: new Set(), msix: new Set() };
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -103,6 +111,18 @@ export class PciDevice {
   }
 
   /**
+   * The device's migration state: `'running'` unless a client is migrating
+   * it. While it is `'stop'`, `'stop-copy'` or `'resuming'` the device must
+   * change nothing a client sees: {@link PciDevice.intx},
+   * {@link PciDevice.msi} and {@link PciDevice.msix} hold the interrupt
+   * until it runs again (it migrates with the device), and DMA throws a
+   * {@link DeviceStoppedError}.
+   */
+  get migrationState(): MigrationState {
+    return runtimeOf(this).migrationState;
+  }
+
+  /**
    * Asserts INTx (INTA#). A device raises INTx only while the driver has
    * neither MSI nor MSI-X enabled in config space, as on hardware; while it
    * has, this does nothing and returns false.
@@ -125,7 +145,7 @@ export class PciDevice {
     if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== 'intx') {
       return false;
     }
-    return binding.trigger(0);
+    return raise(runtime, binding, 'intx', 0);
   }
 
   /**
@@ -194,10 +214,16 @@ export class PciDevice {
     return binding.msixVectorMasked(vector);
   }
 
-  /** Whether an MSI or MSI-X vector is held pending because it was masked when signalled. */
+  /**
+   * Whether an MSI or MSI-X vector is held pending: it was masked when
+   * signalled, or the device was stopped for migration.
+   */
   isPending(kind: 'msi' | 'msix', vector = 0): boolean {
     const runtime = runtimeOf(this);
     checkVector(runtime, kind, vector);
+    if (runtime.held[kind].has(vector)) {
+      return true;
+    }
     const { binding } = runtime;
     if (binding === undefined) {
       return false;
@@ -259,16 +285,19 @@ export class PciDevice {
   }
 
   /**
-   * Copies `data` into client memory.
+   * Copies `data` into client memory, and marks the pages dirty for the
+   * client's dirty-page logging.
    *
    * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
    */
   dmaWrite(iova: number, data: Uint8Array): void {
-    const { mapping, view } = dmaRange(runtimeOf(this), iova, data.length);
+    const runtime = runtimeOf(this);
+    const { mapping, view } = dmaRange(runtime, iova, data.length);
     if (!mapping.writable) {
       throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is read-only`);
     }
     view.set(data);
+    runtime.binding?.markDirty(iova, data.length);
   }
 
   /**
@@ -294,6 +323,24 @@ export class PciDevice {
     void masked;
   }
 
+  /**
+   * Hook: the device stops for migration (the client moved it from
+   * `'running'` or `'pre-copy'` to `'stop'` or `'stop-copy'`). Stop timers
+   * and work here; DMA is still allowed during this call, to finish or park
+   * a transfer (save what is in flight with the state and resume it in
+   * {@link PciDevice.onResume} on the destination). Throwing refuses the
+   * transition.
+   */
+  onStop(): void {}
+
+  /**
+   * Hook: the device runs again (from `'stop'` to `'running'`), on the
+   * source after a cancelled migration or on the destination after its
+   * state was loaded. Interrupts held while stopped are delivered after it
+   * returns. Throwing refuses the transition.
+   */
+  onResume(): void {}
+
   /** Hook: the client mapped memory for DMA. */
   onDmaMap(mapping: DmaMapping): void {
     void mapping;
@@ -313,7 +360,11 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
 }
 
+/** Every DMA entry point goes through here: refuses DMA while stopped for migration. */
 function dmaRange(runtime: DeviceRuntime, iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
+  if (!isRunningState(runtime.migrationState)) {
+    throw new DeviceStoppedError('dma', runtime.migrationState);
+  }
   const mapping = runtime.dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
   if (mapping?.memory === undefined || mapping.memory.length === 0) {
     throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
@@ -347,6 +398,15 @@ function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): b
   const { binding } = runtime;
   if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== kind) {
     return false;
+  }
+  return raise(runtime, binding, kind, vector);
+}
+
+/** Signals a vector, or holds it while the device is stopped for migration. */
+function raise(runtime: DeviceRuntime, binding: DeviceBinding, kind: InterruptKind, vector: number): boolean {
+  if (!isRunningState(runtime.migrationState)) {
+    runtime.held[kind].add(vector);
+    return true;
   }
   return binding.trigger(vector);
 }
@@ -391,4 +451,37 @@ export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolea
 /** @internal Finds the recorded mapping of a range. */
 export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
   return runtimeOf(device).dma.find((m) => m.iova === iova && m.length === length);
+}
+
+/** @internal Records the device's migration state. */
+export function setMigrationState(device: PciDevice, state: MigrationState): void {
+  runtimeOf(device).migrationState = state;
+}
+
+/** @internal The interrupts held while stopped. */
+export function heldInterrupts(device: PciDevice): HeldInterrupts {
+  return runtimeOf(device).held;
+}
+
+/** @internal Replaces the interrupts held (a migrated device's). */
+export function holdInterrupts(device: PciDevice, held: HeldInterrupts): void {
+  runtimeOf(device).held = held;
+}
+
+/**
+ * @internal Delivers the interrupts held while stopped, in the mode config
+ * space enables now (a held kind the driver has since left is dropped, as
+ * raising it would be).
+ */
+export function deliverHeldInterrupts(device: PciDevice): void {
+  const runtime = runtimeOf(device);
+  const { held, binding } = runtime;
+  runtime.held = { intx: new Set(), msi: new Set(), msix: new Set() };
+  if (binding === undefined) {
+    return;
+  }
+  const mode = interruptMode(runtime, binding.configSpace());
+  for (const vector of held[mode]) {
+    binding.trigger(vector);
+  }
 }
