@@ -24,6 +24,8 @@ export {
   type WideRegisterSpec,
 } from './register-map';
 export { MemoryRegion, type RegionHandler } from './region';
+export { type DeviceMigration, type MigrationData, type MigrationState } from './migration';
+export { STREAM_FORMAT_VERSION } from './migration-stream';
 export { VfioUserServer, type VfioUserServerEvents, type VfioUserServerOptions } from './server';
 export {
   DSN_CAPABILITY_SIZE,
@@ -67,7 +69,10 @@ export {
 } from './constants';
 export {
   DeviceDescriptionError,
+  DeviceStoppedError,
   errnoName,
+  MigrationStreamError,
+  MigrationTransitionError,
   OptionsError,
   ProtocolError,
   TimeoutError,
