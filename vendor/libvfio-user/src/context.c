@@ -147,11 +147,13 @@ drop_client_state(vfu_ctx_t *ctx)
         free(ctx->parked);
         ctx->parked = NULL;
     }
+    dirty_logging_stop(ctx);
     dma_remove_all(ctx);
     ret = ctx_call_reset(ctx, VFU_RESET_LOST_CONN);
     if (ret < 0) {
         vfu_warn(ctx, "reset after lost connection failed: %s", strerror(-ret));
     }
+    migration_abandon(ctx);
     irq_disconnect(ctx);
     tran_close_conn(ctx);
     ctx->quiesced = false;
@@ -182,6 +184,7 @@ handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
     if (ret == 0) {
         pci_function_reset(ctx);
+        migration_abandon(ctx);
     }
     return ret;
 }

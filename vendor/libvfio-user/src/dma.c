@@ -41,6 +41,7 @@ struct dma_region {
     bool has_file;
     dev_t file_dev;             /* identity of the client's file, to tell */
     ino_t file_ino;             /* a repeated DMA_MAP from a different one */
+    uint8_t *dirty;             /* dirty-page bitmap while logging (dirty.c) */
 };
 
 /*
@@ -170,6 +171,7 @@ static void region_destroy(struct dma_region *r)
     if (r->fd >= 0) {
         close(r->fd);
     }
+    free(r->dirty);
     free(r);
 }
 
@@ -396,6 +398,13 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
     if (ret < 0) {
         goto fail;
     }
+    /* Mapped while the client logs dirty pages: logged from the start. */
+    if (r->mode != DMA_ACCESS_MESSAGE) {
+        ret = dirty_bitmap_alloc(ctx, req.size, &r->dirty);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
     if (r->mode == DMA_ACCESS_MMAP) {
         ret = region_mmap(ctx, r, fd, req.size);
         if (ret < 0) {
@@ -420,6 +429,7 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return 0;
 
 fail:
+    free(r->dirty);
     free(r);
     return ret;
 }
@@ -473,6 +483,58 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -ENOMEM;
     }
     memcpy(reply, &req, sizeof(req));
+    return 0;
+}
+
+int dma_dirty_start(vfu_ctx_t *ctx)
+{
+    struct vfu_dma *dma = ctx->dma;
+
+    for (size_t i = 0; i < dma->nr_regions; i++) {
+        struct dma_region *r = dma->regions[i];
+
+        if (r->mode != DMA_ACCESS_MESSAGE && r->dirty == NULL &&
+            dirty_bitmap_alloc(ctx, r->info.iova.iov_len, &r->dirty) < 0) {
+            dma_dirty_stop(ctx);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void dma_dirty_stop(vfu_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->dma->nr_regions; i++) {
+        free(ctx->dma->regions[i]->dirty);
+        ctx->dma->regions[i]->dirty = NULL;
+    }
+}
+
+int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
+                     uint8_t **bitmap)
+{
+    struct vfu_dma *dma = ctx->dma;
+    size_t first = first_ending_after(dma, iova);
+    uint64_t addr = iova;
+    struct dma_region *r;
+
+    if (len == 0 || iova > UINT64_MAX - len) {
+        return -ENOENT;
+    }
+    for (size_t i = first; addr < iova + len; i++) {
+        if (i >= dma->nr_regions || region_start(dma->regions[i]) > addr) {
+            return -ENOENT;
+        }
+        addr = region_end(dma->regions[i]);
+    }
+    r = dma->regions[first];
+    if (region_start(r) != iova || r->info.iova.iov_len != len) {
+        return -ENOTSUP;
+    }
+    if (r->dirty == NULL) {
+        return -EINVAL;
+    }
+    *bitmap = r->dirty;
     return 0;
 }
 
@@ -590,16 +652,19 @@ VFU_EXPORT int vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov,
     return 0;
 }
 
-/*
- * Marking pages dirty only matters once the client can ask for dirty-page
- * logging (DEVICE_FEATURE DMA_LOGGING_*), which this library does not offer
- * yet; until then there is nothing to record.
- */
+/* Only entries asked for with PROT_WRITE can have written anything. */
 VFU_EXPORT void vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
 {
-    (void)ctx;
-    (void)sgl;
-    (void)cnt;
+    if (ctx == NULL || sgl == NULL || ctx->dirty_pgsize == 0) {
+        return;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        struct dma_region *r;
+
+        if (sgl[i].writeable && sg_region(ctx, &sgl[i], &r) == 0) {
+            dirty_mark(ctx, r->dirty, sgl[i].offset, sgl[i].length);
+        }
+    }
 }
 
 /* Nothing is pinned by vfu_sgl_get, so only the dirty marking is left. */
@@ -677,8 +742,12 @@ static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
         return -ENOTSUP;
     }
     if (r->mode == DMA_ACCESS_FILE_IO) {
-        return file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
-                       is_write);
+        ret = file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
+                      is_write);
+        if (ret == 0 && is_write) {
+            vfu_sgl_mark_dirty(ctx, sg, 1);
+        }
+        return ret;
     }
     if (is_write) {
         memcpy((char *)r->info.vaddr + sg->offset, data, sg->length);

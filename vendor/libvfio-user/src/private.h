@@ -217,6 +217,8 @@ struct vfu_ctx {
 
     bool migration_enabled;
     vfu_migration_callbacks_t migr_cbs;
+    uint32_t migr_state;        /* enum vfio_user_device_mig_state */
+    uint64_t dirty_pgsize;      /* dirty-page logging granule, 0 while off */
 };
 
 /* -------------------------------------------------- interfaces by source file */
@@ -372,9 +374,42 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);
 
+/* dma.c: the dirty bitmaps of mappings, for dirty.c */
+/* Gives every fd-backed mapping a bitmap at ctx->dirty_pgsize; 0 or -ENOMEM. */
+int dma_dirty_start(vfu_ctx_t *ctx);
+/* Frees every mapping's bitmap. */
+void dma_dirty_stop(vfu_ctx_t *ctx);
+/*
+ * The bitmap of the mapping that is exactly [iova, iova + len): -ENOENT if
+ * part of the range is unmapped, -ENOTSUP if it is not one whole mapping,
+ * -EINVAL if that mapping keeps no bitmap (message mode).
+ */
+int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
+                     uint8_t **bitmap);
+
 /* migration.c */
 int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/* False for a command the current migration state does not accept. */
+bool migration_allows_command(vfu_ctx_t *ctx, uint16_t cmd);
+/*
+ * The client went away or reset the device: an unfinished migration is
+ * abandoned and the device runs again (its transition callback is told).
+ */
+void migration_abandon(vfu_ctx_t *ctx);
+
+/* dirty.c: dirty-page logging (DEVICE_FEATURE DMA_LOGGING_*) */
+int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len,
+                        uint64_t *page_size);
+void dirty_logging_stop(vfu_ctx_t *ctx);
+/* Builds the DMA_LOGGING_REPORT reply to the GET request req. */
+int dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
+                         const struct vfio_user_device_feature *req,
+                         const uint8_t *data, size_t len);
+/* A bitmap for a new fd-backed mapping of len bytes: NULL while not logging. */
+int dirty_bitmap_alloc(vfu_ctx_t *ctx, uint64_t len, uint8_t **bitmap);
+/* Sets the bits of the pages [offset, offset + len) touch; thread-safe. */
+void dirty_mark(vfu_ctx_t *ctx, uint8_t *bitmap, uint64_t offset, uint64_t len);
 
 #endif /* VFU_PRIVATE_H */

@@ -127,6 +127,11 @@ validate_request(vfu_ctx_t *ctx, const struct vfu_msg *msg)
                 SERVER_MAX_MSG_FDS);
         return EINVAL;
     }
+    if (!migration_allows_command(ctx, cmd)) {
+        vfu_err(ctx, "msg%#x: command %u refused in migration state %u",
+                msg->hdr.msg_id, cmd, ctx->migr_state);
+        return EINVAL;
+    }
     return 0;
 }
 

@@ -364,6 +364,28 @@ int vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size,
 int vfu_test_mig_data_write(struct vfu_test_client *c, const void *data,
                             uint32_t size);
 
+/* DEVICE_FEATURE GET MIGRATION: *flags gets the VFIO_MIGRATION_* bits. */
+int vfu_test_mig_get_flags(struct vfu_test_client *c, uint64_t *flags);
+
+/*
+ * DEVICE_FEATURE SET DMA_LOGGING_START {page_size, num_ranges, 0} + the
+ * ranges (pairs of iova, length); *chosen (may be NULL) gets the page size
+ * the server chose, from its reply.
+ */
+int vfu_test_dma_logging_start(struct vfu_test_client *c, uint64_t page_size,
+                               const uint64_t *ranges, uint32_t num_ranges,
+                               uint64_t *chosen);
+/* DEVICE_FEATURE SET DMA_LOGGING_STOP. */
+int vfu_test_dma_logging_stop(struct vfu_test_client *c);
+/*
+ * DEVICE_FEATURE GET DMA_LOGGING_REPORT {iova, length, page_size} with argsz
+ * covering a bitmap of `cap` bytes; the reply's bitmap (checked to be the
+ * size the range needs, one bit per page in whole u64s) goes to bitmap.
+ */
+int vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova,
+                                uint64_t length, uint64_t page_size,
+                                void *bitmap, size_t cap);
+
 /* ------------------------------------------------------------------------ */
 /* OS helpers.                                                              */
 
