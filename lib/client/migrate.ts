@@ -115,9 +115,10 @@ export async function restoreConfigSpace(client: VfioUserClient, saved: Buffer):
  * Migrates the device behind `source` to the (identical) device behind
  * `destination`: the destination goes to RESUMING; pre-copy data is copied
  * while the source runs (when offered and not turned off); the source
- * stops (STOP_COPY) and the rest is copied; the source's config space is
- * read and replayed onto the destination ({@link restoreConfigSpace}); the
- * destination runs; the source is left in STOP, as a VMM leaves it.
+ * stops (STOP_COPY) and the rest is copied; the source goes to STOP, where
+ * its config space is read, and that is replayed onto the destination
+ * ({@link restoreConfigSpace}); the destination runs. The source is left
+ * in STOP, as a VMM leaves it.
  *
  * If anything fails, the source is moved back to RUNNING (it keeps
  * serving) and the error is thrown; the destination is left as it is (a
@@ -145,10 +146,11 @@ export async function migrate(source: VfioUserClient, destination: VfioUserClien
       stopCopyBytes += chunk.length;
       options.onData?.('stop-copy', chunk.length);
     }
+    // Config space is read in STOP: STOP_COPY admits no region access.
+    await source.setMigrationState('stop');
     const configSpace = await readConfigSpace(source, configSize);
     const interrupts = await restoreConfigSpace(destination, configSpace);
     await destination.setMigrationState('running');
-    await source.setMigrationState('stop');
     return { preCopyBytes, stopCopyBytes, configSpace, interrupts };
   } catch (err) {
     if (source.connected) {

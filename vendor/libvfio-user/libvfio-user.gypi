@@ -10,6 +10,7 @@
           'type': 'static_library',
           'sources': [
             'src/context.c',
+            'src/dirty.c',
             'src/dma.c',
             'src/ioeventfd.c',
             'src/irq.c',
