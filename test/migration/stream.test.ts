@@ -1,0 +1,187 @@
+/**
+ * The migration stream: state larger than one message is streamed in
+ * chunks no larger than asked, pre-copy data goes ahead of the stop, a
+ * device may load its state in chunks, and a stream from another device,
+ * another format or no stream at all is refused with a clear error while
+ * the device keeps serving.
+ */
+import { MigrationStreamError, migrate, VfioUserClient, type VfioUserServer } from '../../lib';
+import { RecordType, StreamParser, type StreamIdentity } from '../../lib/migration-stream';
+import { MigratableDevice } from '../fixtures/migratable-device';
+import { connect, rejection, serve } from '../helpers';
+
+const clients: VfioUserClient[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) {
+    await client.close();
+  }
+});
+
+async function connectWith(server: VfioUserServer, maxDataXferSize: number): Promise<VfioUserClient> {
+  const client = await VfioUserClient.connect(server.socket, { maxDataXferSize });
+  clients.push(client);
+  return client;
+}
+
+function patterned(size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) {
+    b[i] = (i * 7 + (i >> 12)) & 0xff;
+  }
+  return b;
+}
+
+async function stopCopyStream(client: VfioUserClient): Promise<Buffer> {
+  await client.setMigrationState('stop-copy');
+  const chunks: Buffer[] = [];
+  for await (const chunk of client.migrationData()) {
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+describe('streaming', () => {
+  test('a state larger than max_data_xfer_size goes in chunks no larger than asked', async () => {
+    const a = new MigratableDevice({ blobSize: 3 * 1024 * 1024 + 5 });
+    a.blob = patterned(a.blob.length);
+    const b = new MigratableDevice();
+    const clientA = await connectWith(serve(a), 64 * 1024);
+    const clientB = await connectWith(serve(b), 64 * 1024);
+    expect(clientA.migrationChunkSize).toBe(64 * 1024);
+    const sizes: number[] = [];
+    const result = await migrate(clientA, clientB, { onData: (_phase, bytes) => sizes.push(bytes) });
+    expect(result.stopCopyBytes).toBeGreaterThan(3 * 1024 * 1024);
+    expect(sizes.length).toBeGreaterThan(48);
+    expect(Math.max(...sizes)).toBe(64 * 1024);
+    expect(b.blob.equals(a.blob)).toBe(true);
+  });
+
+  test('a read asking for less gets less, and the stream ends with an empty read', async () => {
+    const a = new MigratableDevice({ blobSize: 1000 });
+    const client = await connect(serve(a));
+    await client.setMigrationState('stop-copy');
+    const first = await client.readMigrationData(10);
+    expect(first.length).toBe(10);
+    expect(first.subarray(0, 8).toString('latin1')).toBe('VFUMIGR\0');
+    let total = first.length;
+    for (;;) {
+      const chunk = await client.readMigrationData(333);
+      expect(chunk.length).toBeLessThanOrEqual(333);
+      if (chunk.length === 0) {
+        break;
+      }
+      total += chunk.length;
+    }
+    expect(total).toBeGreaterThan(1000);
+    expect((await client.readMigrationData(333)).length).toBe(0);
+  });
+
+  test('pre-copy data is read while the source runs and reaches loadPreCopy', async () => {
+    const a = new MigratableDevice({ preCopy: Buffer.from('warm-up data') });
+    const b = new MigratableDevice({ preCopy: Buffer.alloc(1) });
+    const clientA = await connect(serve(a));
+    const clientB = await connect(serve(b));
+    const phases: string[] = [];
+    const result = await migrate(clientA, clientB, { onData: (phase) => phases.push(phase) });
+    expect(result.preCopyBytes).toBeGreaterThan(12);
+    expect(phases[0]).toBe('pre-copy');
+    expect(b.loadedPreCopy.map((d) => d.toString())).toEqual(['warm-up data']);
+    expect(a.events).toEqual(['stop']);
+  });
+
+  test('with preCopy: false, the source goes straight to STOP_COPY', async () => {
+    const a = new MigratableDevice({ preCopy: Buffer.from('unused') });
+    const b = new MigratableDevice({ preCopy: Buffer.alloc(1) });
+    const result = await migrate(await connect(serve(a)), await connect(serve(b)), { preCopy: false });
+    expect(result.preCopyBytes).toBe(0);
+    expect(b.loadedPreCopy).toEqual([]);
+  });
+
+  test('a device that opts in loads its state chunk by chunk', async () => {
+    const a = new MigratableDevice({ blobSize: 300 * 1024 });
+    a.blob = patterned(a.blob.length);
+    const b = new MigratableDevice({ chunked: true });
+    await migrate(await connectWith(serve(a), 64 * 1024), await connectWith(serve(b), 64 * 1024));
+    expect(b.loadedChunks.length).toBeGreaterThan(4);
+    expect(b.loadedChunks[b.loadedChunks.length - 1]).toBe(0);
+    expect(b.blob.equals(a.blob)).toBe(true);
+  });
+
+  test('the parser takes a stream one byte at a time', async () => {
+    const a = new MigratableDevice({ blobSize: 100 });
+    const stream = await stopCopyStream(await connect(serve(a)));
+    const seen: string[] = [];
+    const parser = new StreamParser({
+      identity: (id: StreamIdentity) => seen.push(`identity ${id.deviceId}`),
+      data: (type, piece, end) => {
+        if (end) {
+          seen.push(`data ${type}`);
+        }
+        void piece;
+      },
+      library: () => seen.push('library'),
+      end: () => seen.push('end'),
+    });
+    for (let i = 0; i < stream.length; i++) {
+      parser.write(stream.subarray(i, i + 1));
+    }
+    expect(parser.complete).toBe(true);
+    expect(seen[0]).toBe(`identity ${0x11e1}`);
+    expect(seen).toContain('library');
+    expect(seen).toContain(`data ${RecordType.DEVICE}`);
+    expect(seen[seen.length - 1]).toBe('end');
+  });
+});
+
+describe('refused streams', () => {
+  async function refuse(stream: Buffer, message: RegExp): Promise<void> {
+    const b = new MigratableDevice();
+    b.counter = 7;
+    const server = serve(b);
+    const errors: Error[] = [];
+    server.on('error', (e) => errors.push(e));
+    const client = await connect(server);
+    await client.write32(0, 4, 0x1234);
+    await client.setMigrationState('resuming');
+    expect((await rejection(client.writeMigrationData(stream))).code).toBe('EINVAL');
+    expect(errors[0]).toBeInstanceOf(MigrationStreamError);
+    expect(errors[0].message).toMatch(message);
+    // Nothing of it was loaded, and the device serves on.
+    await client.reset();
+    expect(await client.getMigrationState()).toBe('running');
+    expect(b.counter).toBe(7);
+  }
+
+  test('from a device with another ID', async () => {
+    const stream = await stopCopyStream(await connect(serve(new MigratableDevice({ deviceId: 0x2222 }))));
+    await refuse(stream, /incompatible device: its device ID is 0x2222, this device's is 0x11e1/);
+  });
+
+  test('from a device with another state version', async () => {
+    const stream = await stopCopyStream(await connect(serve(new MigratableDevice({ stateVersion: 2 }))));
+    await refuse(stream, /device state version is 2, this device's is 1/);
+  });
+
+  test('of another format version', async () => {
+    const stream = await stopCopyStream(await connect(serve(new MigratableDevice())));
+    stream.writeUInt32LE(99, 8);
+    await refuse(stream, /stream format version 99/);
+  });
+
+  test('that is not a migration stream', async () => {
+    await refuse(Buffer.from('definitely not a stream'), /bad magic/);
+  });
+
+  test('with pre-copy data for a device that takes none', async () => {
+    const stream = await (async () => {
+      const client = await connect(serve(new MigratableDevice({ preCopy: Buffer.from('abc') })));
+      await client.setMigrationState('pre-copy');
+      const chunks: Buffer[] = [];
+      for await (const chunk of client.migrationData()) {
+        chunks.push(chunk);
+      }
+      return Buffer.concat([...chunks, await stopCopyStream(client)]);
+    })();
+    await refuse(stream, /pre-copy data and this device takes none/);
+  });
+});
