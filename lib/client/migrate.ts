@@ -114,25 +114,28 @@ export async function restoreConfigSpace(client: VfioUserClient, saved: Buffer):
 /**
  * Migrates the device behind `source` to the (identical) device behind
  * `destination`: the destination goes to RESUMING; pre-copy data is copied
- * while the source runs (when offered and not turned off); the source
+ * while the source runs (when offered, not turned off, and the source is
+ * running: a stopped source is not started again); the source
  * stops (STOP_COPY) and the rest is copied; the source goes to STOP, where
  * its config space is read, and that is replayed onto the destination
  * ({@link restoreConfigSpace}); the destination runs. The source is left
  * in STOP, as a VMM leaves it.
  *
- * If anything fails, the source is moved back to RUNNING (it keeps
- * serving) and the error is thrown; the destination is left as it is (a
+ * If anything fails, the source is moved back to the state it was in
+ * (RUNNING, normally: it keeps serving) and the error is thrown; the destination is left as it is (a
  * DEVICE_RESET returns it to RUNNING).
  */
 export async function migrate(source: VfioUserClient, destination: VfioUserClient, options: MigrateOptions = {}): Promise<MigrationResult> {
   const features = await source.getMigrationFeatures();
+  const sourceState = await source.getMigrationState();
   await destination.getMigrationFeatures();
-  const { size: configSize } = await source.getRegionInfo(Region.CONFIG);
+  // Asked of the destination, the same device: a stopped source refuses it.
+  const { size: configSize } = await destination.getRegionInfo(Region.CONFIG);
   await destination.setMigrationState('resuming');
   let preCopyBytes = 0;
   let stopCopyBytes = 0;
   try {
-    if (features.preCopy && options.preCopy !== false) {
+    if (features.preCopy && options.preCopy !== false && sourceState === 'running') {
       await source.setMigrationState('pre-copy');
       for await (const chunk of source.migrationData()) {
         await destination.writeMigrationData(chunk);
@@ -154,7 +157,7 @@ export async function migrate(source: VfioUserClient, destination: VfioUserClien
     return { preCopyBytes, stopCopyBytes, configSpace, interrupts };
   } catch (err) {
     if (source.connected) {
-      await source.setMigrationState('running').catch(() => undefined);
+      await source.setMigrationState(sourceState).catch(() => undefined);
     }
     throw err;
   }
