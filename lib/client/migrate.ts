@@ -25,7 +25,7 @@ export interface MigrationResult {
   readonly stopCopyBytes: number;
   /** The source's config space, as it was restored onto the destination. */
   readonly configSpace: Buffer;
-  /** The destination's interrupt lines the restore installed (MSI-X or MSI, when enabled). */
+  /** The destination's interrupt lines the restore installed: MSI-X or MSI when enabled, else INTx when the device has a pin. */
   readonly interrupts: InterruptLine[];
 }
 
@@ -68,6 +68,7 @@ function findCapability(config: Buffer, id: number): number | undefined {
  *    clear, and the status register is skipped (its error bits are
  *    write-1-to-clear);
  * 3. MSI: the eventfds (SET_IRQS), then Message Control as saved;
+ *    INTx (neither enabled, an interrupt pin): its eventfd;
  *    MSI-X: one 2-byte write at the capability + 3 (Message Control's upper
  *    byte and the next byte) with Enable and Function Mask set, then the
  *    eventfds, then the same 2-byte write with the upper byte as saved,
@@ -106,6 +107,8 @@ export async function restoreConfigSpace(client: VfioUserClient, saved: Buffer):
   } else if (msi !== undefined && (saved.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
     lines = await client.enableInterrupts('msi', { configure: false });
     await client.writeConfig(msi + Msi.FLAGS, saved.subarray(msi + Msi.FLAGS, msi + Msi.FLAGS + 2));
+  } else if (saved[PciConfig.INTERRUPT_PIN] !== 0) {
+    lines = await client.enableInterrupts('intx', { configure: false });
   }
   await client.write16(Region.CONFIG, PciConfig.COMMAND, command);
   return lines;
