@@ -214,18 +214,69 @@ on_irq_state(vfu_ctx_t *ctx, uint32_t start, uint32_t count, bool mask)
 static int
 migr_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 {
+    struct fuzz_device *dev = vfu_get_private(ctx);
+
+    if ((unsigned)state > VFU_MIGR_STATE_RESUME) {
+        abort();
+    }
+    if (state == VFU_MIGR_STATE_STOP_AND_COPY &&
+        (dev->options & FUZZ_OPT_MIGR_FAILS)) {
+        errno = EIO;
+        return -1;
+    }
+    if (state != VFU_MIGR_STATE_STOP_AND_COPY ||
+        dev->migr_state != VFU_MIGR_STATE_PRE_COPY) {
+        dev->migr_pos = 0;
+    }
+    dev->migr_state = state;
     return 0;
+}
+
+/* Data flows only in the states the library allows it in. */
+static void
+check_data_state(const struct fuzz_device *dev, bool is_write)
+{
+    bool ok = is_write ? dev->migr_state == VFU_MIGR_STATE_RESUME :
+              dev->migr_state == VFU_MIGR_STATE_PRE_COPY ||
+              dev->migr_state == VFU_MIGR_STATE_STOP_AND_COPY;
+
+    if (!ok) {
+        fprintf(stderr, "migration data %s in state %d\n",
+                is_write ? "written" : "read", (int)dev->migr_state);
+        abort();
+    }
 }
 
 static ssize_t
 migr_read(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
-    return 0;
+    struct fuzz_device *dev = vfu_get_private(ctx);
+    size_t left = BAR0_SIZE - dev->migr_pos;
+    size_t n = count < left ? (size_t)count : left;
+
+    check_data_state(dev, false);
+    /* The whole buffer must be there, whatever is used of it. */
+    memset(buf, 0xa5, count);
+    memcpy(buf, dev->buf[VFU_PCI_DEV_BAR0_REGION_IDX] + dev->migr_pos, n);
+    dev->migr_pos += n;
+    return (ssize_t)n;
 }
 
 static ssize_t
 migr_write(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
+    struct fuzz_device *dev = vfu_get_private(ctx);
+
+    check_data_state(dev, true);
+    if (count > BAR0_SIZE - dev->migr_pos) {
+        errno = ENOSPC;
+        return -1;
+    }
+    memcpy(dev->buf[VFU_PCI_DEV_BAR0_REGION_IDX] + dev->migr_pos, buf, count);
+    dev->migr_pos += count;
+    if (dev->options & FUZZ_OPT_MIGR_FAILS) {
+        return count > 0 ? (ssize_t)count - 1 : 0;
+    }
     return (ssize_t)count;
 }
 
@@ -313,6 +364,7 @@ fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
 
     memset(dev, 0, sizeof(*dev));
     dev->options = options;
+    dev->migr_state = VFU_MIGR_STATE_RUNNING;
     ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
                          VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {

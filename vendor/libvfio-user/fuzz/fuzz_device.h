@@ -4,7 +4,7 @@
  * space with a callback), every capability type (PM, MSI, MSI-X, PCI
  * Express with FLR, vendor-specific as plain, callback and read-only;
  * extended: serial number and vendor-specific), INTx/MSI/MSI-X, DMA,
- * an ioeventfd and migration callbacks.
+ * an ioeventfd and migration, whose data stream is BAR0's contents.
  *
  * Region callbacks abort if the library ever hands them bytes outside their
  * region, and their backing buffers are exactly the region's size, so
@@ -26,6 +26,7 @@
 #define FUZZ_OPT_ACCESS_FAILS (1u << 3)    /* BAR callbacks fail */
 #define FUZZ_OPT_CONVENTIONAL (1u << 4)    /* 256-byte config space */
 #define FUZZ_OPT_SMALL_SNDBUF (1u << 5)    /* replies queue up in the library */
+#define FUZZ_OPT_MIGR_FAILS (1u << 6)      /* STOP_COPY refused, short writes */
 
 /* BAR0 registers with side effects; the rest of BAR0 is RAM. */
 #define FUZZ_BAR0_IRQ 0x0         /* write: trigger this vector */
@@ -42,6 +43,8 @@ struct fuzz_device {
     unsigned resets[3];           /* by vfu_reset_type_t */
     unsigned quiesces;
     unsigned dma_maps;            /* live mappings, per the callbacks */
+    vfu_migr_state_t migr_state;  /* as the transition callback heard it */
+    size_t migr_pos;              /* in the data stream */
 };
 
 /*

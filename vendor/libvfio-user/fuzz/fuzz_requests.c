@@ -11,8 +11,10 @@
  * the connection ends, reading every reply meanwhile.
  *
  * Beyond the sanitizers it checks that the server always reaches the end of
- * the stream, that vfu_run_ctx only fails the documented ways, and that
- * every DMA mapping is gone when the connection is (fuzz_device_destroy).
+ * the stream, that vfu_run_ctx only fails the documented ways, that a client
+ * leaving mid-migration leaves the device running with dirty-page logging
+ * off, and that every DMA mapping is gone when the connection is
+ * (fuzz_device_destroy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -288,6 +290,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         drain(fd);
+    }
+    if (ctx->migr_state != VFIO_USER_DEVICE_STATE_RUNNING ||
+        dev.migr_state != VFU_MIGR_STATE_RUNNING || ctx->dirty_pgsize != 0) {
+        fprintf(stderr, "client gone, device left in state %u (device says %d), "
+                "logging at %llu\n", ctx->migr_state, (int)dev.migr_state,
+                (unsigned long long)ctx->dirty_pgsize);
+        abort();
     }
     close(fd);
     fuzz_device_destroy(&dev, ctx);

@@ -11,8 +11,8 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Options byte (fuzz_device.h).
-QUIESCE_ASYNC, QUIESCE_FAILS, RESET_FAILS, ACCESS_FAILS, CONVENTIONAL, SMALL_SNDBUF = \
-    1, 2, 4, 8, 16, 32
+QUIESCE_ASYNC, QUIESCE_FAILS, RESET_FAILS, ACCESS_FAILS, CONVENTIONAL, SMALL_SNDBUF, \
+    MIGR_FAILS = 1, 2, 4, 8, 16, 32, 64
 
 # Commands (vfio-user.h).
 (DMA_MAP, DMA_UNMAP, GET_INFO, GET_REGION_INFO, GET_REGION_IO_FDS, GET_IRQ_INFO,
@@ -57,6 +57,36 @@ def dma_map(addr, size, prot=3):
 
 def dma_unmap(addr, size, flags=0):
     return msg(DMA_UNMAP, struct.pack("<IIQQ", 24, flags, addr, size))
+
+
+def feature(flags, data=b"", argsz=None):
+    if argsz is None:
+        argsz = 8 + len(data)
+    return msg(DEVICE_FEATURE, struct.pack("<II", argsz, flags) + data)
+
+
+# DEVICE_FEATURE operations, features and migration states (linux/vfio.h).
+GET, SET, PROBE = 1 << 16, 1 << 17, 1 << 18
+MIGRATION, MIG_STATE, LOG_START, LOG_STOP, LOG_REPORT = 1, 2, 6, 7, 8
+STOP, RUNNING, STOP_COPY, RESUMING, PRE_COPY = 1, 2, 3, 4, 6
+
+
+def set_state(state):
+    return feature(SET | MIG_STATE, struct.pack("<II", state, 0))
+
+
+def mig_read(size):
+    return msg(MIG_DATA_READ, struct.pack("<II", 8 + size, size))
+
+
+def mig_write(data):
+    return msg(MIG_DATA_WRITE, struct.pack("<II", 8 + len(data), len(data)) + data)
+
+
+def log_report(addr, size, page):
+    bitmap = ((size // page + 63) // 64) * 8
+    return feature(GET | LOG_REPORT, struct.pack("<QQQ", addr, size, page),
+                   argsz=8 + 24 + bitmap)
 
 
 IRQ_DATA_NONE, IRQ_DATA_BOOL = 1, 2
@@ -114,6 +144,29 @@ requests = {
         msg(DEVICE_FEATURE, struct.pack("<II", 8, 0x10001)),
         msg(MIG_DATA_READ, struct.pack("<II", 16, 8)),
         msg(MIG_DATA_WRITE, struct.pack("<II", 12, 4) + b"\0" * 4)]),
+    "migration": b"".join([
+        feature(PROBE | GET | SET | MIG_STATE), feature(GET | MIGRATION, argsz=16),
+        region_write(BAR0, 0x100, b"\x5a" * 64),
+        set_state(PRE_COPY), mig_read(512), mig_read(4096), mig_read(16),
+        set_state(STOP_COPY), mig_read(4096), set_state(STOP),
+        region_read(BAR0, 0x100, 4), msg(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0)),
+        set_state(RESUMING), mig_write(b"\x33" * 64), set_state(RUNNING),
+        feature(GET | MIG_STATE, b"\0" * 8), set_state(PRE_COPY)]),
+    "migration-fails": b"".join([
+        set_state(STOP_COPY), set_state(RESUMING), mig_write(b"\x44" * 16),
+        set_state(PRE_COPY), mig_read(64), set_state(STOP_COPY), set_state(STOP_COPY + 4),
+        msg(DEVICE_RESET), set_state(STOP)]),
+    "logging": b"".join([
+        feature(PROBE | LOG_START), feature(PROBE | GET | LOG_REPORT),
+        feature(SET | LOG_START, struct.pack("<QII", 4096, 1, 0) +
+                struct.pack("<QQ", DMA_IOVA, 0x10000)),
+        region_write(BAR0, BAR0_DMA_WRITE, struct.pack("<Q", DMA_IOVA + 0x1ff0)),
+        region_write(BAR0, BAR0_DMA_WRITE, struct.pack("<Q", DMA_FILE_IO_IOVA + 0x20)),
+        log_report(DMA_IOVA, 0x10000, 4096), log_report(DMA_IOVA, 0x10000, 0x2000),
+        log_report(DMA_FILE_IO_IOVA, 0x10000, 0x800), dma_map(0x200000, 0x2000),
+        log_report(0x200000, 0x2000, 4096), log_report(DMA_IOVA, 0x1000, 4096),
+        feature(SET | LOG_STOP), log_report(DMA_IOVA, 0x10000, 4096),
+        feature(SET | LOG_START, struct.pack("<QII", 0x2000, 0, 0))]),
     "malformed": b"".join([
         msg(GET_INFO, b"", size=8), msg(99, b"\0" * 8), msg(GET_INFO, b"\0" * 16, flags=1),
         msg(REGION_READ, struct.pack("<QII", 0xfff, BAR0, 2)),
@@ -121,7 +174,8 @@ requests = {
 }
 options = {"info": 0, "bars": SMALL_SNDBUF, "config": 0, "irqs": 0, "dma": QUIESCE_ASYNC,
            "multi": QUIESCE_ASYNC | QUIESCE_FAILS, "reset": RESET_FAILS | ACCESS_FAILS,
-           "malformed": CONVENTIONAL}
+           "malformed": CONVENTIONAL, "migration": QUIESCE_ASYNC,
+           "migration-fails": MIGR_FAILS, "logging": 0}
 
 
 # fuzz_config.c: kind byte (bit 0 write, bits 1-3 size class, bit 4 64-bit

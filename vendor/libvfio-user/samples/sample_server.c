@@ -16,6 +16,10 @@
  *   BAR4, 256 bytes of I/O: RAM as well.
  *   Capabilities: PM, MSI (4 vectors, 64-bit, per-vector masking), MSI-X,
  *   PCI Express with FLR, vendor-specific; extended: device serial number.
+ *   Migration: SCRATCH and the RAM of BAR0 and BAR4 are the device's state.
+ *   Pre-copy sends an image of it, stop-and-copy a final one; the
+ *   destination applies the last whole image it received. A stopped device
+ *   ignores DOORBELL, so it raises no interrupt.
  *
  * usage: sample_server SOCKET_PATH
  * Serves one client at a time until SIGINT or SIGTERM, then removes SOCKET_PATH.
@@ -35,6 +39,8 @@
 #define BAR0_RAM 0x100
 #define BAR4_SIZE 0x100
 #define NR_VECTORS 4
+/* Migration image: SCRATCH, then BAR0 and BAR4 as they are. */
+#define IMAGE_SIZE (4 + BAR0_SIZE + BAR4_SIZE)
 
 struct sample {
     uint32_t scratch;
@@ -42,6 +48,11 @@ struct sample {
     uint8_t bar0_ram[BAR0_SIZE];
     uint8_t bar4_ram[BAR4_SIZE];
     const uint8_t *dma_page;   /* first mapped page, if mapped here */
+    vfu_migr_state_t migr_state;
+    uint8_t image[IMAGE_SIZE];      /* being sent */
+    size_t image_sent;
+    uint8_t incoming[IMAGE_SIZE];   /* being received, images back to back */
+    size_t received;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -98,8 +109,11 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
             s->scratch = value;
             break;
         case 0x08:
-            if (vfu_irq_trigger(ctx, value) < 0) {
-                return -1;
+            if (s->migr_state == VFU_MIGR_STATE_RUNNING ||
+                s->migr_state == VFU_MIGR_STATE_PRE_COPY) {
+                if (vfu_irq_trigger(ctx, value) < 0) {
+                    return -1;
+                }
             }
             break;
         default:
@@ -175,6 +189,98 @@ dma_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
     }
 }
 
+static void
+take_image(struct sample *s)
+{
+    memcpy(s->image, &s->scratch, 4);
+    memcpy(s->image + 4, s->bar0_ram, BAR0_SIZE);
+    memcpy(s->image + 4 + BAR0_SIZE, s->bar4_ram, BAR4_SIZE);
+    s->image_sent = 0;
+}
+
+static void
+load_image(struct sample *s, const uint8_t *image)
+{
+    memcpy(&s->scratch, image, 4);
+    memcpy(s->bar0_ram, image + 4, BAR0_SIZE);
+    memcpy(s->bar4_ram, image + 4 + BAR0_SIZE, BAR4_SIZE);
+}
+
+static int
+migration_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
+{
+    struct sample *s = vfu_get_private(ctx);
+
+    switch (state) {
+    case VFU_MIGR_STATE_PRE_COPY:
+    case VFU_MIGR_STATE_STOP_AND_COPY:
+        take_image(s);
+        break;
+    case VFU_MIGR_STATE_RESUME:
+        s->received = 0;
+        break;
+    case VFU_MIGR_STATE_STOP:
+        if (s->migr_state == VFU_MIGR_STATE_RESUME) {
+            if (s->received == 0 || s->received % IMAGE_SIZE != 0) {
+                vfu_log(ctx, LOG_ERR, "incomplete migration image (%zu bytes)",
+                        s->received);
+                errno = EINVAL;
+                return -1;
+            }
+            load_image(s, s->incoming);
+        }
+        break;
+    default:
+        break;
+    }
+    s->migr_state = state;
+    return 0;
+}
+
+static ssize_t
+migration_read(vfu_ctx_t *ctx, void *buf, uint64_t count)
+{
+    struct sample *s = vfu_get_private(ctx);
+    size_t n = IMAGE_SIZE - s->image_sent;
+
+    if (n > count) {
+        n = count;
+    }
+    memcpy(buf, s->image + s->image_sent, n);
+    s->image_sent += n;
+    return (ssize_t)n;
+}
+
+static ssize_t
+migration_write(vfu_ctx_t *ctx, void *buf, uint64_t count)
+{
+    struct sample *s = vfu_get_private(ctx);
+    const uint8_t *data = buf;
+    uint64_t left = count;
+
+    /* A later image overwrites an earlier one. */
+    while (left > 0) {
+        size_t off = s->received % IMAGE_SIZE;
+        size_t n = IMAGE_SIZE - off;
+
+        if (n > left) {
+            n = left;
+        }
+        memcpy(s->incoming + off, data, n);
+        s->received += n;
+        data += n;
+        left -= n;
+    }
+    return (ssize_t)count;
+}
+
+static const vfu_migration_callbacks_t migration = {
+    .version = VFU_MIGR_CALLBACKS_VERS,
+    .transition = migration_transition,
+    .read_data = migration_read,
+    .write_data = migration_write,
+};
+
 static int
 add_capabilities(vfu_ctx_t *ctx)
 {
@@ -244,6 +350,7 @@ create_device(const char *path, struct sample *s)
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, NR_VECTORS) < 0 ||
         vfu_setup_device_reset_cb(ctx, reset_device) < 0 ||
         vfu_setup_device_dma(ctx, 64, dma_register, dma_unregister) < 0 ||
+        vfu_setup_device_migration_callbacks(ctx, &migration) < 0 ||
         vfu_realize_ctx(ctx) < 0) {
         goto fail;
     }
@@ -293,7 +400,7 @@ serve(vfu_ctx_t *ctx)
 int
 main(int argc, char *argv[])
 {
-    static struct sample device;
+    static struct sample device = { .migr_state = VFU_MIGR_STATE_RUNNING };
     struct sigaction sa = { .sa_handler = on_signal };
     vfu_ctx_t *ctx;
     int ret;

@@ -1,7 +1,8 @@
 /*
  * The sample device, run as its own process exactly as a user would run it,
  * driven over its socket by the test client: every command the library
- * serves, and a clean exit on SIGTERM.
+ * serves, a migration from one process to another, and a clean exit on
+ * SIGTERM.
  */
 #include <signal.h>
 #include <sys/mman.h>
@@ -127,10 +128,95 @@ test_sample_device(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* Reads the migration stream in 1 KiB chunks until a short one. */
+static size_t
+read_stream(struct vfu_test_client *c, uint8_t *buf, size_t cap)
+{
+    size_t total = 0;
+    uint32_t got;
+
+    do {
+        got = 0;
+        if (!CHECK_EQ(vfu_test_mig_data_read(c, 1024, buf + total, &got), 0) ||
+            !CHECK_LE(total + got + 1024, cap)) {
+            break;
+        }
+        total += got;
+    } while (got == 1024);
+    return total;
+}
+
+/* SCRATCH and the BAR RAM move from one sample process to another. */
+static void
+test_sample_migration(void)
+{
+    static uint8_t stream[3 * 8192];
+    char path_a[108], path_b[108];
+    struct vfu_test_client a, b;
+    pid_t pid_a, pid_b;
+    size_t pre, len;
+    int status;
+
+    vfu_test_sock_path(path_a, sizeof(path_a), "sample-a");
+    vfu_test_sock_path(path_b, sizeof(path_b), "sample-b");
+    pid_a = start_sample(path_a);
+    pid_b = start_sample(path_b);
+    REQUIRE(pid_a > 0 && pid_b > 0);
+    REQUIRE_OK(vfu_test_client_open(&a, path_a));
+    REQUIRE_OK(vfu_test_client_open(&b, path_b));
+
+    CHECK_EQ(vfu_test_region_write_val(&a, 0, 0x4, 4, 0x600df00d), 0);
+    CHECK_EQ(vfu_test_region_write_val(&a, 0, 0xffc, 4, 0xcafe0001), 0);
+    CHECK_EQ(vfu_test_region_write_val(&a, 4, 0x80, 4, 0x0badc0de), 0);
+
+    CHECK_EQ(vfu_test_mig_set_state(&a, VFIO_USER_DEVICE_STATE_PRE_COPY), 0);
+    pre = read_stream(&a, stream, sizeof(stream));
+    CHECK_GT(pre, 4096);
+    /* Changed during pre-copy: the final image carries it. */
+    CHECK_EQ(vfu_test_region_write_val(&a, 0, 0x200, 4, 0x51515151), 0);
+    CHECK_EQ(vfu_test_mig_set_state(&a, VFIO_USER_DEVICE_STATE_STOP_COPY), 0);
+    len = pre + read_stream(&a, stream + pre, sizeof(stream) - pre);
+    CHECK_EQ(len, 2 * pre);
+    CHECK_EQ(vfu_test_mig_set_state(&a, VFIO_USER_DEVICE_STATE_STOP), 0);
+
+    CHECK_EQ(vfu_test_mig_set_state(&b, VFIO_USER_DEVICE_STATE_RESUMING), 0);
+    /* Stopping with no image is refused; the device waits for one. */
+    CHECK_EQ(vfu_test_mig_set_state(&b, VFIO_USER_DEVICE_STATE_RUNNING), EINVAL);
+    for (size_t off = 0; off < len; off += 1000) {
+        CHECK_EQ(vfu_test_mig_data_write(&b, stream + off,
+                                         (uint32_t)(len - off < 1000 ? len - off : 1000)),
+                 0);
+    }
+    CHECK_EQ(vfu_test_mig_set_state(&b, VFIO_USER_DEVICE_STATE_RUNNING), 0);
+    CHECK_EQ(read32(&b, 0, 0x4), 0x600df00d);
+    CHECK_EQ(read32(&b, 0, 0xffc), 0xcafe0001);
+    CHECK_EQ(read32(&b, 0, 0x200), 0x51515151);
+    CHECK_EQ(read32(&b, 4, 0x80), 0x0badc0de);
+
+    /* The source, abandoned in STOP by its client, runs again. */
+    vfu_test_client_close(&a);
+    REQUIRE_OK(vfu_test_client_open(&a, path_a));
+    {
+        uint32_t state = 0;
+
+        CHECK_EQ(vfu_test_mig_get_state(&a, &state), 0);
+        CHECK_EQ(state, VFIO_USER_DEVICE_STATE_RUNNING);
+    }
+    vfu_test_client_close(&a);
+    vfu_test_client_close(&b);
+    kill(pid_a, SIGTERM);
+    kill(pid_b, SIGTERM);
+    CHECK_EQ(waitpid(pid_a, &status, 0), pid_a);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(waitpid(pid_b, &status, 0), pid_b);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int
 main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_sample_device);
+    RUN_TEST(test_sample_migration);
     return check_summary();
 }
