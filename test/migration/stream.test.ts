@@ -133,6 +133,21 @@ describe('streaming', () => {
   });
 });
 
+test('a save() that fails mid-stream fails the read with its errno, and the device serves on', async () => {
+  const a = new MigratableDevice({ blobSize: 200 * 1024 });
+  const server = serve(a);
+  const errors: Error[] = [];
+  server.on('error', (e) => errors.push(e));
+  const client = await connect(server);
+  a.saveFailure = Object.assign(new Error('disk on fire'), { errno: 28 });
+  await client.setMigrationState('stop-copy');
+  expect((await client.readMigrationData(16)).length).toBe(16);
+  expect((await rejection(client.readMigrationData(65536))).code).toBe('ENOSPC');
+  expect(errors.map((e) => e.message)).toEqual(['disk on fire']);
+  await client.setMigrationState('running');
+  expect(await client.read32(0, 0)).toBe(0);
+});
+
 describe('refused streams', () => {
   async function refuse(stream: Buffer, message: RegExp): Promise<void> {
     const b = new MigratableDevice();
