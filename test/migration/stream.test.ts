@@ -5,7 +5,7 @@
  * another format or no stream at all is refused with a clear error while
  * the device keeps serving.
  */
-import { MigrationStreamError, migrate, VfioUserClient, type VfioUserServer } from '../../lib';
+import { MemoryRegion, MigrationStreamError, migrate, PciDevice, RegisterMap, VfioUserClient, type VfioUserServer } from '../../lib';
 import { RecordType, StreamParser, type StreamIdentity } from '../../lib/migration-stream';
 import { MigratableDevice } from '../fixtures/migratable-device';
 import { connect, rejection, serve } from '../helpers';
@@ -146,6 +146,30 @@ test('a save() that fails mid-stream fails the read with its errno, and the devi
   expect(errors.map((e) => e.message)).toEqual(['disk on fire']);
   await client.setMigrationState('running');
   expect(await client.read32(0, 0)).toBe(0);
+});
+
+test('migration: true carries the register maps and memory regions alone', async () => {
+  const make = (): { device: PciDevice; regs: RegisterMap; ram: MemoryRegion } => {
+    const regs = new RegisterMap({ a: { offset: 0, width: 4, rw: true }, b: { offset: 8, width: 8, rw: true } });
+    const ram = new MemoryRegion(64);
+    const device = new PciDevice({
+      vendorId: 0x1b36,
+      deviceId: 0x7777,
+      bars: [{ index: 0, size: 0x100, handler: regs }, { index: 1, size: 64, handler: ram }],
+      migration: true,
+    });
+    return { device, regs, ram };
+  };
+  const a = make();
+  const b = make();
+  const clientA = await connect(serve(a.device));
+  await clientA.write32(0, 0, 0x01020304);
+  await clientA.write64(0, 8, 0x1122334455667788n);
+  await clientA.writeBar(1, 60, Buffer.from('tail'));
+  await migrate(clientA, await connect(serve(b.device)));
+  expect(b.regs.get('a')).toBe(0x01020304);
+  expect(b.regs.get('b')).toBe(0x1122334455667788n);
+  expect(b.ram.buffer.equals(a.ram.buffer)).toBe(true);
 });
 
 describe('refused streams', () => {
