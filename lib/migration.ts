@@ -153,6 +153,17 @@ function* dataRecords(type: number, data: MigrationData, what: string): Generato
   }
 }
 
+function* chain(first: Iterator<Uint8Array> | undefined, second: Iterator<Uint8Array>): Generator<Uint8Array> {
+  if (first !== undefined) {
+    for (let next = first.next(); next.done !== true; next = first.next()) {
+      yield next.value;
+    }
+  }
+  for (let next = second.next(); next.done !== true; next = second.next()) {
+    yield next.value;
+  }
+}
+
 /**
  * Runs the migration protocol for one served device: tracks the state
  * through the library's transitions, writes the stream on the source and
@@ -205,10 +216,13 @@ export class MigrationRunner {
         this.startSaving();
         this.pieces = this.preCopyPieces();
       } else if (to === 'stop-copy') {
-        if (from !== 'pre-copy') {
+        if (from === 'pre-copy') {
+          // Pre-copy data the client has not read yet still comes first.
+          this.pieces = chain(this.pieces, this.stopCopyPieces());
+        } else {
           this.startSaving();
+          this.pieces = this.stopCopyPieces();
         }
-        this.pieces = this.stopCopyPieces();
       } else if (isSaving(from)) {
         this.endSaving();
       }

@@ -89,6 +89,24 @@ describe('streaming', () => {
     expect(a.events).toEqual(['stop']);
   });
 
+  test('pre-copy data left unread when the source stops still comes first', async () => {
+    const a = new MigratableDevice({ preCopy: Buffer.alloc(10000, 7), blobSize: 50 });
+    a.blob = Buffer.alloc(50, 9);
+    const b = new MigratableDevice({ preCopy: Buffer.alloc(1) });
+    const clientA = await connect(serve(a));
+    const clientB = await connect(serve(b));
+    await clientB.setMigrationState('resuming');
+    await clientA.setMigrationState('pre-copy');
+    await clientB.writeMigrationData(await clientA.readMigrationData(100));
+    await clientA.setMigrationState('stop-copy');
+    for await (const chunk of clientA.migrationData()) {
+      await clientB.writeMigrationData(chunk);
+    }
+    await clientB.setMigrationState('running');
+    expect(b.loadedPreCopy[0].equals(Buffer.alloc(10000, 7))).toBe(true);
+    expect(b.blob.equals(a.blob)).toBe(true);
+  });
+
   test('with preCopy: false, the source goes straight to STOP_COPY', async () => {
     const a = new MigratableDevice({ preCopy: Buffer.from('unused') });
     const b = new MigratableDevice({ preCopy: Buffer.alloc(1) });
