@@ -132,8 +132,11 @@ export class PciDevice {
    * client applies it (QEMU raises an INTx signalled meanwhile once the
    * driver clears the bit). {@link PciDevice.isMasked} reports the bit.
    *
-   * @returns whether the interrupt was signalled; false when INTx is not the
-   *   function's interrupt mode or the client gave no eventfd
+   * While the device is stopped for migration the interrupt is held and
+   * raised when it runs again (see {@link PciDevice.migrationState}).
+   *
+   * @returns whether the interrupt was signalled or held; false when INTx is
+   *   not the function's interrupt mode or the client gave no eventfd
    * @throws Error when the description has no `intx: true`
    */
   intx(): boolean {
@@ -155,6 +158,9 @@ export class PciDevice {
    * per-vector mask bit, or by the client, is held pending (its pending bit
    * set) and delivered when it is unmasked; that counts as raised.
    *
+   * While the device is stopped for migration the interrupt is held too, and
+   * raised when the device runs again.
+   *
    * @returns whether the interrupt was signalled or held pending; false when
    *   MSI is not the function's interrupt mode or the client gave no eventfd
    * @throws RangeError when the vector is not one the description has
@@ -169,6 +175,9 @@ export class PciDevice {
    * not, this does nothing and returns false. A vector masked by the function
    * mask, by its table entry or by the client is held pending (its PBA bit
    * set) and delivered when it is unmasked; that counts as raised.
+   *
+   * While the device is stopped for migration the interrupt is held too, and
+   * raised when the device runs again.
    *
    * @returns whether the interrupt was signalled or held pending; false when
    *   MSI-X is not enabled or the client gave no eventfd

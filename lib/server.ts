@@ -319,7 +319,12 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
       changed: (state, previous) => {
         setMigrationState(device, state);
-        this.emit('migration', state, previous);
+        // The step has happened: a listener that throws does not undo it.
+        try {
+          this.emit('migration', state, previous);
+        } catch (err) {
+          this.reportError(err instanceof Error ? err : new Error(String(err)));
+        }
       },
     });
   }
