@@ -4,6 +4,10 @@
  * refuses, with the device's hooks and the server's events.
  */
 import {
+  Command,
+  DeviceFeature,
+  DeviceState,
+  FeatureFlag,
   MIGRATION_ARCS,
   MigrationTransitionError,
   PciDevice,
@@ -11,6 +15,7 @@ import {
   type VfioUserClient,
   type VfioUserServer,
 } from '../../lib';
+import { encodeDeviceState, encodeFeature } from '../../lib/client/migration-protocol';
 import { MigratableDevice } from '../fixtures/migratable-device';
 import { connect, rejection, serve, serveAndConnect } from '../helpers';
 
@@ -92,6 +97,10 @@ describe('migration states through the client', () => {
     expect(err).toBeInstanceOf(MigrationTransitionError);
     expect(err).toMatchObject({ code: 'EINVAL', from: 'stop-copy', to: 'pre-copy' });
     expect(await rejection(client.setMigrationState('error'))).toMatchObject({ code: 'EINVAL', to: 'error' });
+    for (const p2p of [DeviceState.RUNNING_P2P, DeviceState.PRE_COPY_P2P, 8]) {
+      const request = encodeFeature(DeviceFeature.MIG_DEVICE_STATE, FeatureFlag.SET, encodeDeviceState(p2p));
+      expect((await rejection(client.request(Command.DEVICE_FEATURE, request))).code).toBe('EINVAL');
+    }
     expect(await client.getMigrationState()).toBe('stop-copy');
     expect(device.migrationState).toBe('stop-copy');
   });
