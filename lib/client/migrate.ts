@@ -57,9 +57,9 @@ function findCapability(config: Buffer, id: number): number | undefined {
 }
 
 /**
- * Replays a saved config space onto a device, as QEMU does when it restores
- * a vfio device on the migration destination (while that device is still
- * RESUMING):
+ * Replays a saved config space onto a device, after what QEMU does when it
+ * restores a vfio device on the migration destination (while that device
+ * is still RESUMING):
  *
  * 1. the command register, with I/O and memory decoding off;
  * 2. every other dword in config order from 0x00 to the end (extended
