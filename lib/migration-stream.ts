@@ -234,7 +234,7 @@ export class StreamParser {
   /** @param sink - receives the records */
   constructor(private readonly sink: StreamSink) {}
 
-  /** Every record up to END has arrived. */
+  /** Every record up to END has arrived and been taken. */
   get complete(): boolean {
     return this.ended;
   }
@@ -270,7 +270,7 @@ export class StreamParser {
       }
     }
     while (at < bytes.length) {
-      if (this.ended) {
+      if (this.lastType === RecordType.END) {
         throw new MigrationStreamError('data after the end of the stream');
       }
       if (!this.inRecord) {
@@ -338,8 +338,8 @@ export class StreamParser {
     } else if (this.type === RecordType.LIBRARY) {
       this.sink.library(whole);
     } else if (this.type === RecordType.END) {
-      this.ended = true;
       this.sink.end();
+      this.ended = true;
     }
   }
 }

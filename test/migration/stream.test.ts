@@ -209,6 +209,27 @@ describe('refused streams', () => {
     expect(b.counter).toBe(7);
   }
 
+  test('that the device cannot load: nothing of the library\'s share is applied either', async () => {
+    const a = new MigratableDevice();
+    const clientA = await connect(serve(a));
+    await clientA.write32(0, 4, 0x5555);
+    const stream = await stopCopyStream(clientA);
+    const b = new MigratableDevice();
+    const server = serve(b);
+    const errors: Error[] = [];
+    server.on('error', (e) => errors.push(e));
+    const client = await connect(server);
+    await client.write32(0, 4, 0x1111);
+    jest.spyOn(b.description.migration as { load: (s: Buffer) => void }, 'load').mockImplementation(() => {
+      throw Object.assign(new Error('cannot take it'), { errno: 22 });
+    });
+    await client.setMigrationState('resuming');
+    expect((await rejection(client.writeMigrationData(stream))).code).toBe('EINVAL');
+    expect(errors[0].message).toBe('cannot take it');
+    expect(await rejection(client.setMigrationState('stop'))).toMatchObject({ code: 'EINVAL' });
+    expect(b.regs.get('value')).toBe(0x1111);
+  });
+
   test('from a device with another ID', async () => {
     const stream = await stopCopyStream(await connect(serve(new MigratableDevice({ deviceId: 0x2222 }))));
     await refuse(stream, /incompatible device: its device ID is 0x2222, this device's is 0x11e1/);
