@@ -226,7 +226,7 @@ export class StreamParser {
   private type = 0;
   private left = 0;
   private inRecord = false;
-  private libraryParts: Buffer[] = [];
+  private wholeParts: Buffer[] = [];
   private lastType = 0;
   private failed: Error | undefined;
   private ended = false;
@@ -325,14 +325,14 @@ export class StreamParser {
       this.sink.data(this.type, piece, done);
     } else if (piece.length > 0) {
       // Kept past this write: copied.
-      this.libraryParts.push(Buffer.from(piece));
+      this.wholeParts.push(Buffer.from(piece));
     }
     if (!done) {
       return;
     }
     this.inRecord = false;
-    const whole = Buffer.concat(this.libraryParts);
-    this.libraryParts = [];
+    const whole = Buffer.concat(this.wholeParts);
+    this.wholeParts = [];
     if (this.type === RecordType.IDENTITY) {
       this.sink.identity(decodeIdentity(whole));
     } else if (this.type === RecordType.LIBRARY) {
