@@ -26,6 +26,8 @@ export const STREAM_FORMAT_VERSION = 1;
 export const PREAMBLE_SIZE = 16;
 /** Bytes of a record's header. */
 export const RECORD_HEADER_SIZE = 8;
+/** Largest IDENTITY record taken: far more than any identity needs. */
+export const MAX_IDENTITY_SIZE = 64 * 1024;
 
 /** Record types. */
 export const RecordType = {
@@ -231,8 +233,15 @@ export class StreamParser {
   private failed: Error | undefined;
   private ended = false;
 
-  /** @param sink - receives the records */
-  constructor(private readonly sink: StreamSink) {}
+  /**
+   * @param sink - receives the records
+   * @param maxLibrarySize - largest LIBRARY record taken (records that are
+   *   kept whole are bounded, so a bad stream cannot exhaust memory)
+   */
+  constructor(
+    private readonly sink: StreamSink,
+    private readonly maxLibrarySize: number,
+  ) {}
 
   /** Every record up to END has arrived and been taken. */
   get complete(): boolean {
@@ -309,6 +318,12 @@ export class StreamParser {
     }
     if (type === RecordType.END && length !== 0) {
       throw new MigrationStreamError('the end record has a payload');
+    }
+    if (type === RecordType.IDENTITY && length > MAX_IDENTITY_SIZE) {
+      throw new MigrationStreamError(`an identity record of ${length} bytes`);
+    }
+    if (type === RecordType.LIBRARY && length > this.maxLibrarySize) {
+      throw new MigrationStreamError(`a library state record of ${length} bytes, more than this device's can be (${this.maxLibrarySize})`);
     }
     this.type = type;
     this.left = length;

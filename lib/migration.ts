@@ -112,6 +112,8 @@ function isSaving(state: MigrationState): boolean {
 export interface LibraryState {
   /** Snapshot, taken when the device stops for the copy. */
   save(): Buffer;
+  /** The largest snapshot this device's can be. */
+  maxSize(): number;
   /** Checks a snapshot and returns what puts it in place; throws {@link MigrationStreamError}. */
   prepare(snapshot: Buffer): () => void;
 }
@@ -357,7 +359,7 @@ export class MigrationRunner {
         }
         apply?.();
       },
-    });
+    }, library.maxSize());
   }
 
   private finishResuming(): void {

@@ -139,7 +139,7 @@ describe('streaming', () => {
       },
       library: () => seen.push('library'),
       end: () => seen.push('end'),
-    });
+    }, 1 << 20);
     for (let i = 0; i < stream.length; i++) {
       parser.write(stream.subarray(i, i + 1));
     }
@@ -244,6 +244,14 @@ describe('refused streams', () => {
     const stream = await stopCopyStream(await connect(serve(new MigratableDevice())));
     stream.writeUInt32LE(99, 8);
     await refuse(stream, /stream format version 99/);
+  });
+
+  test('with a library record larger than this device\'s can be', async () => {
+    const full = await stopCopyStream(await connect(serve(new MigratableDevice())));
+    // Preamble (16), identity record header (8) and JSON, then a LIBRARY header claiming 1 GiB.
+    const identityEnd = 24 + full.readUInt32LE(20);
+    const header = Buffer.from([3, 0, 0, 0, 0, 0, 0, 0x40]);
+    await refuse(Buffer.concat([full.subarray(0, identityEnd), header]), /library state record of 1073741824 bytes/);
   });
 
   test('that is not a migration stream', async () => {
