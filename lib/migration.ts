@@ -333,6 +333,9 @@ export class MigrationRunner {
       data: (type, piece, end) => {
         void end;
         if (type === RecordType.PRE_COPY) {
+          if (migration.loadPreCopy === undefined) {
+            throw new MigrationStreamError('the stream has pre-copy data and this device takes none');
+          }
           preCopy.push(Buffer.from(piece));
         } else if (migration.loadChunk !== undefined) {
           if (piece.length > 0) {
@@ -345,10 +348,7 @@ export class MigrationRunner {
       library: (snapshot) => {
         apply = library.prepare(snapshot);
         if (preCopy.length > 0) {
-          if (migration.loadPreCopy === undefined) {
-            throw new MigrationStreamError('the stream has pre-copy data and this device takes none');
-          }
-          migration.loadPreCopy(Buffer.concat(preCopy));
+          migration.loadPreCopy?.(Buffer.concat(preCopy));
         }
       },
       end: () => {
