@@ -30,6 +30,7 @@
         'native/device_context.cc',
         'native/errors.cc',
         'native/fd_watcher.cc',
+        'native/migration_callbacks.cc',
         'native/os_helpers.cc',
         'native/poll_driver.cc',
       ],

@@ -13,6 +13,8 @@
  * INTA# is raised whenever an enabled input changes. The inputs are set from
  * TypeScript with {@link GpioCard.setInputs} or {@link GpioCard.setInput}.
  *
+ * It migrates: the library carries the registers, the card its input levels.
+ *
  * Serve it with `npx vfio-user serve examples/gpio.ts --socket /tmp/gpio.sock`.
  */
 import { PciDevice, RegisterMap } from 'vfio-user';
@@ -40,6 +42,12 @@ export class GpioCard extends PciDevice {
       classCode: 0x088000, // base system peripheral, other
       intx: true,
       bars: [{ index: 0, size: 256, memory: false, handler: () => this.regs }],
+      migration: {
+        save: () => Buffer.from([this.levels & 0xff, this.levels >> 8]),
+        load: (state) => {
+          this.levels = state.readUInt16LE(0);
+        },
+      },
     });
   }
 

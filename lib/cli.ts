@@ -169,6 +169,7 @@ async function serve(args: ServeArgs): Promise<void> {
   server.on('connect', () => log('client connected'));
   server.on('disconnect', () => log('client disconnected'));
   server.on('reset', (kind) => log(`reset (${kind})`));
+  server.on('migration', (state, previous) => log(`migration: ${previous} -> ${state}`));
   server.on('error', (err) => log(`error: ${err.message}`));
   server.on('log', (level, message) => log(`[${level}] ${message}`));
   const stop = (signal: NodeJS.Signals): void => {

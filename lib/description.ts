@@ -28,7 +28,8 @@ import {
   RegionFlag,
   STD_HEADER_SIZE,
 } from './constants';
-import { DeviceDescriptionError } from './errors';
+import { DeviceDescriptionError, MigrationStreamError } from './errors';
+import type { DeviceMigration } from './migration';
 import type { RegionHandler } from './region';
 import { RegisterMap } from './register-map';
 
@@ -110,6 +111,13 @@ export interface DeviceDescription {
   readonly serialNumber?: bigint;
   /** Accept DMA mappings from the client (default true), at most `maxMappings` (default 1024). */
   readonly dma?: boolean | { readonly maxMappings?: number };
+  /**
+   * The device can be migrated: `true` when the library's share of its
+   * state (register maps and memory regions of its BARs, MSI-X table and
+   * PBA) is all of it, or how it saves and loads its own. Without it the
+   * device offers no migration.
+   */
+  readonly migration?: true | DeviceMigration;
 }
 
 /** A BAR as the server sets it up. */
@@ -165,6 +173,48 @@ export interface DevicePlan {
   readonly msix?: MsixLayout;
   /** Most DMA mappings; 0 when DMA is off. */
   readonly dmaMaxMappings: number;
+  /** How the device migrates, when it does. */
+  readonly migration?: DeviceMigration;
+}
+
+/** Migration for a device whose whole state is in the library's keeping. */
+const LIBRARY_STATE_ONLY: DeviceMigration = {
+  save: () => undefined,
+  load: (state: Buffer): void => {
+    if (state.length > 0) {
+      throw new MigrationStreamError(`this device keeps no state of its own, the stream has ${state.length} bytes of it`);
+    }
+  },
+};
+
+function checkMigration(value: true | DeviceMigration | undefined): DeviceMigration | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (value === true) {
+    return LIBRARY_STATE_ONLY;
+  }
+  if (value === null || typeof value !== 'object') {
+    throw new DeviceDescriptionError('migration', 'must be true or an object with save and load');
+  }
+  for (const name of ['save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const) {
+    if (value[name] !== undefined && typeof value[name] !== 'function') {
+      throw new DeviceDescriptionError(`migration.${name}`, 'must be a function');
+    }
+  }
+  if (value.save === undefined) {
+    throw new DeviceDescriptionError('migration.save', 'is required');
+  }
+  if ((value.load === undefined) === (value.loadChunk === undefined)) {
+    throw new DeviceDescriptionError('migration', 'needs exactly one of load and loadChunk');
+  }
+  if ((value.preCopy === undefined) !== (value.loadPreCopy === undefined)) {
+    throw new DeviceDescriptionError('migration', 'preCopy and loadPreCopy go together');
+  }
+  if (value.version !== undefined) {
+    checkInteger('migration.version', value.version, 0, 0xffffffff);
+  }
+  return value;
 }
 
 const PCI_KINDS: Readonly<Record<PciKind, number>> = {
@@ -562,5 +612,6 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     },
     msix,
     dmaMaxMappings,
+    migration: checkMigration(d.migration),
   };
 }

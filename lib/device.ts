@@ -6,7 +6,8 @@
  */
 import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
-import { errorFromCode } from './errors';
+import { DeviceStoppedError, errorFromCode } from './errors';
+import { isRunningState, type MigrationState } from './migration';
 
 /** A range of client memory the client made available for DMA. */
 export interface DmaMapping {
@@ -49,13 +50,20 @@ export interface DeviceBinding {
   msixPending(vector: number): boolean;
   /** Config-space offsets of the capabilities added. */
   readonly capabilityOffsets: ReadonlyMap<CapabilityKind, readonly number[]>;
+  /** Tells the library the device wrote client memory (dirty-page logging). */
+  markDirty(iova: number, length: number): void;
 }
+
+/** Interrupts a device raised while stopped for migration, by kind: delivered when it runs again. */
+export type HeldInterrupts = Record<InterruptKind, Set<number>>;
 
 /** Per-device state that is not part of the public API. */
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
   dma: DmaEntry[] = [];
+  migrationState: MigrationState = 'running';
+  held: HeldInterrupts = { intx: new Set(), msi: new Set(), msix: new Set() };
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -114,6 +122,18 @@ export class PciDevice {
   }
 
   /**
+   * The device's migration state: `'running'` unless a client is migrating
+   * it. While it is `'stop'`, `'stop-copy'` or `'resuming'` the device must
+   * change nothing a client sees: {@link PciDevice.intx},
+   * {@link PciDevice.msi} and {@link PciDevice.msix} hold the interrupt
+   * until it runs again (it migrates with the device), and DMA throws a
+   * {@link DeviceStoppedError}.
+   */
+  get migrationState(): MigrationState {
+    return runtimeOf(this).migrationState;
+  }
+
+  /**
    * Asserts INTx (INTA#). A device raises INTx only while the driver has
    * neither MSI nor MSI-X enabled in config space, as on hardware; while it
    * has, this does nothing and returns false.
@@ -123,8 +143,11 @@ export class PciDevice {
    * client applies it (QEMU raises an INTx signalled meanwhile once the
    * driver clears the bit). {@link PciDevice.isMasked} reports the bit.
    *
-   * @returns whether the interrupt was signalled; false when INTx is not the
-   *   function's interrupt mode or the client gave no eventfd
+   * While the device is stopped for migration the interrupt is held and
+   * raised when it runs again (see {@link PciDevice.migrationState}).
+   *
+   * @returns whether the interrupt was signalled or held; false when INTx is
+   *   not the function's interrupt mode or the client gave no eventfd
    * @throws Error when the description has no `intx: true`
    */
   intx(): boolean {
@@ -136,7 +159,7 @@ export class PciDevice {
     if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== 'intx') {
       return false;
     }
-    return binding.trigger(0);
+    return raise(runtime, binding, 'intx', 0);
   }
 
   /**
@@ -145,6 +168,9 @@ export class PciDevice {
    * times this does nothing and returns false. A vector masked by its
    * per-vector mask bit, or by the client, is held pending (its pending bit
    * set) and delivered when it is unmasked; that counts as raised.
+   *
+   * While the device is stopped for migration the interrupt is held too, and
+   * raised when the device runs again.
    *
    * @returns whether the interrupt was signalled or held pending; false when
    *   MSI is not the function's interrupt mode or the client gave no eventfd
@@ -160,6 +186,9 @@ export class PciDevice {
    * not, this does nothing and returns false. A vector masked by the function
    * mask, by its table entry or by the client is held pending (its PBA bit
    * set) and delivered when it is unmasked; that counts as raised.
+   *
+   * While the device is stopped for migration the interrupt is held too, and
+   * raised when the device runs again.
    *
    * @returns whether the interrupt was signalled or held pending; false when
    *   MSI-X is not enabled or the client gave no eventfd
@@ -205,10 +234,16 @@ export class PciDevice {
     return binding.msixVectorMasked(vector);
   }
 
-  /** Whether an MSI or MSI-X vector is held pending because it was masked when signalled. */
+  /**
+   * Whether an MSI or MSI-X vector is held pending: it was masked when
+   * signalled, or the device was stopped for migration.
+   */
   isPending(kind: 'msi' | 'msix', vector = 0): boolean {
     const runtime = runtimeOf(this);
     checkVector(runtime, kind, vector);
+    if (runtime.held[kind].has(vector)) {
+      return true;
+    }
     const { binding } = runtime;
     if (binding === undefined) {
       return false;
@@ -277,12 +312,15 @@ export class PciDevice {
   }
 
   /**
-   * Copies `data` into client memory.
+   * Copies `data` into client memory, and marks the pages dirty for the
+   * client's dirty-page logging.
    *
    * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
    */
   dmaWrite(iova: number, data: Uint8Array): void {
-    dmaRange(runtimeOf(this), iova, data.length, 'write').set(data);
+    const runtime = runtimeOf(this);
+    dmaRange(runtime, iova, data.length, 'write').set(data);
+    runtime.binding?.markDirty(iova, data.length);
   }
 
   /**
@@ -307,6 +345,24 @@ export class PciDevice {
     void count;
     void masked;
   }
+
+  /**
+   * Hook: the device stops for migration (the client moved it from
+   * `'running'` or `'pre-copy'` to `'stop'` or `'stop-copy'`). Stop timers
+   * and work here; DMA is still allowed during this call, to finish or park
+   * a transfer (save what is in flight with the state and resume it in
+   * {@link PciDevice.onResume} on the destination). Throwing refuses the
+   * transition.
+   */
+  onStop(): void {}
+
+  /**
+   * Hook: the device runs again (from `'stop'` to `'running'`), on the
+   * source after a cancelled migration or on the destination after its
+   * state was loaded. Interrupts held while stopped are delivered after it
+   * returns. Throwing refuses the transition.
+   */
+  onResume(): void {}
 
   /** Hook: the client mapped memory for DMA. */
   onDmaMap(mapping: DmaMapping): void {
@@ -333,6 +389,10 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
  * without PROT_WRITE is mapped read-only: no writable view of it may leave.
  */
 function dmaRange(runtime: DeviceRuntime, iova: number, length: number, access: 'read' | 'write' | 'view'): Buffer {
+  // Every DMA entry point goes through here: no DMA while stopped for migration.
+  if (!isRunningState(runtime.migrationState)) {
+    throw new DeviceStoppedError('dma', runtime.migrationState);
+  }
   if (!Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 0) {
     throw errorFromCode('EINVAL', 'dma', `iova and length must be non-negative safe integers, not ${iova} and ${length}`);
   }
@@ -376,6 +436,15 @@ function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): b
   const { binding } = runtime;
   if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== kind) {
     return false;
+  }
+  return raise(runtime, binding, kind, vector);
+}
+
+/** Signals a vector, or holds it while the device is stopped for migration. */
+function raise(runtime: DeviceRuntime, binding: DeviceBinding, kind: InterruptKind, vector: number): boolean {
+  if (!isRunningState(runtime.migrationState)) {
+    runtime.held[kind].add(vector);
+    return true;
   }
   return binding.trigger(vector);
 }
@@ -423,4 +492,37 @@ export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolea
 /** @internal Finds the recorded mapping of a range. */
 export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
   return runtimeOf(device).dma.find(({ mapping: m }) => m.iova === iova && m.length === length)?.mapping;
+}
+
+/** @internal Records the device's migration state. */
+export function setMigrationState(device: PciDevice, state: MigrationState): void {
+  runtimeOf(device).migrationState = state;
+}
+
+/** @internal The interrupts held while stopped. */
+export function heldInterrupts(device: PciDevice): HeldInterrupts {
+  return runtimeOf(device).held;
+}
+
+/** @internal Replaces the interrupts held (a migrated device's). */
+export function holdInterrupts(device: PciDevice, held: HeldInterrupts): void {
+  runtimeOf(device).held = held;
+}
+
+/**
+ * @internal Delivers the interrupts held while stopped, in the mode config
+ * space enables now (a held kind the driver has since left is dropped, as
+ * raising it would be).
+ */
+export function deliverHeldInterrupts(device: PciDevice): void {
+  const runtime = runtimeOf(device);
+  const { held, binding } = runtime;
+  runtime.held = { intx: new Set(), msi: new Set(), msix: new Set() };
+  if (binding === undefined) {
+    return;
+  }
+  const mode = interruptMode(runtime, binding.configSpace());
+  for (const vector of held[mode]) {
+    binding.trigger(vector);
+  }
 }

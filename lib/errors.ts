@@ -161,3 +161,63 @@ export class ProtocolError extends VfioUserError {
 export function errorFromCode(code: string, syscall: string, detail?: string): VfioUserError {
   return new VfioUserError(errnoValue(code) ?? 5, syscall, detail);
 }
+
+/**
+ * The device is stopped for migration (its migration state is `'stop'`,
+ * `'stop-copy'` or `'resuming'`): it may do no DMA until it runs again.
+ * Thrown by the DMA calls of a {@link PciDevice}; `code` is `'EBUSY'`.
+ */
+export class DeviceStoppedError extends VfioUserError {
+  /** The migration state the device was in. */
+  readonly state: string;
+
+  /**
+   * @param operation - what the device tried
+   * @param state - the migration state it was in
+   */
+  constructor(operation: string, state: string) {
+    super(errnoValue('EBUSY') ?? 16, operation, `the device is stopped for migration (state '${state}'): no DMA until it runs again`);
+    this.name = 'DeviceStoppedError';
+    this.state = state;
+  }
+}
+
+/**
+ * A migration stream that this device cannot load: not a stream of this
+ * library, of another format version, from a different device, or cut short.
+ * `code` is `'EINVAL'`; the client's MIG_DATA_WRITE (or its RESUMING to
+ * STOP transition) fails with it.
+ */
+export class MigrationStreamError extends VfioUserError {
+  /**
+   * @param detail - what is wrong with the stream
+   */
+  constructor(detail: string) {
+    super(errnoValue('EINVAL') ?? 22, 'migration stream', detail);
+    this.name = 'MigrationStreamError';
+  }
+}
+
+/**
+ * The server refused a migration state transition (SET of
+ * MIG_DEVICE_STATE): not an allowed arc, or the device failed it. Thrown
+ * by the client; `errno` is the server's.
+ */
+export class MigrationTransitionError extends VfioUserError {
+  /** The state the device was in before, as far as the client knows. */
+  readonly from: string | undefined;
+  /** The state asked for. */
+  readonly to: string;
+
+  /**
+   * @param errno - the server's errno
+   * @param from - the state before (undefined when unknown)
+   * @param to - the state asked for
+   */
+  constructor(errno: number, from: string | undefined, to: string) {
+    super(errno, 'MIG_DEVICE_STATE', `the device refused ${from ?? 'its state'} -> ${to}`);
+    this.name = 'MigrationTransitionError';
+    this.from = from;
+    this.to = to;
+  }
+}

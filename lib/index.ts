@@ -25,6 +25,8 @@ export {
   type WideRegisterSpec,
 } from './register-map';
 export { MemoryRegion, type RegionHandler } from './region';
+export { type DeviceMigration, type MigrationData, type MigrationState } from './migration';
+export { STREAM_FORMAT_VERSION } from './migration-stream';
 export { VfioUserServer, type VfioUserServerEvents, type VfioUserServerOptions } from './server';
 export {
   DSN_CAPABILITY_SIZE,
@@ -69,8 +71,11 @@ export {
 export {
   ConfigurationError,
   DeviceDescriptionError,
+  DeviceStoppedError,
   errnoName,
   HandlerError,
+  MigrationStreamError,
+  MigrationTransitionError,
   OptionsError,
   ProtocolError,
   TimeoutError,

@@ -60,6 +60,20 @@ export interface DeviceHandlers {
    * unmap, a reset). Synchronous; throwing fails the request that needed it.
    */
   quiesce?(): void;
+  /**
+   * Migration (after {@link DeviceContext.setupMigration}): one step of the
+   * state machine, a `vfu_migr_state_t` (0 STOP, 1 RUNNING, 2 STOP_AND_COPY,
+   * 3 PRE_COPY, 4 RESUME). Throwing refuses it.
+   */
+  migrationTransition?(state: number): void;
+  /**
+   * Migration: fill `into` (a view of the library's reply buffer, detached
+   * after the call) with the next stream bytes; returns how many, 0 at the
+   * end of the data.
+   */
+  migrationRead?(into: Buffer): number;
+  /** Migration: the next stream bytes (a view of the request, detached after the call). */
+  migrationWrite?(data: Buffer): void;
 }
 
 /** One emulated device on one socket: a libvfio-user context. */
@@ -103,6 +117,14 @@ export interface DeviceContext {
   msixVectorMasked(vector: number): boolean;
   /** Whether an MSI-X vector has an interrupt held pending (vendored library only; ENOTSUP otherwise). */
   msixPending(vector: number): boolean;
+  /** Registers the migration callbacks (needs the three migration handlers). */
+  setupMigration(): void;
+  /** Marks client memory the device wrote as dirty (`vfu_addr_to_sgl` + `vfu_sgl_mark_dirty`). */
+  markDirty(iova: number, length: number): void;
+  /** A copy of the emulated MSI-X table (vendored library only). */
+  msixTable(): Buffer;
+  /** Puts back the MSI-X table and pending bits (one byte per vector), then delivers what nothing masks (vendored library only). */
+  restoreMsix(table: Uint8Array, pending: Uint8Array): void;
 }
 
 /** The DeviceContext class. */

@@ -28,6 +28,14 @@ export interface RegionHandler {
   write(offset: number, data: Buffer): void;
   /** Called on a device reset (not when a client merely disconnects). */
   reset?(): void;
+  /**
+   * The handler's state, for live migration: the library carries it to the
+   * destination and gives it to `loadState` there. A handler without it
+   * leaves its state to the device's own migration.
+   */
+  saveState?(): Uint8Array;
+  /** Takes the state `saveState` gave on the source; throws if it cannot. */
+  loadState?(state: Buffer): void;
 }
 
 /** A region handler backed by plain memory: what is written reads back. */
@@ -60,6 +68,19 @@ export class MemoryRegion implements RegionHandler {
     if (offset < this.buffer.length) {
       data.copy(this.buffer, offset, 0, Math.min(data.length, this.buffer.length - offset));
     }
+  }
+
+  /** A copy of the memory, for migration. */
+  saveState(): Uint8Array {
+    return Buffer.from(this.buffer);
+  }
+
+  /** Puts back memory saved by {@link MemoryRegion.saveState}. */
+  loadState(state: Buffer): void {
+    if (state.length !== this.buffer.length) {
+      throw new RangeError(`a saved MemoryRegion of ${state.length} bytes does not fit this one of ${this.buffer.length}`);
+    }
+    state.copy(this.buffer);
   }
 
   /** Zeroes the memory if it was created with `clearOnReset`. */

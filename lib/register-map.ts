@@ -342,6 +342,19 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
     this.#restore();
   }
 
+  /** The stored values of every register, for migration (hooks are not called). */
+  saveState(): Uint8Array {
+    return this.#file.slice();
+  }
+
+  /** Puts back values saved by {@link RegisterMap.saveState} on a map of the same layout. */
+  loadState(state: Buffer): void {
+    if (state.length !== this.#file.length) {
+      throw new RangeError(`saved registers of ${state.length} bytes do not fit this map of ${this.#file.length}`);
+    }
+    this.#file.set(state);
+  }
+
   #restore(): void {
     for (const r of this.#registers) {
       this.#file.set(r.resetBytes, r.offset);

@@ -11,16 +11,23 @@ import { IrqType, ResetType, type InterruptKind, type ResetKind } from './consta
 import { checkHandlerLayout, type CapabilityKind } from './description';
 import {
   bindDevice,
+  deliverHeldInterrupts,
   devicePlan,
   findDma,
+  heldInterrupts,
+  holdInterrupts,
   recordDma,
   recordMask,
+  setMigrationState,
   type DeviceBinding,
   type DmaMapping,
+  type HeldInterrupts,
   type PciDevice,
 } from './device';
-import { DeviceDescriptionError, OptionsError, VfioUserError } from './errors';
+import { DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
 import { checkReadResult, refuseThenable } from './handler-results';
+import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
+import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
 import { DeviceContext, type DeviceHandlers } from './native';
 import type { RegionHandler } from './region';
 
@@ -44,6 +51,11 @@ export interface VfioUserServerEvents {
   error: [error: Error];
   /** A message of the C library. */
   log: [level: number, message: string];
+  /**
+   * The client moved the device to another migration state (one event per
+   * step of a longer path: RUNNING to STOP_COPY is two).
+   */
+  migration: [state: MigrationState, previous: MigrationState];
   /** The server closed. */
   close: [];
 }
@@ -123,6 +135,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   readonly socket: string;
   private readonly context: DeviceContext;
   private readonly handlers: Array<RegionHandler | undefined> = [];
+  private readonly migration: MigrationRunner | undefined;
   private closed = false;
 
   /**
@@ -196,6 +209,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       if (plan.dmaMaxMappings > 0) {
         ctx.setupDma(plan.dmaMaxMappings);
       }
+      if (plan.migration !== undefined) {
+        ctx.setupMigration();
+        this.migration = this.makeMigrationRunner();
+      }
       ctx.realize();
       const config = Buffer.from(ctx.configSpace());
       const binding: DeviceBinding = {
@@ -204,6 +221,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         msixVectorMasked: (vector) => ctx.msixVectorMasked(vector),
         msixPending: (vector) => ctx.msixPending(vector),
         capabilityOffsets: offsets,
+        markDirty: (iova, length) => ctx.markDirty(iova, length),
       };
       bindDevice(device, binding);
       ctx.start();
@@ -222,6 +240,11 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   /** True while a client is connected. */
   get connected(): boolean {
     return !this.closed && this.context.attached;
+  }
+
+  /** The device's migration state (`'running'` when it does not migrate). */
+  get migrationState(): MigrationState {
+    return this.migration?.state ?? 'running';
   }
 
   /** True until {@link VfioUserServer.close}. */
@@ -270,6 +293,141 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     }
   }
 
+  private requireMigration(): MigrationRunner {
+    if (this.migration === undefined) {
+      throw new MigrationStreamError('the device does not migrate');
+    }
+    return this.migration;
+  }
+
+  private makeMigrationRunner(): MigrationRunner {
+    const device = this.device;
+    const plan = devicePlan(device);
+    const migration = plan.migration;
+    if (migration === undefined) {
+      throw new Error('the device does not migrate');
+    }
+    const identity: StreamIdentity = {
+      vendorId: plan.vendorId,
+      deviceId: plan.deviceId,
+      subsystemVendorId: plan.subsystemVendorId,
+      subsystemId: plan.subsystemId,
+      classCode: plan.classCode,
+      revision: plan.revision,
+      configSize: plan.configSize,
+      bars: plan.bars.map((bar) => ({ index: bar.index, size: bar.size, flags: bar.flags })),
+      irqs: plan.irqs,
+      stateVersion: migration.version ?? 1,
+    };
+    return new MigrationRunner({
+      migration,
+      identity,
+      library: this.libraryState(),
+      stop: () => device.onStop(),
+      resume: () => {
+        device.onResume();
+        deliverHeldInterrupts(device);
+      },
+      changed: (state, previous) => {
+        setMigrationState(device, state);
+        // The step has happened: a listener that throws does not undo it.
+        try {
+          this.emit('migration', state, previous);
+        } catch (err) {
+          this.reportError(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+    });
+  }
+
+  /**
+   * What the library keeps for the device: the state of BAR handlers that
+   * save it, the emulated MSI-X table and pending bits, and the interrupts
+   * raised while stopped.
+   */
+  private libraryState(): LibraryState {
+    const ctx = (): DeviceContext => this.context;
+    const plan = devicePlan(this.device);
+    const kinds = ['intx', 'msi', 'msix'] as const;
+    return {
+      save: (): Buffer => {
+        const out = new FieldWriter();
+        const saving = this.handlers.flatMap((handler, index) =>
+          handler?.saveState === undefined ? [] : [{ index, state: handler.saveState() }],
+        );
+        out.u32(saving.length);
+        for (const { index, state } of saving) {
+          out.u32(index).bytes(state);
+        }
+        const pending = Uint8Array.from({ length: plan.irqs.msix }, (_, v) => (ctx().msixPending(v) ? 1 : 0));
+        out.bytes(plan.irqs.msix > 0 ? ctx().msixTable() : new Uint8Array(0)).bytes(pending);
+        const held = heldInterrupts(this.device);
+        for (const kind of kinds) {
+          out.u32(held[kind].size);
+          for (const vector of held[kind]) {
+            out.u32(vector);
+          }
+        }
+        return out.finish();
+      },
+      // This device's snapshot with every vector held: the same device's is no larger.
+      maxSize: (): number => {
+        let bars = 4;
+        for (const handler of this.handlers) {
+          bars += handler?.saveState === undefined ? 0 : 8 + handler.saveState().length;
+        }
+        const { intx, msi, msix } = plan.irqs;
+        return bars + (4 + 16 * msix) + (4 + msix) + 3 * 4 + 4 * (intx + msi + msix);
+      },
+      prepare: (snapshot: Buffer): (() => void) => {
+        const input = new FieldReader(snapshot, 'library state record');
+        const bars: Array<{ handler: RegionHandler; state: Buffer }> = [];
+        for (let n = input.u32(); n > 0; n--) {
+          const index = input.u32();
+          const state = input.bytes();
+          const handler = this.handlers[index];
+          if (handler?.loadState === undefined) {
+            throw new MigrationStreamError(`the stream has state for BAR ${index}, whose handler here takes none`);
+          }
+          bars.push({ handler, state });
+        }
+        const table = input.bytes();
+        const pending = input.bytes();
+        if (pending.length !== plan.irqs.msix) {
+          throw new MigrationStreamError(`the stream has ${pending.length} MSI-X vectors, this device ${plan.irqs.msix}`);
+        }
+        const held = {} as HeldInterrupts;
+        for (const kind of kinds) {
+          held[kind] = new Set();
+          for (let n = input.u32(); n > 0; n--) {
+            const vector = input.u32();
+            if (vector >= plan.irqs[kind]) {
+              throw new MigrationStreamError(`the stream holds ${kind} vector ${vector}, which this device does not have`);
+            }
+            held[kind].add(vector);
+          }
+        }
+        input.end();
+        if (plan.irqs.msix > 0 && table.length !== ctx().msixTable().length) {
+          throw new MigrationStreamError(`the stream's MSI-X table has ${table.length} bytes, this device's ${ctx().msixTable().length}`);
+        }
+        return () => {
+          for (const { handler, state } of bars) {
+            try {
+              handler.loadState?.(Buffer.from(state));
+            } catch (err) {
+              throw new MigrationStreamError(`a BAR handler refused its state: ${(err as Error).message}`);
+            }
+          }
+          if (plan.irqs.msix > 0) {
+            ctx().restoreMsix(table, pending);
+          }
+          holdInterrupts(this.device, held);
+        };
+      },
+    };
+  }
+
   private makeHandlers(): DeviceHandlers {
     const device = this.device;
     return {
@@ -304,6 +462,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           for (const [index, handler] of this.handlers.entries()) {
             refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
           }
+          // As the library forgets its pending interrupts.
+          holdInterrupts(device, { intx: new Set(), msi: new Set(), msix: new Set() });
         }
         refuseThenable(device.onReset(kind), 'onReset');
         this.emit('reset', kind);
@@ -346,6 +506,13 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
       log: (level: number, message: string): void => {
         this.emit('log', level, message);
+      },
+      migrationTransition: (state: number): void => {
+        this.requireMigration().transition(state);
+      },
+      migrationRead: (into: Buffer): number => this.requireMigration().read(into),
+      migrationWrite: (data: Buffer): void => {
+        this.requireMigration().write(data);
       },
       error: (err: Error): void => {
         if (isLibraryError(err) && err.syscall === 'vfu_attach_ctx') {

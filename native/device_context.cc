@@ -36,6 +36,7 @@ size_t ConfigSizeOfType(int pci_type) {
 const char* const DeviceContext::kHandlerNames[kHandlerCount] = {
     "regionAccess", "reset",  "irqState", "dmaRegister", "dmaUnregister",
     "attach",       "detach", "log",      "error",       "quiesce",
+    "migrationTransition", "migrationRead", "migrationWrite",
 };
 
 Napi::Function DeviceContext::Define(Napi::Env env) {
@@ -58,6 +59,10 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::Close>("close"),
           InstanceMethod<&DeviceContext::MsixVectorMasked>("msixVectorMasked"),
           InstanceMethod<&DeviceContext::MsixPending>("msixPending"),
+          InstanceMethod<&DeviceContext::SetupMigration>("setupMigration"),
+          InstanceMethod<&DeviceContext::MarkDirty>("markDirty"),
+          InstanceMethod<&DeviceContext::MsixTable>("msixTable"),
+          InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
           InstanceAccessor<&DeviceContext::GetAttached>("attached"),
       });
 }

@@ -43,6 +43,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kLog,
     kError,
     kQuiesce,
+    kMigrationTransition,
+    kMigrationRead,
+    kMigrationWrite,
     kHandlerCount,
   };
   static const char* const kHandlerNames[kHandlerCount];
@@ -65,6 +68,11 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value GetAttached(const Napi::CallbackInfo& info);
   Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
   Napi::Value MsixPending(const Napi::CallbackInfo& info);
+  // Migration (migration_callbacks.cc).
+  Napi::Value SetupMigration(const Napi::CallbackInfo& info);
+  Napi::Value MarkDirty(const Napi::CallbackInfo& info);
+  Napi::Value MsixTable(const Napi::CallbackInfo& info);
+  Napi::Value RestoreMsix(const Napi::CallbackInfo& info);
 
   // Throws EBADF if closed; true if usable.
   bool CheckOpen(Napi::Env env, const char* method);
@@ -116,6 +124,12 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static void DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
   static void DmaUnregisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
   static void LogCb(vfu_ctx_t* ctx, int level, const char* message);
+  static int MigrationTransitionCb(vfu_ctx_t* ctx, vfu_migr_state_t state);
+  static ssize_t MigrationReadCb(vfu_ctx_t* ctx, void* buf, uint64_t count);
+  static ssize_t MigrationWriteCb(vfu_ctx_t* ctx, void* buf, uint64_t count);
+  // Calls a migration data handler with a view of the library's buffer
+  // (detached after the call); the handler's result, or -1 with errno.
+  ssize_t MigrationData(Handler h, void* buf, uint64_t count);
   static vfu_region_access_cb_t* const kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS];
   static vfu_dev_irq_state_cb_t* const kIrqStateCallbacks[VFU_DEV_NUM_IRQS];
 

@@ -42,3 +42,28 @@ vfu_addon_dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len,
 {
     return dma_transfer_start(ctx, iova, len, data, is_write, done, cookie);
 }
+
+uint8_t *
+vfu_addon_msix_table(vfu_ctx_t *ctx, size_t *len)
+{
+    *len = ctx->irqs.msix_table == NULL ? 0 : ctx->irqs.msix_table_len;
+    return ctx->irqs.msix_table;
+}
+
+int
+vfu_addon_set_msix_pending(vfu_ctx_t *ctx, uint32_t vector, bool pending)
+{
+    struct vfu_irqs *irqs = &ctx->irqs;
+
+    if (vector >= irqs->nr_vectors[VFU_DEV_MSIX_IRQ]) {
+        return -EINVAL;
+    }
+    irqs->pending[VFU_DEV_MSIX_IRQ][vector] = pending;
+    return 0;
+}
+
+void
+vfu_addon_release_msix(vfu_ctx_t *ctx)
+{
+    irq_msix_control_changed(ctx);
+}

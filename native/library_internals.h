@@ -24,6 +24,18 @@ extern "C" {
 int vfu_addon_msix_state(vfu_ctx_t *ctx, uint32_t vector, bool *masked,
                          bool *pending);
 
+/*
+ * The emulated MSI-X table, 16 bytes per vector, owned by the library; its
+ * length in *len. NULL (and 0) when the device has no MSI-X.
+ */
+uint8_t *vfu_addon_msix_table(vfu_ctx_t *ctx, size_t *len);
+
+/* Holds an MSI-X vector pending, or forgets it. 0, or -EINVAL. */
+int vfu_addon_set_msix_pending(vfu_ctx_t *ctx, uint32_t vector, bool pending);
+
+/* Delivers the pending MSI-X vectors that nothing masks any more. */
+void vfu_addon_release_msix(vfu_ctx_t *ctx);
+
 /* Bytes of config space a client may access (0 when none exists yet). */
 size_t vfu_addon_config_size(vfu_ctx_t *ctx);
 

@@ -7,6 +7,7 @@ export {
   VfioUserClient,
   type DeviceInfo,
   type IrqInfo,
+  type MigrationFeatures,
   type MultiWrite,
   type RegionInfo,
   type SparseMmapArea,
@@ -28,3 +29,13 @@ export {
   type MessageHeader,
   type ServerCapabilities,
 } from './protocol';
+export { migrate, readConfigSpace, restoreConfigSpace, type MigrateOptions, type MigrationResult } from './migrate';
+export {
+  DeviceFeature,
+  DeviceState,
+  FeatureFlag,
+  MIGRATION_ARCS,
+  MigrationFlag,
+  type DirtyRange,
+  type DirtyReport,
+} from './migration-protocol';

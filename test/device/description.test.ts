@@ -91,6 +91,19 @@ describe('device descriptions', () => {
     expect(big.bars).toEqual([expect.objectContaining({ index: 4, size: 0x10000 })]);
   });
 
+  test('migration: true, or save with exactly one of load and loadChunk', () => {
+    expect(planDevice(base).migration).toBeUndefined();
+    expect(planDevice({ ...base, migration: true }).migration?.save()).toBeUndefined();
+    const save = (): undefined => undefined;
+    const load = (): void => undefined;
+    refused({ migration: { load } as never }, 'migration.save', /required/);
+    refused({ migration: { save } as never }, 'migration', /exactly one of load and loadChunk/);
+    refused({ migration: { save, load, loadChunk: load } }, 'migration', /exactly one/);
+    refused({ migration: { save, load, preCopy: save } }, 'migration', /preCopy and loadPreCopy go together/);
+    refused({ migration: { save, load, version: -1 } }, 'migration.version');
+    refused({ migration: { save: 1, load } as never }, 'migration.save', /function/);
+  });
+
   test('MSI-X sharing a described BAR needs explicit, fitting offsets', () => {
     const plan = planDevice({
       ...base,

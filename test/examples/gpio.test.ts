@@ -1,7 +1,7 @@
-import { Region } from 'vfio-user';
+import { migrate, Region } from 'vfio-user';
 
 import createGpio, { GpioCard, GpioRegister } from '../../examples/gpio';
-import { serveAndConnect } from '../helpers';
+import { connect, serve, serveAndConnect } from '../helpers';
 
 const BAR0 = 0;
 
@@ -79,4 +79,27 @@ describe('the GPIO example through the client', () => {
     expect(await client.read16(BAR0, GpioRegister.IRQ_ENABLE)).toBe(0);
     expect(await client.read16(BAR0, GpioRegister.INPUT)).toBe(0x00f0);
   });
+});
+
+test('the GPIO card migrates with its pins, registers and a pending interrupt', async () => {
+  const a = new GpioCard();
+  const b = new GpioCard();
+  const clientA = await connect(serve(a));
+  const clientB = await connect(serve(b));
+  await clientA.enableInterrupts('intx');
+  await clientA.write16(BAR0, GpioRegister.OUTPUT, 0x1234);
+  await clientA.write16(BAR0, GpioRegister.IRQ_ENABLE, 0x00ff);
+  a.setInputs(0x0003);
+  await clientA.setMigrationState('stop');
+  a.setInput(4, true); // while stopped: INTx held
+  const { interrupts } = await migrate(clientA, clientB);
+  expect(await interrupts[0].wait(1000)).toBe(1n); // the held INTx, raised by B
+  expect(b.inputs).toBe(0x0013);
+  expect(b.outputs).toBe(0x1234);
+  expect(await clientB.read16(BAR0, GpioRegister.INPUT)).toBe(0x0013);
+  expect(await clientB.read16(BAR0, GpioRegister.IRQ_ENABLE)).toBe(0x00ff);
+  expect(await clientB.read16(BAR0, GpioRegister.IRQ_STATUS)).toBe(0x0013);
+  b.setInput(5, true);
+  expect(await interrupts[0].wait(1000)).toBe(1n);
+  expect(await clientB.read16(BAR0, GpioRegister.IRQ_STATUS)).toBe(0x0033);
 });
