@@ -197,6 +197,7 @@ function checkMigration(value: true | DeviceMigration | undefined): DeviceMigrat
   if (value === null || typeof value !== 'object') {
     throw new DeviceDescriptionError('migration', 'must be true or an object with save and load');
   }
+  checkFields('migration', value, MIGRATION_FIELDS);
   for (const name of ['save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const) {
     if (value[name] !== undefined && typeof value[name] !== 'function') {
       throw new DeviceDescriptionError(`migration.${name}`, 'must be a function');
@@ -279,8 +280,9 @@ function checkObject(field: string, value: unknown): asserts value is object {
 const DESCRIPTION_FIELDS = [
   'vendorId', 'deviceId', 'subsystemVendorId', 'subsystemId', 'classCode', 'revision', 'pciType',
   'bars', 'intx', 'msi', 'msix', 'pm', 'pcie', 'vendorCapabilities', 'extendedVendorCapabilities',
-  'serialNumber', 'dma',
+  'serialNumber', 'dma', 'migration',
 ] as const;
+const MIGRATION_FIELDS = ['version', 'save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const;
 const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler'] as const;
 const MSIX_FIELDS = ['vectors', 'bar', 'tableOffset', 'pbaBar', 'pbaOffset'] as const;
 const MSI_FIELDS = ['vectors', 'address64', 'perVectorMask'] as const;

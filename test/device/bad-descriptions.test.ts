@@ -104,6 +104,8 @@ const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
   ],
   ['DMA with no mappings', { dma: { maxMappings: 0 } }, 'dma.maxMappings', /integer/],
   ['DMA option misspelt', { dma: { max: 4 } }, 'dma.max', /not a field/],
+  ['migration option misspelt', { migration: { save: () => Buffer.alloc(0), load: () => undefined, restore: () => undefined } }, 'migration.restore', /not a field/],
+  ['migration without save', { migration: { load: () => undefined } }, 'migration.save', /required/],
 ];
 
 describe('bad device descriptions', () => {
