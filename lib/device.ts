@@ -6,24 +6,7 @@
  */
 import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
-import { errorFromCode } from './errors';
-
-/** A range of client memory the client made available for DMA. */
-export interface DmaMapping {
-  /** Address of the range in the client's (guest's) DMA address space. */
-  readonly iova: number;
-  /** Length in bytes. */
-  readonly length: number;
-  /** The device may read it. */
-  readonly readable: boolean;
-  /** The device may write it. */
-  readonly writable: boolean;
-  /**
-   * The memory itself, zero-copy, when the client passed a file descriptor;
-   * it becomes empty once the client unmaps the range.
-   */
-  readonly memory?: Buffer;
-}
+import { DmaSpace, type DmaMapping } from './dma';
 
 /**
  * What the server serving a device does for it.
@@ -46,7 +29,6 @@ export interface DeviceBinding {
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
-  dma: DmaMapping[] = [];
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -86,6 +68,13 @@ export class PciDevice {
   readonly description: Readonly<DeviceDescription>;
   /** Always true: lets the CLI recognise devices made by another copy of this package. */
   readonly [PCI_DEVICE_BRAND] = true;
+  /**
+   * Client (guest) memory by DMA: what the client mapped, zero-copy views
+   * and synchronous copies where it is mapped into this process, and
+   * asynchronous reads and writes that work whether it is or not (see
+   * {@link DmaSpace}).
+   */
+  readonly dma = new DmaSpace();
 
   /**
    * @param description - what the device is
@@ -238,39 +227,6 @@ export class PciDevice {
     return capabilityOffsetOf(runtimeOf(this), kind);
   }
 
-  /** The DMA mappings the connected client has made. */
-  get dmaMappings(): readonly DmaMapping[] {
-    return runtimeOf(this).dma;
-  }
-
-  /**
-   * A zero-copy view of client memory at `iova`: valid until the client
-   * unmaps it (it then becomes empty).
-   *
-   * @throws {@link VfioUserError} EFAULT when the range is not inside one mapping with memory
-   */
-  dmaView(iova: number, length: number): Buffer {
-    return dmaRange(runtimeOf(this), iova, length).view;
-  }
-
-  /** Copies `length` bytes out of client memory; throws like {@link PciDevice.dmaView}. */
-  dmaRead(iova: number, length: number): Buffer {
-    return Buffer.from(dmaRange(runtimeOf(this), iova, length).view);
-  }
-
-  /**
-   * Copies `data` into client memory.
-   *
-   * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
-   */
-  dmaWrite(iova: number, data: Uint8Array): void {
-    const { mapping, view } = dmaRange(runtimeOf(this), iova, data.length);
-    if (!mapping.writable) {
-      throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is read-only`);
-    }
-    view.set(data);
-  }
-
   /**
    * Hook: the device is being reset. Register maps and other BAR handlers
    * with a `reset()` method have already been reset, except for
@@ -294,12 +250,12 @@ export class PciDevice {
     void masked;
   }
 
-  /** Hook: the client mapped memory for DMA. */
+  /** Hook: the client mapped memory for DMA (before `dma` emits `'map'`). */
   onDmaMap(mapping: DmaMapping): void {
     void mapping;
   }
 
-  /** Hook: the client unmapped memory; its `memory` is about to become empty. */
+  /** Hook: the client unmapped memory (before `dma` emits `'unmap'`); views of it become empty after. */
   onDmaUnmap(mapping: DmaMapping): void {
     void mapping;
   }
@@ -311,15 +267,6 @@ export class PciDevice {
 
 function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): number | undefined {
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
-}
-
-function dmaRange(runtime: DeviceRuntime, iova: number, length: number): { mapping: DmaMapping; view: Buffer } {
-  const mapping = runtime.dma.find((m) => iova >= m.iova && iova + length <= m.iova + m.length);
-  if (mapping?.memory === undefined || mapping.memory.length === 0) {
-    throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
-  }
-  const start = iova - mapping.iova;
-  return { mapping, view: mapping.memory.subarray(start, start + length) };
 }
 
 /** The interrupt type the function signals, chosen by config space as the library chooses it. */
@@ -363,9 +310,6 @@ export function bindDevice(device: PciDevice, binding: DeviceBinding | undefined
     throw new Error('the device is already being served');
   }
   runtime.binding = binding;
-  if (binding === undefined) {
-    runtime.dma = [];
-  }
 }
 
 /** @internal Records a mask change from the client. */
@@ -378,17 +322,4 @@ export function recordMask(device: PciDevice, kind: InterruptKind, start: number
       set.delete(v);
     }
   }
-}
-
-/** @internal Records a DMA mapping change from the client. */
-export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolean): void {
-  const runtime = runtimeOf(device);
-  runtime.dma = mapped
-    ? [...runtime.dma, mapping]
-    : runtime.dma.filter((m) => m.iova !== mapping.iova || m.length !== mapping.length);
-}
-
-/** @internal Finds the recorded mapping of a range. */
-export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
-  return runtimeOf(device).dma.find((m) => m.iova === iova && m.length === length);
 }

@@ -5,7 +5,8 @@
  *
  * @packageDocumentation
  */
-export { PciDevice, type DmaMapping } from './device';
+export { PciDevice } from './device';
+export { DmaSpace, type DmaMapping, type DmaSpaceEvents } from './dma';
 export {
   type BarDescription,
   type CapabilityKind,
@@ -67,6 +68,8 @@ export {
 } from './constants';
 export {
   DeviceDescriptionError,
+  DmaError,
+  type DmaErrorReason,
   errnoName,
   OptionsError,
   ProtocolError,

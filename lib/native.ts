@@ -103,6 +103,21 @@ export interface DeviceContext {
   msixVectorMasked(vector: number): boolean;
   /** Whether an MSI-X vector has an interrupt held pending (vendored library only; ENOTSUP otherwise). */
   msixPending(vector: number): boolean;
+  /**
+   * Copies client memory at `iova` into `data` (DMA_READ) or `data` into it
+   * (DMA_WRITE), through the library's scatter-gather API. With the
+   * vendored library the messages are sent at once and `done` is called
+   * exactly once, from inside a later run of the library on this thread:
+   * with 0 when the client answered them all, its errno for an error reply,
+   * or ENOTCONN when it went away, was reset or the context closed (`done`
+   * is not called while the environment is being torn down). `data` is
+   * kept alive and must not be used until then. With a system library the
+   * copy blocks until the client answered and `done` is called before this
+   * returns: a client on this same thread can never answer, another process
+   * (QEMU) can. Throws (nothing started) for bad arguments or when the
+   * library refuses at once.
+   */
+  dmaTransfer(iova: number, data: Uint8Array, isWrite: boolean, done: (errno: number) => void): void;
 }
 
 /** The DeviceContext class. */

@@ -8,16 +8,8 @@ import { EventEmitter } from 'node:events';
 
 import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind } from './description';
-import {
-  bindDevice,
-  devicePlan,
-  findDma,
-  recordDma,
-  recordMask,
-  type DeviceBinding,
-  type DmaMapping,
-  type PciDevice,
-} from './device';
+import { bindDevice, devicePlan, recordMask, type DeviceBinding, type PciDevice } from './device';
+import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
 import { DeviceDescriptionError, OptionsError, VfioUserError } from './errors';
 import { DeviceContext, type DeviceHandlers } from './native';
 import type { RegionHandler } from './region';
@@ -52,6 +44,7 @@ const IO_VIEW_BYTES = 64;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const LOG_WARNING = 4;
+const ENOTCONN = 107;
 
 const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
   [ResetType.DEVICE]: 'device',
@@ -195,10 +188,12 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         capabilityOffsets: offsets,
       };
       bindDevice(device, binding);
+      dmaBind(device.dma, (iova, data, isWrite) => this.transfer(iova, data, isWrite));
       ctx.start();
     } catch (err) {
       this.context.close();
       bindDevice(device, undefined);
+      dmaBind(device.dma, undefined);
       throw asVfioUserError(err, 'setup');
     }
     openServers.add(this);
@@ -233,6 +228,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       this.context.close();
     } finally {
       bindDevice(this.device, undefined);
+      dmaBind(this.device.dma, undefined);
       this.emit('close');
     }
   }
@@ -249,6 +245,26 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       }
       throw asVfioUserError(err, 'irq trigger');
     }
+  }
+
+  private transfer(iova: number, data: Uint8Array, isWrite: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        resolve(ENOTCONN);
+        return;
+      }
+      try {
+        this.context.dmaTransfer(iova, data, isWrite, resolve);
+      } catch (err) {
+        // The library refused at once (EINVAL, ENOMEM...), or a bug.
+        const { errno } = err as { errno?: unknown };
+        if (typeof errno === 'number' && errno > 0) {
+          resolve(errno);
+        } else {
+          reject(err);
+        }
+      }
+    });
   }
 
   private reportError(err: Error): void {
@@ -294,21 +310,22 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         }
       },
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
-        const mapping: DmaMapping = {
+        const mapping: DmaMapping = Object.freeze({
           iova,
           length,
           readable: (prot & PROT_READ) !== 0,
           writable: (prot & PROT_WRITE) !== 0,
-          memory: memory === undefined ? undefined : Buffer.from(memory),
-        };
-        recordDma(device, mapping, true);
+          mapped: memory !== undefined,
+        });
+        dmaMapped(device.dma, mapping, memory);
         device.onDmaMap(mapping);
+        device.dma.emit('map', mapping);
       },
       dmaUnregister: (iova: number, length: number): void => {
-        const mapping = findDma(device, iova, length);
+        const mapping = dmaUnmapped(device.dma, iova, length);
         if (mapping !== undefined) {
-          recordDma(device, mapping, false);
           device.onDmaUnmap(mapping);
+          device.dma.emit('unmap', mapping);
         }
       },
       attach: (): void => {

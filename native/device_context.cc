@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <linux/pci_regs.h>
+#include <sys/mman.h>
 
 #ifdef VFIO_USER_VENDORED
 #include "library_internals.h"
@@ -58,6 +59,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::Close>("close"),
           InstanceMethod<&DeviceContext::MsixVectorMasked>("msixVectorMasked"),
           InstanceMethod<&DeviceContext::MsixPending>("msixPending"),
+          InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
           InstanceAccessor<&DeviceContext::GetAttached>("attached"),
       });
 }
@@ -157,6 +159,7 @@ DeviceContext::~DeviceContext() {
     ctx_ = nullptr;
   }
   DetachAllBuffers();
+  // vfu_destroy_ctx finished every transfer; nothing is left to release.
   for (napi_ref& ref : io_views_) {
     if (ref != nullptr) {
       napi_delete_reference(env_, ref);
@@ -552,6 +555,68 @@ Napi::Value DeviceContext::MsixVectorMasked(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceContext::MsixPending(const Napi::CallbackInfo& info) {
   return MsixState(info, true);
+}
+
+// ------------------------------------------------------------------------- dma
+
+Napi::Value DeviceContext::DmaTransfer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t iova;
+  if (!CheckOpen(env, "dmaTransfer") || !SizeArg(info, 0, "iova", &iova)) {
+    return env.Undefined();
+  }
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "data must be a Uint8Array");
+    return env.Undefined();
+  }
+  if (!info[3].IsFunction()) {
+    ThrowType(env, "done must be a function");
+    return env.Undefined();
+  }
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  bool is_write = info[2].ToBoolean().Value();
+  size_t length = data.ElementLength();
+  uint8_t* bytes = data.Data();
+#ifdef VFIO_USER_VENDORED
+  // Started now, finished from a later vfu_run_ctx (or the context's end):
+  // the data and the callback stay referenced until then.
+  Transfer* transfer = new Transfer{this, nullptr, nullptr};
+  napi_create_reference(env, data, 1, &transfer->data);
+  napi_create_reference(env, info[3], 1, &transfer->done);
+  Enter();
+  int ret = vfu_addon_dma_transfer_start(ctx_, iova, length, bytes, is_write,
+                                         DmaTransferDoneCb, transfer);
+  if (ret < 0) {
+    napi_delete_reference(env, transfer->data);
+    napi_delete_reference(env, transfer->done);
+    delete transfer;
+  }
+  if (Leave(true) && ret < 0) {
+    ThrowErrno(env, -ret, "vfu_addon_dma_transfer_start");
+  }
+#else
+  // The upstream API only blocks: vfu_sgl_read/vfu_sgl_write wait for the
+  // client's reply. The caller gives ranges inside one mapping, which
+  // vfu_addr_to_sgl describes in one entry.
+  std::vector<uint8_t> sg(dma_sg_size());
+  dma_sg_t* entry = reinterpret_cast<dma_sg_t*>(sg.data());
+  Enter();
+  int err = 0;
+  int count = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)),
+                              length, entry, 1, is_write ? PROT_WRITE : PROT_READ);
+  if (count != 1) {
+    err = count == -1 ? errno : EINVAL;
+  } else if ((is_write ? vfu_sgl_write(ctx_, entry, 1, bytes, 0)
+                       : vfu_sgl_read(ctx_, entry, 1, bytes, 0)) < 0) {
+    err = errno;
+  }
+  if (!Leave(true)) {
+    return env.Undefined();
+  }
+  info[3].As<Napi::Function>().Call({Napi::Number::New(env, err)});
+#endif
+  return env.Undefined();
 }
 
 // --------------------------------------------------------------------- serving

@@ -17,6 +17,17 @@
 
 namespace vfio_user {
 
+class DeviceContext;
+
+// One DMA_READ/DMA_WRITE transfer in flight: the JS data it reads into or
+// writes from, and the callback told when it is done, both kept alive
+// until then.
+struct Transfer {
+  DeviceContext* context;
+  napi_ref data;
+  napi_ref done;
+};
+
 // Accesses of up to this many bytes go through the preallocated ioViews.
 constexpr size_t kIoViewBytes = 64;
 
@@ -65,6 +76,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value GetAttached(const Napi::CallbackInfo& info);
   Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
   Napi::Value MsixPending(const Napi::CallbackInfo& info);
+  Napi::Value DmaTransfer(const Napi::CallbackInfo& info);
 
   // Throws EBADF if closed; true if usable.
   bool CheckOpen(Napi::Env env, const char* method);
@@ -116,6 +128,10 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static void DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
   static void DmaUnregisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info);
   static void LogCb(vfu_ctx_t* ctx, int level, const char* message);
+  // A DMA_READ/DMA_WRITE transfer finished (device_callbacks.cc).
+  static void DmaTransferDoneCb(vfu_ctx_t* ctx, void* cookie, int error);
+  // Calls a transfer's JS callback with an errno and lets its references go.
+  void FinishTransfer(Transfer* transfer, int error);
   static vfu_region_access_cb_t* const kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS];
   static vfu_dev_irq_state_cb_t* const kIrqStateCallbacks[VFU_DEV_NUM_IRQS];
 
