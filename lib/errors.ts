@@ -139,7 +139,7 @@ const DMA_ERRNO: Readonly<Record<Exclude<DmaErrorReason, 'refused'>, string>> = 
   unmapped: 'EFAULT',
   'read-only': 'EACCES',
   'write-only': 'EACCES',
-  'not-mappable': 'ENOTSUP',
+  'not-mappable': 'EOPNOTSUPP',
   'not-contiguous': 'EFAULT',
   disconnected: 'ENOTCONN',
 };
@@ -147,7 +147,7 @@ const DMA_ERRNO: Readonly<Record<Exclude<DmaErrorReason, 'refused'>, string>> = 
 /**
  * A DMA access to client (guest) memory failed, before or during the
  * transfer. `reason` says why; `errno` is EFAULT (unmapped, not contiguous),
- * EACCES (read-only, write-only), ENOTSUP (not mappable), ENOTCONN
+ * EACCES (read-only, write-only), EOPNOTSUPP (not mappable), ENOTCONN
  * (disconnected) or the client's own errno (refused).
  */
 export class DmaError extends VfioUserError {

@@ -320,7 +320,8 @@ void DeviceContext::FinishTransfer(Transfer* transfer, int error) {
     RequestScope scope(env_);
     napi_value fn, receiver, argv[1], ignored;
     if (napi_get_reference_value(env_, transfer->done, &fn) == napi_ok && fn != nullptr &&
-        napi_get_undefined(env_, &receiver) == napi_ok &&
+        // napi_make_callback wants an object to call on.
+        napi_get_reference_value(env_, handlers_, &receiver) == napi_ok &&
         napi_create_int32(env_, error, &argv[0]) == napi_ok &&
         napi_make_callback(env_, async_context_, receiver, fn, 1, argv, &ignored) != napi_ok) {
       bool pending = false;
