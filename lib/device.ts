@@ -29,6 +29,11 @@ export interface DeviceBinding {
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
+  // What raising an interrupt reads, looked up once when the device is
+  // bound: the config space and its MSI-X / MSI flags offsets (-1: none).
+  config: Buffer = Buffer.alloc(0);
+  msixFlags = -1;
+  msiFlags = -1;
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -111,7 +116,7 @@ export class PciDevice {
       throw new Error('the device description has no intx: true');
     }
     const { binding } = runtime;
-    if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== 'intx') {
+    if (binding === undefined || interruptMode(runtime) !== 'intx') {
       return false;
     }
     return binding.trigger(0);
@@ -269,17 +274,18 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
 }
 
+/** Whether a flags word of config space (MSI-X or MSI message control) has `bit` set; false without one. */
+function flagSet(config: Buffer, flags: number, bit: number): boolean {
+  return flags >= 0 && ((config[flags] | (config[flags + 1] << 8)) & bit) !== 0;
+}
+
 /** The interrupt type the function signals, chosen by config space as the library chooses it. */
-function interruptMode(runtime: DeviceRuntime, config: Buffer): InterruptKind {
-  const msix = capabilityOffsetOf(runtime, 'msix');
-  if (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0) {
+function interruptMode(runtime: DeviceRuntime): InterruptKind {
+  const { config } = runtime;
+  if (flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE)) {
     return 'msix';
   }
-  const msi = capabilityOffsetOf(runtime, 'msi');
-  if (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
-    return 'msi';
-  }
-  return 'intx';
+  return flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE) ? 'msi' : 'intx';
 }
 
 function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number): void {
@@ -289,10 +295,14 @@ function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number
   }
 }
 
+/** msi() and msix(): the hot path of interrupts, so the mode test is inline. */
 function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): boolean {
   checkVector(runtime, kind, vector);
-  const { binding } = runtime;
-  if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== kind) {
+  const { binding, config } = runtime;
+  if (binding === undefined || flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE) !== (kind === 'msix')) {
+    return false;
+  }
+  if (kind === 'msi' && !flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE)) {
     return false;
   }
   return binding.trigger(vector);
@@ -310,6 +320,13 @@ export function bindDevice(device: PciDevice, binding: DeviceBinding | undefined
     throw new Error('the device is already being served');
   }
   runtime.binding = binding;
+  runtime.config = binding?.configSpace() ?? Buffer.alloc(0);
+  const flagsOffset = (kind: CapabilityKind, field: number): number => {
+    const cap = binding?.capabilityOffsets.get(kind)?.[0];
+    return cap === undefined ? -1 : cap + field;
+  };
+  runtime.msixFlags = flagsOffset('msix', Msix.FLAGS);
+  runtime.msiFlags = flagsOffset('msi', Msi.FLAGS);
 }
 
 /** @internal Records a mask change from the client. */
