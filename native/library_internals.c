@@ -1,4 +1,4 @@
-/* Reading the vendored library's internal state for the addon. */
+/* Reading and driving the vendored library's internals for the addon. */
 #include "library_internals.h"
 
 #include <errno.h>
@@ -32,4 +32,13 @@ vfu_addon_config_size(vfu_ctx_t *ctx)
     }
     return ctx->pci.cfg_size < ctx->pci.cfg_alloc ? ctx->pci.cfg_size
                                                   : ctx->pci.cfg_alloc;
+}
+
+int
+vfu_addon_dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len,
+                             void *data, bool is_write,
+                             void (*done)(vfu_ctx_t *, void *, int),
+                             void *cookie)
+{
+    return dma_transfer_start(ctx, iova, len, data, is_write, done, cookie);
 }

@@ -1,6 +1,6 @@
 /*
- * What the addon reads from inside the vendored C library, where its public
- * API has no call for it. Written in C because the library's private header
+ * What the addon reads or drives inside the vendored C library, where its
+ * public API has no call for it. Written in C because the library's private header
  * is C only. Not available with a system library (VFIO_USER_VENDORED unset).
  */
 #ifndef VFIO_USER_NATIVE_LIBRARY_INTERNALS_H
@@ -26,6 +26,21 @@ int vfu_addon_msix_state(vfu_ctx_t *ctx, uint32_t vector, bool *masked,
 
 /* Bytes of config space a client may access (0 when none exists yet). */
 size_t vfu_addon_config_size(vfu_ctx_t *ctx);
+
+/*
+ * Moves len bytes between data and client memory at iova by DMA_READ
+ * (is_write false) or DMA_WRITE messages, without waiting: any mapping, with
+ * or without an fd. The range must be mapped without a gap (and writable for
+ * a write). data must stay valid until done(ctx, cookie, error) runs, which
+ * it does exactly once: inside vfu_run_ctx when the transfer ends (error 0 or
+ * a positive errno from the client), or with ENOTCONN when the client goes
+ * away or the context is destroyed. Returns 0, or -errno (-EINVAL, -ENOTCONN,
+ * -ENOENT, -EACCES, -ENOMEM...) with nothing started and done never called.
+ */
+int vfu_addon_dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len,
+                                 void *data, bool is_write,
+                                 void (*done)(vfu_ctx_t *, void *, int),
+                                 void *cookie);
 
 #ifdef __cplusplus
 }

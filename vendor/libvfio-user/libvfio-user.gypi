@@ -11,6 +11,7 @@
           'sources': [
             'src/context.c',
             'src/dma.c',
+            'src/dma_transfer.c',
             'src/ioeventfd.c',
             'src/irq.c',
             'src/json.c',

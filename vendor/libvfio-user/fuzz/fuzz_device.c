@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "fuzz_device.h"
+#include "private.h"
 
 #define BAR0_SIZE 0x1000
 #define BAR1_SIZE 0x100          /* I/O */
@@ -91,6 +92,14 @@ dma_probe(vfu_ctx_t *ctx, uint64_t addr, bool is_write)
             vfu_sgl_read(ctx, sg, 1, data[i], VFU_SGL_DIRECT_ACCESS);
         }
     }
+    /* The whole list at once by messages (answered only if the input does). */
+    if (nr > 0) {
+        if (is_write) {
+            vfu_sgl_write(ctx, sgl, (size_t)nr, data, 0);
+        } else {
+            vfu_sgl_read(ctx, sgl, (size_t)nr, data, 0);
+        }
+    }
     if (nr > 0 && vfu_sgl_get(ctx, sgl, iov, (size_t)nr, 0) == 0) {
         /* Touch every byte the library says is mapped. */
         for (int i = 0; i < nr; i++) {
@@ -105,6 +114,27 @@ dma_probe(vfu_ctx_t *ctx, uint64_t addr, bool is_write)
     }
     free(sgl);
     free(data);
+}
+
+static void
+on_transfer_done(vfu_ctx_t *ctx, void *cookie, int error)
+{
+    free(cookie);
+}
+
+/* Starts an asynchronous transfer; its buffer lives until the callback. */
+static void
+dma_start(vfu_ctx_t *ctx, uint64_t value)
+{
+    void *data = calloc(1, DMA_PROBE_LEN);
+
+    if (data == NULL) {
+        abort();
+    }
+    if (dma_transfer_start(ctx, value & ~UINT64_C(1), DMA_PROBE_LEN, data,
+                           (value & 1) != 0, on_transfer_done, data) < 0) {
+        free(data);
+    }
 }
 
 static ssize_t
@@ -127,6 +157,9 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
         break;
     case FUZZ_BAR0_DMA_WRITE:
         dma_probe(ctx, value, true);
+        break;
+    case FUZZ_BAR0_DMA_ASYNC:
+        dma_start(ctx, value);
         break;
     }
     return ret;
@@ -366,6 +399,11 @@ fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
     if (vfu_realize_ctx(ctx) < 0) {
         die("vfu_realize_ctx");
     }
+    /*
+     * The fuzzing client answers DMA messages only when the input happens to:
+     * a blocking transfer takes what is already there and gives up at once.
+     */
+    ctx->xfers.reply_timeout_ms = 0;
     return ctx;
 }
 

@@ -31,6 +31,8 @@
 #define FUZZ_BAR0_IRQ 0x0         /* write: trigger this vector */
 #define FUZZ_BAR0_DMA_READ 0x8    /* write an address: read 64 bytes there */
 #define FUZZ_BAR0_DMA_WRITE 0x10  /* write an address: write 64 bytes there */
+#define FUZZ_BAR0_DMA_ASYNC 0x18  /* write an address: an asynchronous transfer of
+                                     64 bytes by messages; bit 0 set: a write */
 #define FUZZ_BAR0_IOEVENTFD 0x20
 
 enum { FUZZ_NR_BUFS = VFU_PCI_DEV_NUM_REGIONS };

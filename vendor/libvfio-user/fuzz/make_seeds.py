@@ -17,12 +17,13 @@ QUIESCE_ASYNC, QUIESCE_FAILS, RESET_FAILS, ACCESS_FAILS, CONVENTIONAL, SMALL_SND
 # Commands (vfio-user.h).
 (DMA_MAP, DMA_UNMAP, GET_INFO, GET_REGION_INFO, GET_REGION_IO_FDS, GET_IRQ_INFO,
  SET_IRQS, REGION_READ, REGION_WRITE) = range(2, 11)
+DMA_READ, DMA_WRITE = 11, 12
 DEVICE_RESET, WRITE_MULTI, DEVICE_FEATURE, MIG_DATA_READ, MIG_DATA_WRITE = 13, 15, 16, 17, 18
-NO_REPLY = 0x10
+REPLY, NO_REPLY = 0x1, 0x10
 
 BAR0, BAR1, BAR2, BAR4, BAR5, ROM, CFG, VGA = 0, 1, 2, 4, 5, 6, 7, 8
 # fuzz_device.c: BAR0 registers and where the capabilities land.
-BAR0_IRQ, BAR0_DMA_READ, BAR0_DMA_WRITE = 0x0, 0x8, 0x10
+BAR0_IRQ, BAR0_DMA_READ, BAR0_DMA_WRITE, BAR0_DMA_ASYNC = 0x0, 0x8, 0x10, 0x18
 PM, MSI, MSIX, EXP, VSC, VSC_CB, VSC_RO = 0x40, 0x48, 0x60, 0x6c, 0xa8, 0xb4, 0xc0
 DSN, EXT_VSC, EXT_VSC_CB, EXT_VSC_RO = 0x100, 0x10c, 0x120, 0x134
 # Mapped by the harness before the input: mmap, and file I/O.
@@ -104,6 +105,16 @@ requests = {
         region_write(BAR0, BAR0_DMA_WRITE, struct.pack("<Q", DMA_FILE_IO_IOVA + 0x20)),
         region_write(BAR0, BAR0_DMA_READ, struct.pack("<Q", DMA_FILE_IO_IOVA + 0x40)),
         dma_unmap(0x200000, 0x2000), dma_unmap(0, 0, 2)]),
+    # Replies to the server's DMA messages, by the ids it will most likely use.
+    "dma_messages": b"".join([
+        dma_map(0x200000, 0x2000),
+        region_write(BAR0, BAR0_DMA_ASYNC, struct.pack("<Q", 0x200010)),
+        region_write(BAR0, BAR0_DMA_ASYNC, struct.pack("<Q", 0x201001)),
+        struct.pack("<HHIII", 1, DMA_READ, 16 + 16 + 64, REPLY, 0) +
+        struct.pack("<QQ", 0x200010, 64) + b"\x5a" * 64,
+        struct.pack("<HHIII", 2, DMA_WRITE, 32, REPLY, 0) + struct.pack("<QQ", 0x201000, 64),
+        region_write(BAR0, BAR0_DMA_READ, struct.pack("<Q", 0x200100)),
+        struct.pack("<HHIII", 3, DMA_READ, 16, REPLY | 0x20, 5)]),
     "multi": msg(WRITE_MULTI, struct.pack("<Q", 3) + b"".join(
         struct.pack("<QII", off, region, count) + data.ljust(8, b"\0")
         for off, region, count, data in [(0x200, BAR0, 8, b"\x01" * 8),
@@ -120,6 +131,7 @@ requests = {
         msg(GET_INFO, b"", size=0x200000)]),
 }
 options = {"info": 0, "bars": SMALL_SNDBUF, "config": 0, "irqs": 0, "dma": QUIESCE_ASYNC,
+           "dma_messages": 0,
            "multi": QUIESCE_ASYNC | QUIESCE_FAILS, "reset": RESET_FAILS | ACCESS_FAILS,
            "malformed": CONVENTIONAL}
 

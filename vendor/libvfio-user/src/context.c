@@ -42,6 +42,9 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->trans = trans;
     ctx->listen_fd = -1;
     ctx->epoll_fd = -1;
+    ctx->wake_fd = -1;
+    ctx->xfers.next_msg_id = 1;
+    ctx->xfers.reply_timeout_ms = DMA_REPLY_TIMEOUT_MS;
     ctx->conn.fd = -1;
     ctx->log_level = LOG_ERR;
     for (size_t i = 0; i < VFU_ARRAY_LEN(ctx->regions); i++) {
@@ -154,6 +157,8 @@ drop_client_state(vfu_ctx_t *ctx)
     }
     irq_disconnect(ctx);
     tran_close_conn(ctx);
+    /* Last, so that a callback starting another transfer finds no client. */
+    dma_transfer_abort_all(ctx);
     ctx->quiesced = false;
 }
 

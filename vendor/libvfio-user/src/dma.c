@@ -15,7 +15,7 @@
  *    read-only; the fd itself is not kept (the mapping holds the file);
  *  - file I/O: the fd is kept and accessed with pread/pwrite;
  *  - message: no fd; only bookkeeping here, data goes by DMA_READ/DMA_WRITE
- *    messages (not implemented yet: those accesses answer ENOTSUP).
+ *    messages (dma_transfer.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +35,7 @@ enum dma_access_mode {
 
 struct dma_region {
     vfu_dma_info_t info;        /* what the device's callbacks see */
+    uint32_t id;                /* unique per context, unlike the address */
     enum dma_access_mode mode;
     uint64_t file_offset;       /* offset of the IOVA start within the file */
     int fd;                     /* file I/O mode only, else -1 */
@@ -54,6 +55,7 @@ struct dma_sg {
     uint64_t length;
     uint64_t offset;            /* of the segment within the mapping */
     bool writeable;             /* asked for with PROT_WRITE */
+    uint32_t mapping_id;        /* the region's id: in padding, ABI unchanged */
 };
 
 #if UINTPTR_MAX == UINT64_MAX
@@ -62,6 +64,7 @@ _Static_assert(offsetof(struct dma_sg, region) == 8, "dma_sg_t.region");
 _Static_assert(offsetof(struct dma_sg, length) == 16, "dma_sg_t.length");
 _Static_assert(offsetof(struct dma_sg, offset) == 24, "dma_sg_t.offset");
 _Static_assert(offsetof(struct dma_sg, writeable) == 32, "dma_sg_t.writeable");
+_Static_assert(offsetof(struct dma_sg, mapping_id) == 36, "dma_sg_t padding");
 #endif
 
 struct vfu_dma {
@@ -71,6 +74,7 @@ struct vfu_dma {
     struct dma_region **regions;    /* sorted by IOVA, never overlapping */
     size_t nr_regions;
     size_t capacity;
+    uint32_t last_id;
 };
 
 #define DMA_MAP_KNOWN_FLAGS                                                   \
@@ -408,6 +412,8 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
     memmove(&dma->regions[i + 1], &dma->regions[i],
             (dma->nr_regions - i) * sizeof(dma->regions[0]));
+    /* Ids tell a mapping from a later one that reuses its memory. */
+    r->id = ++dma->last_id != 0 ? dma->last_id : ++dma->last_id;
     dma->regions[i] = r;
     dma->nr_regions++;
     vfu_dbg(ctx, "DMA mapped [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
@@ -478,6 +484,31 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
 /* ------------------------------------------------------- scatter-gather */
 
+int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write)
+{
+    struct vfu_dma *dma = ctx->dma;
+    uint64_t end;
+    size_t i;
+
+    if (dma == NULL) {
+        return -EINVAL;
+    }
+    if (iova > UINT64_MAX - len) {
+        return -ENOENT;
+    }
+    end = iova + len;
+    for (i = first_ending_after(dma, iova); iova < end; i++) {
+        if (i >= dma->nr_regions || region_start(dma->regions[i]) > iova) {
+            return -ENOENT;
+        }
+        if (is_write && !(dma->regions[i]->info.prot & PROT_WRITE)) {
+            return -EACCES;
+        }
+        iova = region_end(dma->regions[i]);
+    }
+    return 0;
+}
+
 VFU_EXPORT int vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr,
                                size_t len, dma_sg_t *sgl, size_t max_nr_sgs,
                                int prot)
@@ -523,6 +554,7 @@ VFU_EXPORT int vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr,
             sg->offset = addr - region_start(r);
             sg->length = VFU_MIN(end, region_end(r)) - addr;
             sg->writeable = (prot & PROT_WRITE) != 0;
+            sg->mapping_id = r->id;
         }
         needed++;
         addr = VFU_MIN(end, region_end(r));
@@ -550,7 +582,7 @@ static int sg_region(vfu_ctx_t *ctx, const dma_sg_t *sg,
         return -EINVAL;
     }
     r = find_containing(ctx->dma, (uint64_t)(uintptr_t)sg->dma_addr);
-    if (r != sg->region ||
+    if (r != sg->region || r->id != sg->mapping_id ||
         region_start(r) != (uint64_t)(uintptr_t)sg->dma_addr) {
         return -ENOENT;
     }
@@ -649,42 +681,70 @@ static int file_io(int fd, void *buf, size_t len, uint64_t offset,
     return 0;
 }
 
-static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
-                      int flags, bool is_write)
+/* Copies one entry in or out of memory this process can reach. */
+static int direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r,
+                         void *data, bool is_write)
 {
-    struct dma_region *r;
-    int ret;
-
-    if (ctx == NULL || sg == NULL || (flags & ~VFU_SGL_DIRECT_ACCESS) != 0) {
-        return -EINVAL;
-    }
-    if (sg_cnt != 1) {
-        return -ENOTSUP;
-    }
-    if (is_write && !sg->writeable) {
-        return -EPERM;
-    }
-    ret = sg_region(ctx, sg, &r);
-    if (ret < 0) {
-        return ret;
-    }
-    /*
-     * Without VFU_SGL_DIRECT_ACCESS, and always for message mode, the data
-     * would travel as DMA_READ/DMA_WRITE messages, which are not
-     * implemented yet.
-     */
-    if (!(flags & VFU_SGL_DIRECT_ACCESS) || r->mode == DMA_ACCESS_MESSAGE) {
-        return -ENOTSUP;
-    }
     if (r->mode == DMA_ACCESS_FILE_IO) {
-        return file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
-                       is_write);
+        int ret = file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
+                          is_write);
+        if (ret == 0 && is_write) {
+            vfu_sgl_mark_dirty(ctx, sg, 1);
+        }
+        return ret;
     }
     if (is_write) {
         memcpy((char *)r->info.vaddr + sg->offset, data, sg->length);
         vfu_sgl_mark_dirty(ctx, sg, 1);
     } else {
         memcpy(data, (char *)r->info.vaddr + sg->offset, sg->length);
+    }
+    return 0;
+}
+
+/*
+ * Entries follow each other in data. With VFU_SGL_DIRECT_ACCESS, mapped and
+ * file I/O memory is copied here; without it, and always for message mode,
+ * data travels by DMA_READ / DMA_WRITE messages, as upstream. Upstream takes
+ * one entry only; we take any number (a range spanning adjacent mappings).
+ */
+static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
+                      int flags, bool is_write)
+{
+    char *p = data;
+    size_t i;
+
+    if (ctx == NULL || (sg_cnt > 0 && (sg == NULL || data == NULL)) ||
+        (flags & ~VFU_SGL_DIRECT_ACCESS) != 0) {
+        return -EINVAL;
+    }
+    /* Every entry is checked before any byte moves. */
+    for (i = 0; i < sg_cnt; i++) {
+        struct dma_region *r;
+        int ret = sg_region(ctx, &sg[i], &r);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (is_write && (!sg[i].writeable || !(r->info.prot & PROT_WRITE))) {
+            return -EPERM;
+        }
+    }
+    for (i = 0; i < sg_cnt; i++) {
+        struct dma_region *r = sg[i].region;
+        int ret;
+
+        if ((flags & VFU_SGL_DIRECT_ACCESS) && r->mode != DMA_ACCESS_MESSAGE) {
+            ret = direct_access(ctx, &sg[i], r, p, is_write);
+        } else {
+            /* Message writes mark nothing dirty: the client wrote the memory. */
+            ret = dma_transfer_wait(ctx, region_start(r) + sg[i].offset,
+                                    sg[i].length, p, is_write);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        p += sg[i].length;
     }
     return 0;
 }

@@ -41,6 +41,23 @@
 #define TX_QUEUE_MAX (8u << 20)
 /* SCM_MAX_FD: we receive every fd a peer may send so that extras get closed. */
 #define RECV_MAX_FDS 253
+/*
+ * Receive buffer per connection: one recvmsg takes a burst of small messages.
+ * A message larger than this is received straight into its own allocation.
+ */
+#define RX_BUF_SIZE 8192
+/* Bytes of messages put aside while a DMA transfer waits, before it gives up. */
+#define DEFERRED_MAX (8u << 20)
+/*
+ * Longest wait of vfu_sgl_read / vfu_sgl_write for the next reply to a
+ * DMA_READ / DMA_WRITE, as QEMU's default x-msg-timeout for its own requests.
+ */
+#define DMA_REPLY_TIMEOUT_MS 5000
+/*
+ * Most bytes of DMA messages awaiting replies per transfer kind (blocking,
+ * asynchronous): keeps what is queued for the client well within TX_QUEUE_MAX.
+ */
+#define DMA_INFLIGHT_MAX (2u << 20)
 
 /* Defaults assumed for a client that does not say otherwise. */
 #define CLIENT_DEFAULT_MAX_MSG_FDS 1
@@ -54,6 +71,8 @@ struct vfu_msg {
     struct vfio_user_header hdr;
     uint8_t *in;                /* request payload, hdr.msg_size - 16 bytes */
     size_t in_len;
+    bool in_borrowed;           /* in is the connection's, valid until the next
+                                   tran_recv_msg; else malloc'd and owned */
     int *in_fds;                /* fds that came with the request */
     size_t nr_in_fds;           /* a consumed fd is set to -1 (msg_take_fd) */
     bool fds_lost;              /* the kernel dropped fds beyond RECV_MAX_FDS */
@@ -70,6 +89,8 @@ void *msg_reply_alloc(struct vfu_msg *msg, size_t len);
 int msg_reply_add_fd(struct vfu_msg *msg, int fd);
 /* Takes ownership of request fd idx (it will not be closed after the request). */
 int msg_take_fd(struct vfu_msg *msg, size_t idx);
+/* Gives msg a payload of its own, so that it may outlive the next receive. */
+int msg_own_payload(struct vfu_msg *msg);
 
 /* One write of a REGION_WRITE_MULTI request, as laid out on the wire. */
 struct vfu_write_multi_entry {
@@ -86,17 +107,43 @@ typedef int (*vfu_cmd_handler_t)(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
 /* ------------------------------------------------------------- connection */
 
-/* Incremental receive state, so a slow or stalled client never blocks. */
-struct vfu_rx {
-    uint8_t hdr[sizeof(struct vfio_user_header)];
-    size_t hdr_got;
-    uint8_t *body;
-    size_t body_len;
-    size_t body_got;
-    uint64_t discard;           /* bytes of an oversized message left to skip */
+/* File descriptors received with the bytes of one message. */
+struct vfu_rx_fds {
+    uint64_t owner;             /* stream offset of that message's header */
+    size_t nr;
+    bool lost;                  /* some were dropped (too many) */
     int fds[RECV_MAX_FDS];
+};
+
+/*
+ * Receive state: bytes read ahead into buf, parsed into messages as they
+ * complete, so a slow or stalled client never blocks and a burst costs one
+ * recvmsg. Offsets "in the stream" count bytes since the connection began.
+ */
+struct vfu_rx {
+    uint8_t buf[RX_BUF_SIZE];
+    size_t start;               /* first byte not parsed yet */
+    size_t end;                 /* end of the bytes read */
+    uint64_t base;              /* stream offset of buf[0] */
+    uint64_t discard;           /* bytes of an oversized message left to skip */
+    /* A message larger than buf, read straight into its own body. */
+    struct vfio_user_header big_hdr;
+    uint8_t *big_body;
+    size_t big_len;
+    size_t big_got;
+    uint64_t big_start;
+    struct vfu_rx_fds fds[3];   /* waiting for their message to complete */
     size_t nr_fds;
-    bool fds_lost;
+    bool drained;               /* the last read was short: nothing was left */
+    bool eof;                   /* the client closed or reset the connection */
+    uint8_t payload[RX_BUF_SIZE]; /* the payload of the request being served */
+};
+
+/* A message received while a DMA transfer waited, kept for vfu_run_ctx. */
+struct vfu_deferred {
+    struct vfu_deferred *next;
+    struct vfu_msg msg;
+    int status;                 /* what tran_recv_msg returns for it */
 };
 
 /* A message, or what is left of it, waiting for the socket to take it. */
@@ -116,6 +163,9 @@ struct vfu_conn {
     struct vfu_tx *tx_head;     /* unsent replies, oldest first */
     struct vfu_tx *tx_tail;
     size_t tx_bytes;            /* unsent bytes in the queue, <= TX_QUEUE_MAX */
+    struct vfu_deferred *deferred_head; /* served before anything new */
+    struct vfu_deferred *deferred_tail;
+    size_t deferred_bytes;
     /* What the client announced (or the defaults). */
     uint32_t client_max_msg_fds;
     uint64_t client_max_data_xfer_size;
@@ -189,6 +239,18 @@ struct vfu_irqs {
 /* ---------------------------------------------------------------- context */
 
 struct vfu_dma;                 /* dma.c */
+struct dma_xfer;                /* dma_transfer.c */
+struct dma_chunk;
+
+/* DMA_READ / DMA_WRITE messages to the client (dma_transfer.c). */
+struct vfu_dma_xfers {
+    uint16_t next_msg_id;
+    struct dma_xfer *head;      /* asynchronous transfers, oldest first */
+    struct dma_xfer *tail;
+    struct dma_chunk *chunks;   /* messages awaiting their replies */
+    size_t inflight;            /* bytes of asynchronous ones among them */
+    int reply_timeout_ms;       /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
+};
 
 struct vfu_ctx {
     void *pvt;
@@ -197,6 +259,8 @@ struct vfu_ctx {
     char *sock_path;
     int listen_fd;
     int epoll_fd;               /* the poll fd: listener and/or client, see transport.c */
+    int wake_fd;                /* eventfd in the poll fd: deferred messages wait */
+    bool wake_armed;
     struct vfu_conn conn;
     bool realized;
 
@@ -208,6 +272,7 @@ struct vfu_ctx {
     struct vfu_pci pci;
     struct vfu_irqs irqs;
     struct vfu_dma *dma;        /* NULL until vfu_setup_device_dma */
+    struct vfu_dma_xfers xfers;
 
     vfu_reset_cb_t *reset_cb;
     vfu_device_quiesce_cb_t *quiesce_cb;
@@ -250,7 +315,8 @@ int tran_attached(vfu_ctx_t *ctx);
  * Receives the next whole message into msg: 1 when one is complete, 0 when
  * more bytes are needed (non-blocking), -ENOTCONN when the peer left, -E2BIG
  * for an oversized message (its header is in msg->hdr, its body is skipped),
- * -EINVAL for a header shorter than itself, other -errno.
+ * -EINVAL for a header shorter than itself, other -errno. Deferred messages
+ * come first. A small payload is borrowed (msg->in_borrowed).
  */
 int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /*
@@ -260,8 +326,29 @@ int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
  */
 int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
               const void *payload, size_t len, const int *fds, size_t nr_fds);
-/* Sends queued output: 0 when none is left, -EAGAIN when some is, -errno. */
+/* tran_send with the payload in pieces. */
+int tran_sendv(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+               const struct iovec *payload, size_t iovcnt, const int *fds,
+               size_t nr_fds);
+/*
+ * Sends queued output: 0 when none is left, -EAGAIN when some is (the poll
+ * fd then wakes the caller when the client makes room), -errno.
+ */
 int tran_flush(vfu_ctx_t *ctx);
+/*
+ * For a DMA transfer waiting on the client: the next message of the stream,
+ * past those already deferred, with a payload of its own. Waits up to
+ * timeout_ms, sending queued output meanwhile. Returns 1, -EINVAL or -E2BIG
+ * as tran_recv_msg, -ETIMEDOUT, -ENOTCONN (the client left: the next
+ * tran_recv_msg says so too, after the deferred messages), or -errno.
+ */
+int tran_wait_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int timeout_ms);
+/*
+ * Keeps a message from tran_wait_msg, with its status, for tran_recv_msg to
+ * return before anything new; the poll fd stays readable until then.
+ * Takes msg (zeroed) on success; 0 or -ENOMEM.
+ */
+int tran_defer_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int status);
 void tran_close_conn(vfu_ctx_t *ctx);
 void tran_close_listener(vfu_ctx_t *ctx);
 
@@ -368,6 +455,39 @@ void dma_remove_all(vfu_ctx_t *ctx);
 void dma_free(vfu_ctx_t *ctx);
 int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/*
+ * Checks like vfu_addr_to_sgl that [iova, iova + len) is mapped without a
+ * gap, and writable for a write: 0, -ENOENT, -EACCES or -EINVAL (no DMA).
+ */
+int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+
+/* dma_transfer.c */
+/* error: 0 or a positive errno. */
+typedef void dma_transfer_done_t(vfu_ctx_t *ctx, void *cookie, int error);
+/*
+ * Starts moving len bytes between data and client memory at iova with DMA_READ
+ * (is_write false) or DMA_WRITE messages split at max_data_xfer_size, without
+ * waiting. Checked like vfu_addr_to_sgl (whole range mapped, contiguous mappings;
+ * PROT_WRITE for writes). data stays owned by the caller and valid until done runs.
+ * done runs exactly once: from inside vfu_run_ctx when the last reply arrives or a
+ * reply carries an error, or with ENOTCONN when the client goes away or the context
+ * is reset or destroyed. Returns 0, or -errno with nothing started (done not called).
+ */
+int dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
+                       bool is_write, dma_transfer_done_t *done, void *cookie);
+/*
+ * The same, waiting for the replies (vfu_sgl_read / vfu_sgl_write): 0 or
+ * -errno. Requests the client sends meanwhile are kept for vfu_run_ctx.
+ */
+int dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
+                      bool is_write);
+/*
+ * A reply from the client, seen by the run loop: true when it was one to a
+ * DMA message (used, or logged and dropped when nothing waits for it).
+ */
+bool dma_transfer_reply(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/* The client is gone: every transfer ends with ENOTCONN. */
+void dma_transfer_abort_all(vfu_ctx_t *ctx);
 
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);

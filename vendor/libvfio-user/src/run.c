@@ -64,6 +64,24 @@ msg_take_fd(struct vfu_msg *msg, size_t idx)
     return fd;
 }
 
+int
+msg_own_payload(struct vfu_msg *msg)
+{
+    uint8_t *copy;
+
+    if (!msg->in_borrowed) {
+        return 0;
+    }
+    copy = malloc(msg->in_len);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(copy, msg->in, msg->in_len);
+    msg->in = copy;
+    msg->in_borrowed = false;
+    return 0;
+}
+
 void
 msg_free(struct vfu_msg *msg)
 {
@@ -73,7 +91,9 @@ msg_free(struct vfu_msg *msg)
         }
     }
     free(msg->in_fds);
-    free(msg->in);
+    if (!msg->in_borrowed) {
+        free(msg->in);
+    }
     free(msg->out);
     memset(msg, 0, sizeof(*msg));
 }
@@ -216,7 +236,9 @@ process_request(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
         if (ret == -EBUSY) {
             ctx->parked = malloc(sizeof(*msg));
-            if (ctx->parked == NULL) {
+            if (ctx->parked == NULL || msg_own_payload(msg) < 0) {
+                free(ctx->parked);
+                ctx->parked = NULL;
                 return send_reply(ctx, msg, ENOMEM);
             }
             *ctx->parked = *msg;
@@ -330,6 +352,11 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
     if (!ctx->conn.negotiated) {
         return fail(ENOTCONN);
     }
+    /*
+     * A caller comes back when the poll fd says so, or on its own: either way
+     * the socket is worth reading again (see tran_recv_msg).
+     */
+    ctx->conn.rx.drained = false;
     /* A blocking context waits inside tran_recv_msg and never sees 0. */
     for (;;) {
         struct vfu_msg msg = { 0 };
@@ -360,6 +387,9 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
             msg_free(&msg);
             vfu_err(ctx, "receive failed: %s", strerror(-ret));
             return lost_connection(ctx);
+        } else if ((msg.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY &&
+                   dma_transfer_reply(ctx, &msg)) {
+            ret = 0;
         } else {
             ret = process_request(ctx, &msg);
         }

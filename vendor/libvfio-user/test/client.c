@@ -570,10 +570,10 @@ vfu_test_client_del_dma_window(struct vfu_test_client *c, uint64_t iova)
 }
 
 /* Built-in handler: DMA_READ/DMA_WRITE against the registered windows. */
-static int
-builtin_server_cmd(struct vfu_test_client *c, int fd,
-                   const struct vfio_user_header *hdr,
-                   const void *payload, size_t len)
+int
+vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
+                       const struct vfio_user_header *hdr,
+                       const void *payload, size_t len)
 {
     bool want_reply = !(hdr->flags & VFIO_USER_F_NO_REPLY);
     struct dma_rw_hdr rw;
@@ -703,7 +703,7 @@ handle_other_msg(struct vfu_test_client *c, int fd, uint64_t deadline,
         ret = c->server_cmd_fn(c, fd, hdr, buf, plen, bag->fds, bag->n,
                                c->server_cmd_opaque);
     } else {
-        ret = builtin_server_cmd(c, fd, hdr, buf, plen);
+        ret = vfu_test_serve_dma_cmd(c, fd, hdr, buf, plen);
     }
     {
         int err = errno;

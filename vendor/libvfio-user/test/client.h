@@ -238,6 +238,15 @@ int vfu_test_client_add_dma_window(struct vfu_test_client *c, uint64_t iova,
                                    void *ptr, uint64_t size);
 int vfu_test_client_del_dma_window(struct vfu_test_client *c, uint64_t iova);
 
+/*
+ * The built-in handler itself, for a custom vfu_test_server_cmd_fn that
+ * does something first (or instead, for some commands): answers a
+ * DMA_READ/DMA_WRITE from the windows on socket fd.  0 or -1/errno.
+ */
+int vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
+                           const struct vfio_user_header *hdr,
+                           const void *payload, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Typed commands (thin wrappers on vfu_test_request).                      */
 
