@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 
 import { DmaError } from './errors';
+import { copyBytes as nativeCopy } from './native';
 
 /** A range of client memory the client made available for DMA (one DMA_MAP). */
 export interface DmaMapping {
@@ -331,14 +332,22 @@ function mappedMemory(entry: Entry, iova: number, length: number): Buffer {
   return entry.memory;
 }
 
-/** Copies `n` bytes between `memory[at..]` and `data[offset..]`. */
+/**
+ * Copies `n` bytes between `memory[at..]` and `data[offset..]`, allocating
+ * nothing: a whole source goes by TypedArray set(), part of one (which JS
+ * could only take as a new view) by the addon.
+ */
 function copyBytes(memory: Buffer, at: number, data: Uint8Array, offset: number, n: number, write: boolean): void {
   if (write) {
-    memory.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), at);
+    if (offset === 0 && n === data.length) {
+      memory.set(data, at);
+    } else {
+      nativeCopy(memory, at, data, offset, n);
+    }
   } else if (at === 0 && n === memory.length) {
     data.set(memory, offset);
   } else {
-    data.set(new Uint8Array(memory.buffer, memory.byteOffset + at, n), offset);
+    nativeCopy(data, offset, memory, at, n);
   }
 }
 

@@ -198,6 +198,13 @@ export interface NativeError extends Error {
 export interface NativeAddon {
   DeviceContext: DeviceContextConstructor;
   os: OsHelpers;
+  /**
+   * Copies `length` bytes from `source[sourceOffset..]` to
+   * `target[targetOffset..]` without allocating (a JS copy of part of a
+   * typed array needs a view object). Throws RangeError for a range outside
+   * either array (a detached one has length 0).
+   */
+  copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void;
 }
 
 /**
@@ -240,3 +247,6 @@ export const DeviceContext: DeviceContextConstructor = native.DeviceContext;
 
 /** The addon's system-call helpers. */
 export const os: OsHelpers = native.os;
+
+/** The addon's allocation-free copy between typed arrays. */
+export const copyBytes: NativeAddon['copyBytes'] = native.copyBytes;
