@@ -86,6 +86,8 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
   #entries: Entry[] = [];
   #mappings: readonly DmaMapping[] = Object.freeze([]);
   #transfer: DmaTransfer | undefined;
+  /** The entry the last synchronous access used: the next one is likely in it too. */
+  #last: Entry | undefined;
 
   static {
     recordMap = (space, mapping, memory) => space.#map(mapping, memory);
@@ -140,6 +142,11 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
   readSync<T extends Uint8Array>(iova: number, target: T): T;
   readSync(iova: number, lengthOrTarget: number | Uint8Array): Uint8Array {
     const target = typeof lengthOrTarget === 'number' ? allocate(lengthOrTarget) : lengthOrTarget;
+    const entry = this.#within(iova, target.length);
+    if (entry !== undefined && entry.mapping.readable && entry.memory !== undefined) {
+      copyBytes(entry.memory, iova - entry.start, target, 0, target.length, false);
+      return target;
+    }
     this.#check(iova, target.length, 'read', true);
     this.#copy(iova, target, false);
     return target;
@@ -151,8 +158,29 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
    * @throws {@link DmaError} `'unmapped'`, `'read-only'` or `'not-mappable'` (use {@link DmaSpace.write})
    */
   writeSync(iova: number, data: Uint8Array): void {
+    const entry = this.#within(iova, data.length);
+    if (entry !== undefined && entry.mapping.writable && entry.memory !== undefined) {
+      copyBytes(entry.memory, iova - entry.start, data, 0, data.length, true);
+      return;
+    }
     this.#check(iova, data.length, 'write', true);
     this.#copy(iova, data, true);
+  }
+
+  /** The hot path: the entry holding all of a valid range, else undefined (then #check says why). */
+  #within(iova: number, length: number): Entry | undefined {
+    if (!Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 0) {
+      return undefined;
+    }
+    let entry = this.#last;
+    if (entry === undefined || iova < entry.start || iova >= entry.end) {
+      entry = this.#entries[this.#find(iova)];
+      if (entry === undefined) {
+        return undefined;
+      }
+      this.#last = entry;
+    }
+    return iova + length <= entry.end ? entry : undefined;
   }
 
   /**
@@ -252,7 +280,8 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
       if (entry.memory !== undefined) {
         copyBytes(entry.memory, at, data, done, n, write);
       } else {
-        transfers.push(this.#send(iova + done, data.subarray(done, done + n), write, iova, data.length));
+        const piece = done === 0 && n === data.length ? data : data.subarray(done, done + n);
+        transfers.push(this.#send(iova + done, piece, write, iova, data.length));
       }
       done += n;
     }
@@ -307,6 +336,7 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
 
   #setEntries(entries: Entry[]): void {
     this.#entries = entries;
+    this.#last = undefined;
     this.#mappings = Object.freeze(entries.map((e) => e.mapping));
   }
 }
