@@ -42,13 +42,15 @@ fi
     exit 1
 }
 module="$addon/build/Release/vfio_user.node"
-# It uses the installed shared object, not a copy of the library.
-ldd "$module" | grep -q "$work/prefix/.*libvfio-user.so.0" || {
+# It uses the installed shared object, not a copy of the library. (grep
+# reads all its input: with -q it may exit first, and under pipefail the
+# writer's SIGPIPE would fail the check.)
+ldd "$module" | grep "$work/prefix/.*libvfio-user.so.0" >/dev/null || {
     echo "FAIL: $module does not load $work/prefix's libvfio-user.so.0"
     ldd "$module"
     exit 1
 }
-if nm -D --defined-only "$module" | grep -q ' T vfu_'; then
+if nm -D --defined-only "$module" | grep ' T vfu_' >/dev/null; then
     echo "FAIL: $module contains the library itself"
     exit 1
 fi
