@@ -107,14 +107,17 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
 
   /**
    * A zero-copy view of mapped client memory. Writing to it writes guest
-   * memory. It must lie in one mapping, which must be `mapped`.
+   * memory. It must lie in one mapping, which must be `mapped`, readable
+   * and writable: the library maps memory with the client's permissions,
+   * and a write through a view of read-only memory would crash the
+   * process (readSync() copies read-only memory safely).
    *
    * When the client unmaps the memory (or disconnects), the addon detaches
    * the memory's ArrayBuffer before the library unmaps it: the view, and
    * every view made from its `buffer`, then has length 0 (a DataView over
    * it throws), so a kept view can never reach memory that is gone.
    *
-   * @throws {@link DmaError} `'unmapped'`, `'not-mappable'` or `'not-contiguous'`
+   * @throws {@link DmaError} `'unmapped'`, `'not-mappable'`, `'not-contiguous'`, `'read-only'` or `'write-only'`
    */
   view(iova: number, length: number): Buffer {
     checkRange(iova, length);
@@ -128,6 +131,10 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
       throw new DmaError('not-contiguous', iova, length, 'the range spans two mappings; readSync() and writeSync() take such ranges');
     }
     const memory = mappedMemory(entry, iova, length);
+    if (!entry.mapping.writable || !entry.mapping.readable) {
+      throw new DmaError(entry.mapping.writable ? 'write-only' : 'read-only', iova, length,
+        `a view needs a mapping the device may read and write; use readSync() / writeSync() for the one at 0x${entry.start.toString(16)}`);
+    }
     const at = iova - entry.start;
     return memory.subarray(at, at + length);
   }

@@ -126,6 +126,9 @@ describe('mapped memory, synchronously', () => {
     expect(dmaError(() => device.dma.writeSync(0x3ffc, Buffer.alloc(8, 1))).reason).toBe('unmapped');
     expect(device.dma.readSync(0x4000, 4)).toEqual(before);
     expect(dmaError(() => device.dma.readSync(0x5000, 4))).toMatchObject({ reason: 'write-only', code: 'EACCES' });
+    // A view could be written, and writing read-only mapped memory would crash the process.
+    expect(dmaError(() => device.dma.view(0x4000, 4))).toMatchObject({ reason: 'read-only' });
+    expect(dmaError(() => device.dma.view(0x5000, 4))).toMatchObject({ reason: 'write-only' });
 
     for (const attempt of [() => device.dma.view(0x8000, 4), () => device.dma.readSync(0x8000, 4), () => device.dma.writeSync(0x8000, Buffer.alloc(4))]) {
       const err = dmaError(attempt);
