@@ -27,8 +27,10 @@
  *     operations (BAR0 0x10-0x1c; the DMA_GO numbers are in `ops` below),
  *     4 KiB and 1 MiB C times each (a tenth of that through messages), and
  *     one pass of a summing loop over 64 MiB. A timing runs from the DMA_GO
- *     write until DMA_BUSY (0x28) reads 0. An operation the device does not
- *     have (DMA_ERR ENOTSUP) is reported with rate -1.
+ *     write until the device signals MSI-X vector 0, which it does when the
+ *     operation is done (an asynchronous one after its reply); meanwhile
+ *     the client answers the device's DMA messages. An operation the
+ *     device does not have (DMA_ERR ENOTSUP) is reported with rate -1.
  * bench_client startup --socket SOCKET [--pid PID] [--settle-ms MS]
  *     Connects as soon as the server listens (spinning: run it on another
  *     CPU than the server), negotiates, reads the server's own time from
@@ -61,7 +63,6 @@
 #define BAR0_DMA_ERR 0x1c
 #define BAR0_STARTUP_LO 0x20
 #define BAR0_STARTUP_HI 0x24
-#define BAR0_DMA_BUSY 0x28
 
 #define PCI_COMMAND_REG 0x04
 #define PCI_COMMAND_MASTER 0x4
@@ -558,6 +559,40 @@ cmd_irq(struct args *a)
 
 /* ---------------------------------------------------------------------- dma */
 
+/*
+ * Waits for the device's completion interrupt on `efd`, answering the
+ * DMA_READ / DMA_WRITE messages it sends meanwhile from the client's
+ * windows.
+ */
+static void
+wait_dma_done(struct vfu_test_client *c, int efd)
+{
+    static uint8_t msg[(1u << 20) + 64];
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = efd, .events = POLLIN }, { .fd = c->fd, .events = POLLIN } };
+        struct vfio_user_header hdr;
+        size_t len = 0, nfds = 0;
+
+        if (poll(p, 2, c->timeout_ms) <= 0) {
+            errno = ETIMEDOUT;
+            die("waiting for the DMA to finish");
+        }
+        if (p[0].revents & POLLIN) {
+            vfu_test_eventfd_read(efd);
+            return;
+        }
+        if (vfu_test_recv_msg(c, &hdr, msg, sizeof(msg), &len, NULL, &nfds) != 0) {
+            die("receive");
+        }
+        if ((hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
+            vfu_test_serve_dma_cmd(c, c->fd, &hdr, msg, len) != 0) {
+            errno = EPROTO;
+            die("a message other than DMA_READ / DMA_WRITE");
+        }
+    }
+}
+
 /* A shared mapping of a new memfd of `size` bytes, filled with a pattern. */
 static uint8_t *
 shared_memory(size_t size, int *memfd)
@@ -594,6 +629,7 @@ cmd_dma(struct args *a)
     };
     enum { NR_OPS = sizeof(ops) / sizeof(ops[0]) };
     static double rates[MAX_TARGETS][NR_OPS][256];
+    int efds[MAX_TARGETS];
     size_t reps = a->reps < 256 ? a->reps : 256;
     int memfd, sum_memfd;
     uint8_t *msg_mem = malloc(DMA_SIZE);
@@ -629,6 +665,7 @@ cmd_dma(struct args *a)
         if (ret != 0) {
             die_ret("DMA_MAP", ret);
         }
+        efds[t] = enable_msix(&clients[t]);
     }
     for (size_t r = 0; r <= reps; r++) {
         for (int o = 0; o < NR_OPS; o++) {
@@ -650,9 +687,7 @@ cmd_dma(struct args *a)
                 write32(c, BAR0, BAR0_DMA_COUNT, count);
                 t0 = vfu_test_now_ns();
                 write32(c, BAR0, BAR0_DMA_GO, ops[o].op);
-                while (read32(c, BAR0, BAR0_DMA_BUSY) != 0) {
-                    continue;
-                }
+                wait_dma_done(c, efds[t]);
                 t1 = vfu_test_now_ns();
                 err = read32(c, BAR0, BAR0_DMA_ERR);
                 if (err == ENOTSUP) {

@@ -29,11 +29,10 @@
 #define BAR0_IRQ_FAILED  0x0c /* triggers of the last IRQ_FIRE that failed */
 #define BAR0_DMA_LEN     0x10 /* bytes per DMA access */
 #define BAR0_DMA_COUNT   0x14 /* accesses per DMA_GO */
-#define BAR0_DMA_GO      0x18 /* write an operation (see dma_go) */
+#define BAR0_DMA_GO      0x18 /* write an operation (see dma_go); MSI-X 0 when done */
 #define BAR0_DMA_ERR     0x1c /* errno of the last DMA_GO, 0 if it worked */
 #define BAR0_STARTUP_LO  0x20 /* ns from setup start to the client's attach */
 #define BAR0_STARTUP_HI  0x24
-#define BAR0_DMA_BUSY    0x28 /* always 0: every operation here is synchronous */
 
 /* DMA_GO operations; the numbers are bench_client's. */
 enum {
@@ -168,7 +167,10 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
             break;
         case BAR0_DMA_LEN: b->dma_len = value; break;
         case BAR0_DMA_COUNT: b->dma_count = value; break;
-        case BAR0_DMA_GO: b->dma_err = dma_go(ctx, b, value); break;
+        case BAR0_DMA_GO:
+            b->dma_err = dma_go(ctx, b, value);
+            vfu_irq_trigger(ctx, 0);
+            break;
         default: break;
         }
         return 4;

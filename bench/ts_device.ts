@@ -20,7 +20,6 @@ const BAR0_DMA_GO = 0x18;
 const BAR0_DMA_ERR = 0x1c;
 const BAR0_STARTUP_LO = 0x20;
 const BAR0_STARTUP_HI = 0x24;
-const BAR0_DMA_BUSY = 0x28;
 const BENCH_ID = 0x5c0b0001;
 const EFAULT = 14;
 const EINVAL = 22;
@@ -39,7 +38,6 @@ class BenchDevice extends PciDevice {
   dmaLen = 0;
   dmaCount = 0;
   dmaErr = 0;
-  dmaBusy = 0;
   startupNs = 0;
   sum = 0;
   readonly dmaSource = Buffer.alloc(1 << 20, 0xa5);
@@ -60,7 +58,6 @@ class BenchDevice extends PciDevice {
         case BAR0_DMA_LEN: value = this.dmaLen; break;
         case BAR0_DMA_COUNT: value = this.dmaCount; break;
         case BAR0_DMA_ERR: value = this.dmaErr; break;
-        case BAR0_DMA_BUSY: value = this.dmaBusy; break;
         case BAR0_STARTUP_LO: value = this.startupNs % 2 ** 32; break;
         case BAR0_STARTUP_HI: value = Math.floor(this.startupNs / 2 ** 32); break;
       }
@@ -76,7 +73,7 @@ class BenchDevice extends PciDevice {
         case BAR0_IRQ_FIRE: this.fire(value); break;
         case BAR0_DMA_LEN: this.dmaLen = value; break;
         case BAR0_DMA_COUNT: this.dmaCount = value; break;
-        case BAR0_DMA_GO: this.dmaErr = this.dmaGo(value); break;
+        case BAR0_DMA_GO: this.dmaGo(value); break;
       }
     },
   };
@@ -108,7 +105,26 @@ class BenchDevice extends PciDevice {
     this.irqFailed = failed;
   }
 
-  private dmaGo(op: number): number {
+  /** Runs a DMA_GO operation and raises MSI-X vector 0 when it is done (the client waits for that). */
+  private dmaGo(op: number): void {
+    const pending = this.startDma(op);
+    if (typeof pending === 'number') {
+      this.dmaErr = pending;
+      this.msix(0);
+      return;
+    }
+    this.dmaErr = 0;
+    pending.then(
+      () => this.msix(0),
+      (err: { errno?: number }) => {
+        this.dmaErr = err.errno ?? EINVAL;
+        this.msix(0);
+      },
+    );
+  }
+
+  /** An errno when the operation ran (or failed) at once; a promise for the asynchronous ones. */
+  private startDma(op: number): number | Promise<void> {
     const len = this.dmaLen;
     if (op === Op.SUM_MAPPED || op === Op.SUM_PLAIN) {
       return this.sumGo(op, len);
@@ -144,13 +160,7 @@ class BenchDevice extends PciDevice {
       case Op.READ_ASYNC:
       case Op.MSG_READ:
       case Op.MSG_WRITE:
-        // Asynchronous: the client polls DMA_BUSY until it reads 0.
-        this.dmaBusy = 1;
-        void this.loop(op === Op.MSG_WRITE, iova, op === Op.MSG_WRITE ? source : sink, this.dmaCount).then(
-          () => { this.dmaBusy = 0; },
-          (err: { errno?: number }) => { this.dmaErr = err.errno ?? EINVAL; this.dmaBusy = 0; },
-        );
-        return 0;
+        return this.loop(op === Op.MSG_WRITE, iova, op === Op.MSG_WRITE ? source : sink, this.dmaCount);
     }
     return EINVAL;
   }
