@@ -55,7 +55,6 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::Realize>("realize"),
           InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
           InstanceMethod<&DeviceContext::Start>("start"),
-          InstanceMethod<&DeviceContext::IrqTrigger>("irqTrigger"),
           InstanceMethod<&DeviceContext::Close>("close"),
           InstanceMethod<&DeviceContext::MsixVectorMasked>("msixVectorMasked"),
           InstanceMethod<&DeviceContext::MsixPending>("msixPending"),
@@ -141,6 +140,22 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
     ThrowErrno(env, errno, "vfu_create_ctx");
     return;
   }
+  // irqTrigger as an own property whose function knows this object: a call
+  // then costs no napi_unwrap (a private-symbol lookup on the receiver).
+  trigger_handle_ = new TriggerHandle{this, 2};
+  napi_value trigger;
+  if (napi_create_function(env, "irqTrigger", NAPI_AUTO_LENGTH, IrqTriggerEntry,
+                           trigger_handle_, &trigger) != napi_ok ||
+      napi_add_finalizer(
+          env, trigger, trigger_handle_,
+          [](napi_env, void* data, void*) {
+            ReleaseTriggerHandle(static_cast<TriggerHandle*>(data));
+          },
+          nullptr, nullptr) != napi_ok) {
+    trigger_handle_->owners = 1;  // the function will not release it
+    return;
+  }
+  info.This().As<Napi::Object>().Set("irqTrigger", Napi::Value(env, trigger));
   vfu_setup_device_reset_cb(ctx_, ResetCb);
   if (HasHandler(kQuiesce)) {
     vfu_setup_device_quiesce_cb(ctx_, QuiesceCb);
@@ -153,6 +168,10 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
 DeviceContext::~DeviceContext() {
   // Finalizers must not run JS; the environment may be going away too.
   js_disabled_ = true;
+  if (trigger_handle_ != nullptr) {
+    trigger_handle_->context = nullptr;
+    ReleaseTriggerHandle(trigger_handle_);
+  }
   if (ctx_ != nullptr) {
     poll_.Close();
     vfu_destroy_ctx(ctx_);
@@ -491,6 +510,22 @@ Napi::Value DeviceContext::Start(const Napi::CallbackInfo& info) {
   // until close().
   Ref();
   return env.Undefined();
+}
+
+void DeviceContext::ReleaseTriggerHandle(TriggerHandle* handle) {
+  if (--handle->owners == 0) {
+    delete handle;
+  }
+}
+
+napi_value DeviceContext::IrqTriggerEntry(napi_env env, napi_callback_info raw) {
+  Napi::CallbackInfo info(env, raw);
+  DeviceContext* self = static_cast<TriggerHandle*>(info.Data())->context;
+  if (self == nullptr) {
+    ThrowErrno(info.Env(), EBADF, "irqTrigger");
+    return nullptr;
+  }
+  return self->IrqTrigger(info);
 }
 
 Napi::Value DeviceContext::IrqTrigger(const Napi::CallbackInfo& info) {

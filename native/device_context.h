@@ -28,6 +28,14 @@ struct Transfer {
   napi_ref done;
 };
 
+// What the irqTrigger function of a DeviceContext holds instead of
+// unwrapping its receiver on every call. Owned by the context and the
+// function together: whichever the garbage collector takes last frees it.
+struct TriggerHandle {
+  DeviceContext* context;
+  int owners;
+};
+
 // Accesses of up to this many bytes go through the preallocated ioViews.
 constexpr size_t kIoViewBytes = 64;
 
@@ -72,6 +80,10 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value ConfigSpace(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value IrqTrigger(const Napi::CallbackInfo& info);
+  // irqTrigger(vector), an own function of each object (the hot path of
+  // interrupts): it reaches the context through its TriggerHandle.
+  static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
+  static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetAttached(const Napi::CallbackInfo& info);
   Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
@@ -141,6 +153,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::ObjectReference handlers_;
   Napi::FunctionReference handlers_fn_[kHandlerCount];
   napi_async_context async_context_ = nullptr;
+  TriggerHandle* trigger_handle_ = nullptr;
 
   napi_ref io_views_[kIoViewBytes + 1] = {};
   uint8_t* io_bytes_ = nullptr;
