@@ -612,6 +612,55 @@ out:
     client_mem_free(&mem);
 }
 
+/* Floods the server with 9 MiB of posted writes before answering. */
+static int
+serve_after_flood(struct vfu_test_client *c, int fd,
+                  const struct vfio_user_header *hdr, const void *payload,
+                  size_t len, const int *fds, size_t nfds, void *opaque)
+{
+    const uint8_t *junk = opaque;
+
+    for (int i = 0; i < 9; i++) {
+        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX, 0,
+                                         1u << 20, junk) < 0) {
+            return -1;
+        }
+    }
+    return vfu_test_serve_dma_cmd(c, fd, hdr, payload, len);
+}
+
+/* What a wait keeps for later is bounded: past it the transfer fails. */
+static void
+test_flood_during_wait(void)
+{
+    struct fixture f;
+    struct client_mem mem = { 0 };
+    uint8_t *junk = calloc(1, 1u << 20);
+    uint8_t buf[16];
+
+    REQUIRE(junk != NULL);
+    if (!fixture_open(&f, "dmamsg-flood", NULL) ||
+        !client_mem_map(&f, &mem, 0x10000, PAGE, false, true, 0x0f)) {
+        goto out;
+    }
+    f.c.server_cmd_fn = serve_after_flood;
+    f.c.server_cmd_opaque = junk;
+    set_op(&f, 0x10000, sizeof(buf), false, 0, buf);
+    CHECK_EQ(sgl_io(&f), 1);
+    CHECK_EQ(f.dev.io_ret, -1);
+    CHECK_EQ(f.dev.io_errno, ENOBUFS);
+    /* The kept writes are served in turn (refused: too big for the BAR), and
+     * the device works on. */
+    f.c.server_cmd_fn = NULL;
+    CHECK_EQ(sgl_io(&f), 1);
+    CHECK_EQ(f.dev.io_ret, 0);
+    CHECK_EQ(vfu_test_server_disconnects(&f.srv), 0);
+out:
+    fixture_close(&f);
+    client_mem_free(&mem);
+    free(junk);
+}
+
 /* Does not answer; remembers the request to answer it later. */
 struct held_reply {
     struct vfio_user_header hdr;
@@ -1068,6 +1117,7 @@ main(void)
     RUN_TEST(test_refusals);
     RUN_TEST(test_malformed_replies);
     RUN_TEST(test_requests_during_wait);
+    RUN_TEST(test_flood_during_wait);
     RUN_TEST(test_timeout_and_late_reply);
     RUN_TEST(test_client_leaves_during_wait);
     RUN_TEST(test_async);
