@@ -26,6 +26,7 @@
       'target_name': 'vfio_user',
       'sources': [
         'native/addon.cc',
+        'native/copy_bytes.cc',
         'native/device_callbacks.cc',
         'native/device_context.cc',
         'native/errors.cc',

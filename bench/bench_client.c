@@ -20,10 +20,17 @@
  *     triggered K times) and the eventfd is drained after: the device's
  *     cost alone, without the client's wake-ups in between.
  * bench_client dma [--reps R] [--count4k C] [--count1m C] NAME=SOCKET...
- *     Maps 2 MiB of memfd memory for DMA; then times the device copying
- *     4 KiB and 1 MiB out of it and into it, C times each (BAR0 0x10-0x1c:
- *     DMA_GO 1 reads into new memory where the API allocates, 3 reads
- *     through a zero-copy view into the device's own memory, 2 writes).
+ *     Maps for DMA 2 MiB of memfd memory (the device maps it), 2 MiB of its
+ *     own memory without an fd (the device reaches it through DMA_READ /
+ *     DMA_WRITE messages, which this client answers while it waits for a
+ *     reply) and 64 MiB of memfd memory; then times the device's DMA
+ *     operations (BAR0 0x10-0x1c; the DMA_GO numbers are in `ops` below),
+ *     4 KiB and 1 MiB C times each (a tenth of that through messages), and
+ *     one pass of a summing loop over 64 MiB. A timing runs from the DMA_GO
+ *     write until the device signals MSI-X vector 0, which it does when the
+ *     operation is done (an asynchronous one after its reply); meanwhile
+ *     the client answers the device's DMA messages. An operation the
+ *     device does not have (DMA_ERR ENOTSUP) is reported with rate -1.
  * bench_client startup --socket SOCKET [--pid PID] [--settle-ms MS]
  *     Connects as soon as the server listens (spinning: run it on another
  *     CPU than the server), negotiates, reads the server's own time from
@@ -67,6 +74,9 @@
 
 #define DMA_IOVA 0x10000000ull
 #define DMA_SIZE (2u << 20)
+#define MSG_IOVA 0x20000000ull
+#define SUM_IOVA 0x40000000ull
+#define SUM_SIZE (64u << 20)
 #define MAX_TARGETS 32
 
 static void
@@ -549,33 +559,90 @@ cmd_irq(struct args *a)
 
 /* ---------------------------------------------------------------------- dma */
 
+/*
+ * Waits for the device's completion interrupt on `efd`, answering the
+ * DMA_READ / DMA_WRITE messages it sends meanwhile from the client's
+ * windows.
+ */
+static void
+wait_dma_done(struct vfu_test_client *c, int efd)
+{
+    static uint8_t msg[(1u << 20) + 64];
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = efd, .events = POLLIN }, { .fd = c->fd, .events = POLLIN } };
+        struct vfio_user_header hdr;
+        size_t len = 0, nfds = 0;
+
+        if (poll(p, 2, c->timeout_ms) <= 0) {
+            errno = ETIMEDOUT;
+            die("waiting for the DMA to finish");
+        }
+        if (p[0].revents & POLLIN) {
+            vfu_test_eventfd_read(efd);
+            return;
+        }
+        if (vfu_test_recv_msg(c, &hdr, msg, sizeof(msg), &len, NULL, &nfds) != 0) {
+            die("receive");
+        }
+        if ((hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
+            vfu_test_serve_dma_cmd(c, c->fd, &hdr, msg, len) != 0) {
+            errno = EPROTO;
+            die("a message other than DMA_READ / DMA_WRITE");
+        }
+    }
+}
+
+/* A shared mapping of a new memfd of `size` bytes, filled with a pattern. */
+static uint8_t *
+shared_memory(size_t size, int *memfd)
+{
+    uint8_t *mem;
+
+    *memfd = vfu_test_memfd(size);
+    if (*memfd < 0) {
+        die("memfd");
+    }
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *memfd, 0);
+    if (mem == MAP_FAILED) {
+        die("mmap");
+    }
+    for (size_t i = 0; i < size; i++) {
+        mem[i] = (uint8_t)(i * 7);
+    }
+    return mem;
+}
+
 static int
 cmd_dma(struct args *a)
 {
     static struct vfu_test_client clients[MAX_TARGETS];
-    static const struct { const char *name; uint32_t op, len; } ops[] = {
-        { "read-4k", 1, 4096 }, { "view-read-4k", 3, 4096 }, { "write-4k", 2, 4096 },
-        { "read-1m", 1, 1u << 20 }, { "view-read-1m", 3, 1u << 20 },
-        { "write-1m", 2, 1u << 20 },
+    /* count: 0 one per 4 KiB count, 1 per 1 MiB count, 2 a tenth of those, 3 one. */
+    static const struct { const char *name; uint32_t op, len, count; } ops[] = {
+        { "read-sync-4k", 1, 4096, 0 }, { "view-read-4k", 3, 4096, 0 },
+        { "write-sync-4k", 2, 4096, 0 }, { "read-async-4k", 4, 4096, 0 },
+        { "read-sync-1m", 1, 1u << 20, 1 }, { "view-read-1m", 3, 1u << 20, 1 },
+        { "write-sync-1m", 2, 1u << 20, 1 }, { "read-async-1m", 4, 1u << 20, 1 },
+        { "msg-read-4k", 5, 4096, 2 }, { "msg-write-4k", 6, 4096, 2 },
+        { "msg-read-1m", 5, 1u << 20, 2 }, { "msg-write-1m", 6, 1u << 20, 2 },
+        { "sum-mapped-64m", 7, SUM_SIZE, 3 }, { "sum-plain-64m", 8, SUM_SIZE, 3 },
     };
     enum { NR_OPS = sizeof(ops) / sizeof(ops[0]) };
     static double rates[MAX_TARGETS][NR_OPS][256];
+    int efds[MAX_TARGETS];
     size_t reps = a->reps < 256 ? a->reps : 256;
-    int memfd = vfu_test_memfd(DMA_SIZE);
-    uint8_t *mem;
+    int memfd, sum_memfd;
+    uint8_t *msg_mem = malloc(DMA_SIZE);
 
-    if (memfd < 0) {
-        die("memfd");
+    shared_memory(DMA_SIZE, &memfd);
+    shared_memory(SUM_SIZE, &sum_memfd);
+    if (msg_mem == NULL) {
+        die("malloc");
     }
-    mem = mmap(NULL, DMA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (mem == MAP_FAILED) {
-        die("mmap");
-    }
-    for (size_t i = 0; i < DMA_SIZE; i++) {
-        mem[i] = (uint8_t)(i * 7);
-    }
+    memset(msg_mem, 0x5a, DMA_SIZE);
     for (int t = 0; t < a->nr_targets; t++) {
         char *path = split_name(a->targets[t]);
+        uint32_t rw = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE;
         int ret;
 
         if (path == NULL) {
@@ -583,30 +650,52 @@ cmd_dma(struct args *a)
             return 2;
         }
         open_client(&clients[t], path, true);
-        ret = vfu_test_dma_map(&clients[t], VFIO_USER_F_DMA_REGION_READ |
-                               VFIO_USER_F_DMA_REGION_WRITE, 0, DMA_IOVA, DMA_SIZE,
-                               memfd);
+        /* The device may take a while over a large DMA. */
+        clients[t].timeout_ms = 60000;
+        ret = vfu_test_dma_map(&clients[t], rw, 0, DMA_IOVA, DMA_SIZE, memfd);
+        if (ret == 0) {
+            ret = vfu_test_dma_map(&clients[t], rw, 0, SUM_IOVA, SUM_SIZE, sum_memfd);
+        }
+        if (ret == 0) {
+            ret = vfu_test_client_add_dma_window(&clients[t], MSG_IOVA, msg_mem, DMA_SIZE);
+        }
+        if (ret == 0) {
+            ret = vfu_test_dma_map(&clients[t], rw, 0, MSG_IOVA, DMA_SIZE, -1);
+        }
         if (ret != 0) {
             die_ret("DMA_MAP", ret);
         }
+        efds[t] = enable_msix(&clients[t]);
     }
     for (size_t r = 0; r <= reps; r++) {
         for (int o = 0; o < NR_OPS; o++) {
             for (int t = 0; t < a->nr_targets; t++) {
                 struct vfu_test_client *c = &clients[t];
-                uint32_t count = (uint32_t)(ops[o].len == 4096 ? a->count4k : a->count1m);
+                unsigned long per[] = { a->count4k, a->count1m,
+                                        (ops[o].len == 4096 ? a->count4k : a->count1m) / 10, 1 };
+                uint32_t count = (uint32_t)per[ops[o].count];
                 uint64_t t0, t1;
                 uint32_t err;
 
-                if (r == 0) {
+                if (count == 0) {
+                    count = 1;
+                }
+                if (r == 0 && ops[o].count != 3) {
                     count = count / 10 + 1;   /* warm-up */
                 }
                 write32(c, BAR0, BAR0_DMA_LEN, ops[o].len);
                 write32(c, BAR0, BAR0_DMA_COUNT, count);
                 t0 = vfu_test_now_ns();
                 write32(c, BAR0, BAR0_DMA_GO, ops[o].op);
+                wait_dma_done(c, efds[t]);
                 t1 = vfu_test_now_ns();
                 err = read32(c, BAR0, BAR0_DMA_ERR);
+                if (err == ENOTSUP) {
+                    if (r > 0) {
+                        rates[t][o][r - 1] = -1;
+                    }
+                    continue;
+                }
                 if (err != 0) {
                     errno = (int)err;
                     fprintf(stderr, "bench_client: %s: ", a->targets[t]);

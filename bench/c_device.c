@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 #include "libvfio-user.h"
 
@@ -28,10 +29,23 @@
 #define BAR0_IRQ_FAILED  0x0c /* triggers of the last IRQ_FIRE that failed */
 #define BAR0_DMA_LEN     0x10 /* bytes per DMA access */
 #define BAR0_DMA_COUNT   0x14 /* accesses per DMA_GO */
-#define BAR0_DMA_GO      0x18 /* write 1 or 3: read, 2: write the first mapping */
+#define BAR0_DMA_GO      0x18 /* write an operation (see dma_go); MSI-X 0 when done */
 #define BAR0_DMA_ERR     0x1c /* errno of the last DMA_GO, 0 if it worked */
 #define BAR0_STARTUP_LO  0x20 /* ns from setup start to the client's attach */
 #define BAR0_STARTUP_HI  0x24
+
+/* DMA_GO operations; the numbers are bench_client's. */
+enum {
+    OP_READ = 1,        /* memcpy out of mapped memory */
+    OP_WRITE = 2,       /* memcpy into it */
+    OP_VIEW_READ = 3,   /* the same as OP_READ in C */
+    OP_ASYNC_READ = 4,  /* the same as OP_READ in C */
+    OP_MSG_READ = 5,    /* vfu_sgl_read() of memory without an fd: DMA_READ */
+    OP_MSG_WRITE = 6,   /* vfu_sgl_write(): DMA_WRITE */
+};
+
+/* Mappings this long are the TypeScript summing loop's; not used here. */
+#define SUM_MAPPING (64u << 20)
 
 #define BENCH_ID 0x5c0b0001u
 #define BAR_SIZE 0x1000
@@ -47,6 +61,8 @@ struct bench {
     uint64_t startup_ns;
     uint8_t *dma;            /* the first mapping with memory, or NULL */
     size_t dma_size;
+    uint64_t msg_iova;       /* the first mapping without memory */
+    size_t msg_size;         /* 0 if there is none */
     uint8_t *dma_buf;        /* the device's side of a DMA copy */
 };
 
@@ -68,27 +84,63 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One DMA_READ or DMA_WRITE exchange per call, as upstream's API does it. */
 static uint32_t
-dma_go(struct bench *b, uint32_t op)
+dma_message(vfu_ctx_t *ctx, struct bench *b, bool write)
 {
+    char sg[64];
+    dma_sg_t *entry = (dma_sg_t *)sg;
     size_t len = b->dma_len;
 
-    if (b->dma == NULL) {
+    if (dma_sg_size() > sizeof(sg)) {
+        return ENOMEM;
+    }
+    if (b->msg_size == 0) {
         return EFAULT;
     }
-    if (len > b->dma_size || b->dma_buf == NULL || op < 1 || op > 3) {
+    if (len > b->msg_size) {
         return EINVAL;
     }
     for (uint32_t i = 0; i < b->dma_count; i++) {
-        if (op == 1 || op == 3) {
-            memcpy(b->dma_buf, b->dma, len);
-        } else {
+        if (vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)b->msg_iova, len, entry, 1,
+                            write ? PROT_WRITE : PROT_READ) != 1) {
+            return errno != 0 ? (uint32_t)errno : EINVAL;
+        }
+        if ((write ? vfu_sgl_write(ctx, entry, 1, b->dma_buf, 0)
+                   : vfu_sgl_read(ctx, entry, 1, b->dma_buf, 0)) < 0) {
+            return (uint32_t)errno;
+        }
+    }
+    return 0;
+}
+
+static uint32_t
+dma_go(vfu_ctx_t *ctx, struct bench *b, uint32_t op)
+{
+    size_t len = b->dma_len;
+
+    if (op == OP_MSG_READ || op == OP_MSG_WRITE) {
+        return dma_message(ctx, b, op == OP_MSG_WRITE);
+    }
+    if (op < OP_READ || op > OP_ASYNC_READ) {
+        return ENOTSUP;
+    }
+    if (b->dma == NULL) {
+        return EFAULT;
+    }
+    if (len > b->dma_size || b->dma_buf == NULL) {
+        return EINVAL;
+    }
+    for (uint32_t i = 0; i < b->dma_count; i++) {
+        if (op == OP_WRITE) {
             memcpy(b->dma, b->dma_buf, len);
+        } else {
+            memcpy(b->dma_buf, b->dma, len);
         }
         /* Keep every copy: the compiler may not fold the loop. */
         __asm__ __volatile__("" : : "r"(b->dma_buf), "r"(b->dma) : "memory");
     }
-    return op >= 1 && op <= 3 ? 0 : EINVAL;
+    return 0;
 }
 
 static ssize_t
@@ -115,7 +167,10 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
             break;
         case BAR0_DMA_LEN: b->dma_len = value; break;
         case BAR0_DMA_COUNT: b->dma_count = value; break;
-        case BAR0_DMA_GO: b->dma_err = dma_go(b, value); break;
+        case BAR0_DMA_GO:
+            b->dma_err = dma_go(ctx, b, value);
+            vfu_irq_trigger(ctx, 0);
+            break;
         default: break;
         }
         return 4;
@@ -170,9 +225,13 @@ dma_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
     struct bench *b = vfu_get_private(ctx);
 
-    if (b->dma == NULL && info->vaddr != NULL) {
+    if (b->dma == NULL && info->vaddr != NULL && info->iova.iov_len < SUM_MAPPING) {
         b->dma = info->vaddr;
         b->dma_size = info->iova.iov_len;
+    }
+    if (b->msg_size == 0 && info->vaddr == NULL) {
+        b->msg_iova = (uint64_t)(uintptr_t)info->iova.iov_base;
+        b->msg_size = info->iova.iov_len;
     }
 }
 
@@ -181,9 +240,12 @@ dma_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
     struct bench *b = vfu_get_private(ctx);
 
-    if (info->vaddr == b->dma) {
+    if (info->vaddr != NULL && info->vaddr == b->dma) {
         b->dma = NULL;
         b->dma_size = 0;
+    }
+    if (info->vaddr == NULL && (uint64_t)(uintptr_t)info->iova.iov_base == b->msg_iova) {
+        b->msg_size = 0;
     }
 }
 

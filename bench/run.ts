@@ -370,33 +370,52 @@ async function main(): Promise<void> {
     irqRows('during', []);
     irqRows('after', ['--drain-after']);
 
-    log('DMA over mapped memory');
+    log('DMA: mapped memory, messages, and a loop over 64 MiB of guest memory');
     const dma = client(['dma', '--reps', String(IRQ_REPS), `c=${cdev.socket}`, `ts=${tsdev.socket}`]);
     raw.dma = dma;
     const dmaResults = dma.results as Array<{ name: string; op: string; rep_bytes_per_s: number[]; median_bytes_per_s: number }>;
-    const dmaOps: Array<[string, string, string]> = [
-      ['read-4k', 'dmaRead() 4 KiB (a new Buffer)', 'memcpy 4 KiB out'],
-      ['view-read-4k', 'dmaView() 4 KiB copied into own memory', 'memcpy 4 KiB out'],
-      ['write-4k', 'dmaWrite() 4 KiB', 'memcpy 4 KiB in'],
-      ['read-1m', 'dmaRead() 1 MiB (a new Buffer)', 'memcpy 1 MiB out'],
-      ['view-read-1m', 'dmaView() 1 MiB copied into own memory', 'memcpy 1 MiB out'],
-      ['write-1m', 'dmaWrite() 1 MiB', 'memcpy 1 MiB in'],
-    ];
-    const group = 'DMA, mapped memory';
-    for (const [op, tsName, cName] of dmaOps) {
-      const c = dmaResults.find((r) => r.name === 'c' && r.op === op)!;
-      const ts = dmaResults.find((r) => r.name === 'ts' && r.op === op)!;
-      if (!rows.some((r) => r.id === cName)) {
-        rows.push({ group, name: `C: ${cName}`, id: cName, value: c.median_bytes_per_s / 1e9, unit: 'GB/s' });
+    const dmaResult = (name: string, op: string): { rep_bytes_per_s: number[]; median_bytes_per_s: number } | undefined => {
+      const found = dmaResults.find((r) => r.name === name && r.op === op);
+      // -1: the device has no such operation.
+      return found === undefined || found.median_bytes_per_s < 0 ? undefined : found;
+    };
+    const rate = (r: { median_bytes_per_s: number } | undefined): number | undefined => (r === undefined ? undefined : r.median_bytes_per_s / 1e9);
+    const cost = (base: { rep_bytes_per_s: number[] } | undefined, r: { rep_bytes_per_s: number[] } | undefined): number | undefined =>
+      base === undefined || r === undefined ? undefined : median(base.rep_bytes_per_s.map((v, i) => v / r.rep_bytes_per_s[i]));
+    const dmaRows = (group: string, ops: Array<[op: string, tsName: string, cOp: string, cName: string]>): void => {
+      for (const [op, tsName, cOp, cName] of ops) {
+        const c = dmaResult('c', cOp);
+        const ts = dmaResult('ts', op);
+        if (!rows.some((r) => r.id === cName)) {
+          rows.push({ group, name: `C: ${cName}`, id: cName, value: rate(c), unit: 'GB/s' });
+        }
+        rows.push({ group, name: `TS: ${tsName}`, value: rate(ts), unit: 'GB/s', baseline: cName, ratio: cost(c, ts) });
       }
-      rows.push({
-        group, name: `TS: ${tsName}`, value: ts.median_bytes_per_s / 1e9, unit: 'GB/s', baseline: cName,
-        ratio: median(c.rep_bytes_per_s.map((v, i) => v / ts.rep_bytes_per_s[i])),
-      });
-    }
-    for (const size of ['4 KiB', '1 MiB']) {
-      rows.push({ group: 'DMA through DMA_READ/DMA_WRITE messages', name: `TS: read and write ${size} (not implemented yet)`, unit: 'GB/s' });
-    }
+    };
+    dmaRows('DMA, mapped memory', [
+      ['read-sync-4k', 'dma.readSync() 4 KiB into a Buffer it has', 'read-sync-4k', 'memcpy 4 KiB out'],
+      ['view-read-4k', 'dma.view() 4 KiB copied into own memory', 'read-sync-4k', 'memcpy 4 KiB out'],
+      ['read-async-4k', 'await dma.read() 4 KiB into a Buffer it has', 'read-sync-4k', 'memcpy 4 KiB out'],
+      ['write-sync-4k', 'dma.writeSync() 4 KiB', 'write-sync-4k', 'memcpy 4 KiB in'],
+      ['read-sync-1m', 'dma.readSync() 1 MiB into a Buffer it has', 'read-sync-1m', 'memcpy 1 MiB out'],
+      ['view-read-1m', 'dma.view() 1 MiB copied into own memory', 'read-sync-1m', 'memcpy 1 MiB out'],
+      ['read-async-1m', 'await dma.read() 1 MiB into a Buffer it has', 'read-sync-1m', 'memcpy 1 MiB out'],
+      ['write-sync-1m', 'dma.writeSync() 1 MiB', 'write-sync-1m', 'memcpy 1 MiB in'],
+    ]);
+    dmaRows('DMA through DMA_READ/DMA_WRITE messages (the C client answers)', [
+      ['msg-read-4k', 'await dma.read() 4 KiB', 'msg-read-4k', 'vfu_sgl_read() 4 KiB'],
+      ['msg-write-4k', 'await dma.write() 4 KiB', 'msg-write-4k', 'vfu_sgl_write() 4 KiB'],
+      ['msg-read-1m', 'await dma.read() 1 MiB', 'msg-read-1m', 'vfu_sgl_read() 1 MiB'],
+      ['msg-write-1m', 'await dma.write() 1 MiB', 'msg-write-1m', 'vfu_sgl_write() 1 MiB'],
+    ]);
+    const plainSum = dmaResult('ts', 'sum-plain-64m');
+    const mappedSum = dmaResult('ts', 'sum-mapped-64m');
+    const sgroup64 = 'a TypeScript loop summing 64 MiB (Uint32Array)';
+    rows.push({ group: sgroup64, name: 'over a plain Buffer', id: 'plain Buffer', value: rate(plainSum), unit: 'GB/s' });
+    rows.push({
+      group: sgroup64, name: 'over mapped guest memory (dma.view), target x baseline <= 2', value: rate(mappedSum), unit: 'GB/s',
+      baseline: 'plain Buffer', ratio: cost(plainSum, mappedSum),
+    });
 
     for (const server of [floor, framed, cdev, tsdev]) {
       await stopServer(server);

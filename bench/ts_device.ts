@@ -23,6 +23,14 @@ const BAR0_STARTUP_HI = 0x24;
 const BENCH_ID = 0x5c0b0001;
 const EFAULT = 14;
 const EINVAL = 22;
+/** Mappings at least this long are for the summing loop. */
+const SUM_MAPPING = 64 << 20;
+
+/** DMA_GO operations (see bench/bench_client.c). */
+const Op = {
+  READ_SYNC: 1, WRITE_SYNC: 2, VIEW_COPY: 3, READ_ASYNC: 4,
+  MSG_READ: 5, MSG_WRITE: 6, SUM_MAPPED: 7, SUM_PLAIN: 8,
+} as const;
 
 class BenchDevice extends PciDevice {
   scratch = 0;
@@ -31,8 +39,11 @@ class BenchDevice extends PciDevice {
   dmaCount = 0;
   dmaErr = 0;
   startupNs = 0;
+  sum = 0;
   readonly dmaSource = Buffer.alloc(1 << 20, 0xa5);
   readonly dmaSink = Buffer.alloc(1 << 20);
+  /** A plain Buffer the size of the summed guest memory, filled alike. */
+  private plain: Buffer | undefined;
 
   readonly raw: RegionHandler = {
     read: (offset: number, data: Buffer): void => {
@@ -62,7 +73,7 @@ class BenchDevice extends PciDevice {
         case BAR0_IRQ_FIRE: this.fire(value); break;
         case BAR0_DMA_LEN: this.dmaLen = value; break;
         case BAR0_DMA_COUNT: this.dmaCount = value; break;
-        case BAR0_DMA_GO: this.dmaErr = this.dmaGo(value); break;
+        case BAR0_DMA_GO: this.dmaGo(value); break;
       }
     },
   };
@@ -94,38 +105,107 @@ class BenchDevice extends PciDevice {
     this.irqFailed = failed;
   }
 
-  private dmaGo(op: number): number {
-    const mapping = this.dmaMappings.find((m) => m.memory !== undefined);
+  /** Runs a DMA_GO operation and raises MSI-X vector 0 when it is done (the client waits for that). */
+  private dmaGo(op: number): void {
+    const pending = this.startDma(op);
+    if (typeof pending === 'number') {
+      this.dmaErr = pending;
+      this.msix(0);
+      return;
+    }
+    this.dmaErr = 0;
+    pending.then(
+      () => this.msix(0),
+      (err: { errno?: number }) => {
+        this.dmaErr = err.errno ?? EINVAL;
+        this.msix(0);
+      },
+    );
+  }
+
+  /** An errno when the operation ran (or failed) at once; a promise for the asynchronous ones. */
+  private startDma(op: number): number | Promise<void> {
+    const len = this.dmaLen;
+    if (op === Op.SUM_MAPPED || op === Op.SUM_PLAIN) {
+      return this.sumGo(op, len);
+    }
+    const messages = op === Op.MSG_READ || op === Op.MSG_WRITE;
+    const mapping = this.dma.mappings.find((m) => m.mapped !== messages && m.length < SUM_MAPPING);
     if (mapping === undefined) {
       return EFAULT;
     }
     const { iova } = mapping;
-    const len = this.dmaLen;
     if (len > mapping.length || len > this.dmaSource.length || len > this.dmaSink.length) {
       return EINVAL;
     }
-    if (op === 1) {
-      for (let i = 0; i < this.dmaCount; i++) {
-        this.dmaRead(iova, len);
-      }
-      return 0;
-    }
-    if (op === 2) {
-      const source = this.dmaSource.subarray(0, len);
-      for (let i = 0; i < this.dmaCount; i++) {
-        this.dmaWrite(iova, source);
-      }
-      return 0;
-    }
-    if (op === 3) {
-      // Zero-copy view, copied into memory the device already has.
-      for (let i = 0; i < this.dmaCount; i++) {
-        this.dmaView(iova, len).copy(this.dmaSink);
-      }
-      return 0;
+    const sink = this.dmaSink.subarray(0, len);
+    const source = this.dmaSource.subarray(0, len);
+    switch (op) {
+      case Op.READ_SYNC:
+        for (let i = 0; i < this.dmaCount; i++) {
+          this.dma.readSync(iova, sink);
+        }
+        return 0;
+      case Op.WRITE_SYNC:
+        for (let i = 0; i < this.dmaCount; i++) {
+          this.dma.writeSync(iova, source);
+        }
+        return 0;
+      case Op.VIEW_COPY:
+        // Zero-copy view, copied into memory the device already has.
+        for (let i = 0; i < this.dmaCount; i++) {
+          this.dma.view(iova, len).copy(this.dmaSink);
+        }
+        return 0;
+      case Op.READ_ASYNC:
+      case Op.MSG_READ:
+      case Op.MSG_WRITE:
+        return this.loop(op === Op.MSG_WRITE, iova, op === Op.MSG_WRITE ? source : sink, this.dmaCount);
     }
     return EINVAL;
   }
+
+  /** One access at a time, each awaited, as a device's engine would do them. */
+  private async loop(write: boolean, iova: number, data: Buffer, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      if (write) {
+        await this.dma.write(iova, data);
+      } else {
+        await this.dma.read(iova, data);
+      }
+    }
+  }
+
+  /** Sums 32-bit words of the large mapping, or of a plain Buffer of the same size. */
+  private sumGo(op: number, len: number): number {
+    const mapping = this.dma.mappings.find((m) => m.mapped && m.length >= SUM_MAPPING);
+    if (mapping === undefined || len > mapping.length || len % 4 !== 0) {
+      return mapping === undefined ? EFAULT : EINVAL;
+    }
+    let bytes: Buffer;
+    if (op === Op.SUM_MAPPED) {
+      bytes = this.dma.view(mapping.iova, len);
+    } else {
+      if (this.plain?.length !== len) {
+        this.plain = Buffer.from(this.dma.view(mapping.iova, len));
+      }
+      bytes = this.plain;
+    }
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, len / 4);
+    for (let i = 0; i < this.dmaCount; i++) {
+      this.sum = sumWords(words);
+    }
+    return 0;
+  }
+}
+
+/** The loop under test: the same function for both kinds of memory. */
+function sumWords(words: Uint32Array): number {
+  let sum = 0;
+  for (let i = 0; i < words.length; i++) {
+    sum = (sum + words[i]) >>> 0;
+  }
+  return sum;
 }
 
 function main(): void {

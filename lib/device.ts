@@ -6,34 +6,8 @@
  */
 import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
-import { DeviceStoppedError, errorFromCode } from './errors';
 import { isRunningState, type MigrationState } from './migration';
-
-/** A range of client memory the client made available for DMA. */
-export interface DmaMapping {
-  /** Address of the range in the client's (guest's) DMA address space. */
-  readonly iova: number;
-  /** Length in bytes. */
-  readonly length: number;
-  /** The device may read it. */
-  readonly readable: boolean;
-  /** The device may write it. */
-  readonly writable: boolean;
-  /**
-   * The memory itself, zero-copy, when the client passed a file descriptor
-   * and granted both read and write; it becomes empty once the client
-   * unmaps the range. A mapping the device may not write has none: its
-   * memory is mapped read-only in this process, where a write through a
-   * view would crash it, so it is read by copying ({@link PciDevice.dmaRead}).
-   */
-  readonly memory?: Buffer;
-}
-
-/** A mapping and the memory behind it, which only the device's methods reach. */
-interface DmaEntry {
-  readonly mapping: DmaMapping;
-  readonly memory: Buffer | undefined;
-}
+import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
 
 /**
  * What the server serving a device does for it.
@@ -50,8 +24,6 @@ export interface DeviceBinding {
   msixPending(vector: number): boolean;
   /** Config-space offsets of the capabilities added. */
   readonly capabilityOffsets: ReadonlyMap<CapabilityKind, readonly number[]>;
-  /** Tells the library the device wrote client memory (dirty-page logging). */
-  markDirty(iova: number, length: number): void;
 }
 
 /** Interrupts a device raised while stopped for migration, by kind: delivered when it runs again. */
@@ -61,9 +33,13 @@ export type HeldInterrupts = Record<InterruptKind, Set<number>>;
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
   readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
-  dma: DmaEntry[] = [];
   migrationState: MigrationState = 'running';
   held: HeldInterrupts = { intx: new Set(), msi: new Set(), msix: new Set() };
+  // What raising an interrupt reads, looked up once when the device is
+  // bound: the config space and its MSI-X / MSI flags offsets (-1: none).
+  config: Buffer = Buffer.alloc(0);
+  msixFlags = -1;
+  msiFlags = -1;
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -105,6 +81,13 @@ export class PciDevice {
   readonly description: Readonly<DeviceDescription>;
   /** Always true: lets the CLI recognise devices made by another copy of this package. */
   readonly [PCI_DEVICE_BRAND] = true;
+  /**
+   * Client (guest) memory by DMA: what the client mapped, zero-copy views
+   * and synchronous copies where it is mapped into this process, and
+   * asynchronous reads and writes that work whether it is or not (see
+   * {@link DmaSpace}).
+   */
+  readonly dma = new DmaSpace();
 
   /**
    * @param description - what the device is
@@ -156,7 +139,7 @@ export class PciDevice {
       throw new Error('the device description has no intx: true');
     }
     const { binding } = runtime;
-    if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== 'intx') {
+    if (binding === undefined || interruptMode(runtime) !== 'intx') {
       return false;
     }
     return raise(runtime, binding, 'intx', 0);
@@ -284,45 +267,6 @@ export class PciDevice {
     return capabilityOffsetOf(runtimeOf(this), kind);
   }
 
-  /** The DMA mappings the connected client has made. */
-  get dmaMappings(): readonly DmaMapping[] {
-    return runtimeOf(this).dma.map((entry) => entry.mapping);
-  }
-
-  /**
-   * A zero-copy view of client memory at `iova`: valid until the client
-   * unmaps it (it then becomes empty). Only for mappings the client made
-   * readable and writable: a view of read-only memory could be written,
-   * and the write would crash the process.
-   *
-   * @throws {@link VfioUserError} EFAULT when the range is not inside one
-   *   mapping with memory, EACCES when that mapping is not read-write
-   */
-  dmaView(iova: number, length: number): Buffer {
-    return dmaRange(runtimeOf(this), iova, length, 'view');
-  }
-
-  /**
-   * Copies `length` bytes out of client memory.
-   *
-   * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is not readable
-   */
-  dmaRead(iova: number, length: number): Buffer {
-    return Buffer.from(dmaRange(runtimeOf(this), iova, length, 'read'));
-  }
-
-  /**
-   * Copies `data` into client memory, and marks the pages dirty for the
-   * client's dirty-page logging.
-   *
-   * @throws {@link VfioUserError} EFAULT when unmapped, EACCES when the mapping is read-only
-   */
-  dmaWrite(iova: number, data: Uint8Array): void {
-    const runtime = runtimeOf(this);
-    dmaRange(runtime, iova, data.length, 'write').set(data);
-    runtime.binding?.markDirty(iova, data.length);
-  }
-
   /**
    * Hook: the device is being reset. Register maps and other BAR handlers
    * with a `reset()` method have already been reset, except for
@@ -364,12 +308,12 @@ export class PciDevice {
    */
   onResume(): void {}
 
-  /** Hook: the client mapped memory for DMA. */
+  /** Hook: the client mapped memory for DMA (before `dma` emits `'map'`). */
   onDmaMap(mapping: DmaMapping): void {
     void mapping;
   }
 
-  /** Hook: the client unmapped memory; its `memory` is about to become empty. */
+  /** Hook: the client unmapped memory (before `dma` emits `'unmap'`); views of it become empty after. */
   onDmaUnmap(mapping: DmaMapping): void {
     void mapping;
   }
@@ -383,45 +327,18 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
 }
 
-/**
- * The memory of `[iova, iova + length)` for one kind of access, checked
- * against the permissions the client granted. The memory of a mapping
- * without PROT_WRITE is mapped read-only: no writable view of it may leave.
- */
-function dmaRange(runtime: DeviceRuntime, iova: number, length: number, access: 'read' | 'write' | 'view'): Buffer {
-  // Every DMA entry point goes through here: no DMA while stopped for migration.
-  if (!isRunningState(runtime.migrationState)) {
-    throw new DeviceStoppedError('dma', runtime.migrationState);
-  }
-  if (!Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw errorFromCode('EINVAL', 'dma', `iova and length must be non-negative safe integers, not ${iova} and ${length}`);
-  }
-  const entry = runtime.dma.find(({ mapping: m }) => iova >= m.iova && iova + length <= m.iova + m.length);
-  if (entry?.memory === undefined || entry.memory.length === 0) {
-    throw errorFromCode('EFAULT', 'dma', `no mapped memory at 0x${iova.toString(16)} (+${length})`);
-  }
-  const { mapping, memory } = entry;
-  const allowed =
-    access === 'read' ? mapping.readable : access === 'write' ? mapping.writable : mapping.readable && mapping.writable;
-  if (!allowed) {
-    const granted = mapping.readable ? 'read-only' : mapping.writable ? 'write-only' : 'neither readable nor writable';
-    throw errorFromCode('EACCES', 'dma', `mapping at 0x${mapping.iova.toString(16)} is ${granted}: no ${access}`);
-  }
-  const start = iova - mapping.iova;
-  return memory.subarray(start, start + length);
+/** Whether a flags word of config space (MSI-X or MSI message control) has `bit` set; false without one. */
+function flagSet(config: Buffer, flags: number, bit: number): boolean {
+  return flags >= 0 && ((config[flags] | (config[flags + 1] << 8)) & bit) !== 0;
 }
 
 /** The interrupt type the function signals, chosen by config space as the library chooses it. */
-function interruptMode(runtime: DeviceRuntime, config: Buffer): InterruptKind {
-  const msix = capabilityOffsetOf(runtime, 'msix');
-  if (msix !== undefined && (config.readUInt16LE(msix + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0) {
+function interruptMode(runtime: DeviceRuntime): InterruptKind {
+  const { config } = runtime;
+  if (flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE)) {
     return 'msix';
   }
-  const msi = capabilityOffsetOf(runtime, 'msi');
-  if (msi !== undefined && (config.readUInt16LE(msi + Msi.FLAGS) & Msi.FLAGS_ENABLE) !== 0) {
-    return 'msi';
-  }
-  return 'intx';
+  return flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE) ? 'msi' : 'intx';
 }
 
 function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number): void {
@@ -431,10 +348,14 @@ function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number
   }
 }
 
+/** msi() and msix(): the hot path of interrupts, so the mode test is inline. */
 function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): boolean {
   checkVector(runtime, kind, vector);
-  const { binding } = runtime;
-  if (binding === undefined || interruptMode(runtime, binding.configSpace()) !== kind) {
+  const { binding, config } = runtime;
+  if (binding === undefined || flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE) !== (kind === 'msix')) {
+    return false;
+  }
+  if (kind === 'msi' && !flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE)) {
     return false;
   }
   return raise(runtime, binding, kind, vector);
@@ -461,9 +382,13 @@ export function bindDevice(device: PciDevice, binding: DeviceBinding | undefined
     throw new Error('the device is already being served');
   }
   runtime.binding = binding;
-  if (binding === undefined) {
-    runtime.dma = [];
-  }
+  runtime.config = binding?.configSpace() ?? Buffer.alloc(0);
+  const flagsOffset = (kind: CapabilityKind, field: number): number => {
+    const cap = binding?.capabilityOffsets.get(kind)?.[0];
+    return cap === undefined ? -1 : cap + field;
+  };
+  runtime.msixFlags = flagsOffset('msix', Msix.FLAGS);
+  runtime.msiFlags = flagsOffset('msi', Msi.FLAGS);
 }
 
 /** @internal Records a mask change from the client. */
@@ -478,25 +403,10 @@ export function recordMask(device: PciDevice, kind: InterruptKind, start: number
   }
 }
 
-/**
- * @internal Records a DMA mapping change from the client; `memory` is the
- * mapped memory, whatever its protection (only the device's methods see it).
- */
-export function recordDma(device: PciDevice, mapping: DmaMapping, mapped: boolean, memory?: Buffer): void {
-  const runtime = runtimeOf(device);
-  runtime.dma = mapped
-    ? [...runtime.dma, { mapping, memory }]
-    : runtime.dma.filter(({ mapping: m }) => m.iova !== mapping.iova || m.length !== mapping.length);
-}
-
-/** @internal Finds the recorded mapping of a range. */
-export function findDma(device: PciDevice, iova: number, length: number): DmaMapping | undefined {
-  return runtimeOf(device).dma.find(({ mapping: m }) => m.iova === iova && m.length === length)?.mapping;
-}
-
 /** @internal Records the device's migration state. */
 export function setMigrationState(device: PciDevice, state: MigrationState): void {
   runtimeOf(device).migrationState = state;
+  dmaStopped(device.dma, isRunningState(state) ? undefined : state);
 }
 
 /** @internal The interrupts held while stopped. */
@@ -521,7 +431,7 @@ export function deliverHeldInterrupts(device: PciDevice): void {
   if (binding === undefined) {
     return;
   }
-  const mode = interruptMode(runtime, binding.configSpace());
+  const mode = interruptMode(runtime);
   for (const vector of held[mode]) {
     binding.trigger(vector);
   }

@@ -221,3 +221,59 @@ export class MigrationTransitionError extends VfioUserError {
     this.to = to;
   }
 }
+
+/** Why a {@link DmaError} was thrown. */
+export type DmaErrorReason =
+  /** Some byte of the range is in no mapping of the client. */
+  | 'unmapped'
+  /** A write to a mapping the client made read-only. */
+  | 'read-only'
+  /** A read of a mapping the client made write-only. */
+  | 'write-only'
+  /** A view or synchronous access to memory the client mapped without a file descriptor: use `dma.read()` / `dma.write()`. */
+  | 'not-mappable'
+  /** A view across two mappings, which are not one piece of memory here. */
+  | 'not-contiguous'
+  /** The client went away (or the server closed) before the transfer finished. */
+  | 'disconnected'
+  /** The client answered a DMA_READ / DMA_WRITE message with an error (its errno is `errno`). */
+  | 'refused';
+
+const DMA_ERRNO: Readonly<Record<Exclude<DmaErrorReason, 'refused'>, string>> = {
+  unmapped: 'EFAULT',
+  'read-only': 'EACCES',
+  'write-only': 'EACCES',
+  'not-mappable': 'EOPNOTSUPP',
+  'not-contiguous': 'EFAULT',
+  disconnected: 'ENOTCONN',
+};
+
+/**
+ * A DMA access to client (guest) memory failed, before or during the
+ * transfer. `reason` says why; `errno` is EFAULT (unmapped, not contiguous),
+ * EACCES (read-only, write-only), EOPNOTSUPP (not mappable), ENOTCONN
+ * (disconnected) or the client's own errno (refused).
+ */
+export class DmaError extends VfioUserError {
+  /** Why the access failed. */
+  readonly reason: DmaErrorReason;
+  /** First byte of the access. */
+  readonly iova: number;
+  /** Length of the access in bytes. */
+  readonly length: number;
+
+  /**
+   * @param reason - why it failed
+   * @param iova - first byte of the access
+   * @param length - its length
+   * @param detail - what exactly, for the message
+   * @param errno - the client's errno, for `'refused'`
+   */
+  constructor(reason: DmaErrorReason, iova: number, length: number, detail: string, errno?: number) {
+    super(reason === 'refused' ? (errno ?? 5) : (errnoValue(DMA_ERRNO[reason]) ?? 5), 'dma', `[0x${iova.toString(16)}, +0x${length.toString(16)}): ${detail}`);
+    this.name = 'DmaError';
+    this.reason = reason;
+    this.iova = iova;
+    this.length = length;
+  }
+}

@@ -5,7 +5,8 @@
  *
  * @packageDocumentation
  */
-export { PciDevice, type DmaMapping } from './device';
+export { PciDevice } from './device';
+export { DmaSpace, type DmaMapping, type DmaSpaceEvents } from './dma';
 export {
   type BarDescription,
   type CapabilityKind,
@@ -72,6 +73,8 @@ export {
   ConfigurationError,
   DeviceDescriptionError,
   DeviceStoppedError,
+  DmaError,
+  type DmaErrorReason,
   errnoName,
   HandlerError,
   MigrationStreamError,

@@ -125,6 +125,21 @@ export interface DeviceContext {
   msixTable(): Buffer;
   /** Puts back the MSI-X table and pending bits (one byte per vector), then delivers what nothing masks (vendored library only). */
   restoreMsix(table: Uint8Array, pending: Uint8Array): void;
+  /**
+   * Copies client memory at `iova` into `data` (DMA_READ) or `data` into it
+   * (DMA_WRITE), through the library's scatter-gather API. With the
+   * vendored library the messages are sent at once and `done` is called
+   * exactly once, from inside a later run of the library on this thread:
+   * with 0 when the client answered them all, its errno for an error reply,
+   * or ENOTCONN when it went away, was reset or the context closed (`done`
+   * is not called while the environment is being torn down). `data` is
+   * kept alive and must not be used until then. With a system library the
+   * copy blocks until the client answered and `done` is called before this
+   * returns: a client on this same thread can never answer, another process
+   * (QEMU) can. Throws (nothing started) for bad arguments or when the
+   * library refuses at once.
+   */
+  dmaTransfer(iova: number, data: Uint8Array, isWrite: boolean, done: (errno: number) => void): void;
 }
 
 /** The DeviceContext class. */
@@ -205,6 +220,13 @@ export interface NativeError extends Error {
 export interface NativeAddon {
   DeviceContext: DeviceContextConstructor;
   os: OsHelpers;
+  /**
+   * Copies `length` bytes from `source[sourceOffset..]` to
+   * `target[targetOffset..]` without allocating (a JS copy of part of a
+   * typed array needs a view object). Throws RangeError for a range outside
+   * either array (a detached one has length 0).
+   */
+  copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void;
 }
 
 /**
@@ -247,3 +269,6 @@ export const DeviceContext: DeviceContextConstructor = native.DeviceContext;
 
 /** The addon's system-call helpers. */
 export const os: OsHelpers = native.os;
+
+/** The addon's allocation-free copy between typed arrays. */
+export const copyBytes: NativeAddon['copyBytes'] = native.copyBytes;

@@ -13,14 +13,11 @@ import {
   bindDevice,
   deliverHeldInterrupts,
   devicePlan,
-  findDma,
   heldInterrupts,
   holdInterrupts,
-  recordDma,
   recordMask,
   setMigrationState,
   type DeviceBinding,
-  type DmaMapping,
   type HeldInterrupts,
   type PciDevice,
 } from './device';
@@ -28,6 +25,7 @@ import { DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserErr
 import { checkReadResult, refuseThenable } from './handler-results';
 import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
 import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
+import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
 import { DeviceContext, type DeviceHandlers } from './native';
 import type { RegionHandler } from './region';
 
@@ -66,6 +64,7 @@ const IO_VIEW_BYTES = 64;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const LOG_WARNING = 4;
+const ENOTCONN = 107;
 
 const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
   [ResetType.DEVICE]: 'device',
@@ -221,13 +220,17 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         msixVectorMasked: (vector) => ctx.msixVectorMasked(vector),
         msixPending: (vector) => ctx.msixPending(vector),
         capabilityOffsets: offsets,
-        markDirty: (iova, length) => ctx.markDirty(iova, length),
       };
       bindDevice(device, binding);
+      dmaBind(device.dma, {
+        transfer: (iova, data, isWrite) => this.transfer(iova, data, isWrite),
+        markDirty: (iova, length) => ctx.markDirty(iova, length),
+      });
       ctx.start();
     } catch (err) {
       this.context.close();
       bindDevice(device, undefined);
+      dmaBind(device.dma, undefined);
       throw asVfioUserError(err, 'setup');
     }
     openServers.add(this);
@@ -267,6 +270,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       this.context.close();
     } finally {
       bindDevice(this.device, undefined);
+      dmaBind(this.device.dma, undefined);
       this.emit('close');
     }
   }
@@ -283,6 +287,26 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       }
       throw asVfioUserError(err, 'irq trigger');
     }
+  }
+
+  private transfer(iova: number, data: Uint8Array, isWrite: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        resolve(ENOTCONN);
+        return;
+      }
+      try {
+        this.context.dmaTransfer(iova, data, isWrite, resolve);
+      } catch (err) {
+        // The library refused at once (EINVAL, ENOMEM...), or a bug.
+        const { errno } = err as { errno?: unknown };
+        if (typeof errno === 'number' && errno > 0) {
+          resolve(errno);
+        } else {
+          reject(err);
+        }
+      }
+    });
   }
 
   private reportError(err: Error): void {
@@ -476,24 +500,25 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         }
       },
       dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
-        const readable = (prot & PROT_READ) !== 0;
-        const writable = (prot & PROT_WRITE) !== 0;
+        const mapping: DmaMapping = Object.freeze({
+          iova,
+          length,
+          readable: (prot & PROT_READ) !== 0,
+          writable: (prot & PROT_WRITE) !== 0,
+          mapped: memory !== undefined,
+        });
         if (memory !== undefined) {
           markAsUntransferable(memory); // guest memory: unmapped by the library, never freed by V8
         }
-        const buffer = memory === undefined ? undefined : Buffer.from(memory);
-        // The library maps the memory with the client's protection: a Buffer
-        // over memory without PROT_WRITE must not reach device code, where
-        // one write would be a SIGSEGV.
-        const mapping: DmaMapping = { iova, length, readable, writable, memory: readable && writable ? buffer : undefined };
-        recordDma(device, mapping, true, buffer);
+        dmaMapped(device.dma, mapping, memory);
         refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
+        device.dma.emit('map', mapping);
       },
       dmaUnregister: (iova: number, length: number): void => {
-        const mapping = findDma(device, iova, length);
+        const mapping = dmaUnmapped(device.dma, iova, length);
         if (mapping !== undefined) {
-          recordDma(device, mapping, false);
           refuseThenable(device.onDmaUnmap(mapping), 'onDmaUnmap');
+          device.dma.emit('unmap', mapping);
         }
       },
       attach: (): void => {

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "addon_data.h"
+#include "copy_bytes.h"
 #include "device_context.h"
 #include "fd_watcher.h"
 #include "os_helpers.h"
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->fd_watcher_class = Napi::Persistent(fd_watcher);
   os.Set("FdWatcher", fd_watcher);
   exports.Set("os", os);
+  exports.Set("copyBytes", CreateCopyBytes(env));
   return exports;
 }
 

@@ -310,6 +310,35 @@ void DeviceContext::DmaUnregisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
   }
 }
 
+void DeviceContext::DmaTransferDoneCb(vfu_ctx_t* ctx, void* cookie, int error) {
+  Transfer* transfer = static_cast<Transfer*>(cookie);
+  transfer->context->FinishTransfer(transfer, error < 0 ? -error : error);
+}
+
+void DeviceContext::FinishTransfer(Transfer* transfer, int error) {
+  if (CanCallJs()) {
+    RequestScope scope(env_);
+    napi_value fn, receiver, argv[1], ignored;
+    if (napi_get_reference_value(env_, transfer->done, &fn) == napi_ok && fn != nullptr &&
+        // napi_make_callback wants an object to call on.
+        napi_get_reference_value(env_, handlers_, &receiver) == napi_ok &&
+        napi_create_int32(env_, error, &argv[0]) == napi_ok &&
+        napi_make_callback(env_, async_context_, receiver, fn, 1, argv, &ignored) != napi_ok) {
+      bool pending = false;
+      napi_value exception;
+      if (napi_is_exception_pending(env_, &pending) == napi_ok && pending &&
+          napi_get_and_clear_last_exception(env_, &exception) == napi_ok) {
+        KeepError(exception);
+      }
+    }
+  }
+  // While the environment is torn down nothing is called; the references
+  // only go.
+  napi_delete_reference(env_, transfer->data);
+  napi_delete_reference(env_, transfer->done);
+  delete transfer;
+}
+
 // ------------------------------------------------------------------------- log
 
 void DeviceContext::LogCb(vfu_ctx_t* ctx, int level, const char* message) {

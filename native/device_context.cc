@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <linux/pci_regs.h>
+#include <sys/mman.h>
 
 #ifdef VFIO_USER_VENDORED
 #include "library_internals.h"
@@ -55,7 +56,6 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::Realize>("realize"),
           InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
           InstanceMethod<&DeviceContext::Start>("start"),
-          InstanceMethod<&DeviceContext::IrqTrigger>("irqTrigger"),
           InstanceMethod<&DeviceContext::Close>("close"),
           InstanceMethod<&DeviceContext::MsixVectorMasked>("msixVectorMasked"),
           InstanceMethod<&DeviceContext::MsixPending>("msixPending"),
@@ -63,6 +63,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::MarkDirty>("markDirty"),
           InstanceMethod<&DeviceContext::MsixTable>("msixTable"),
           InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
+          InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
           InstanceAccessor<&DeviceContext::GetAttached>("attached"),
       });
 }
@@ -144,6 +145,22 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
     ThrowErrno(env, errno, "vfu_create_ctx");
     return;
   }
+  // irqTrigger as an own property whose function knows this object: a call
+  // then costs no napi_unwrap (a private-symbol lookup on the receiver).
+  trigger_handle_ = new TriggerHandle{this, 2};
+  napi_value trigger;
+  if (napi_create_function(env, "irqTrigger", NAPI_AUTO_LENGTH, IrqTriggerEntry,
+                           trigger_handle_, &trigger) != napi_ok ||
+      napi_add_finalizer(
+          env, trigger, trigger_handle_,
+          [](napi_env, void* data, void*) {
+            ReleaseTriggerHandle(static_cast<TriggerHandle*>(data));
+          },
+          nullptr, nullptr) != napi_ok) {
+    trigger_handle_->owners = 1;  // the function will not release it
+    return;
+  }
+  info.This().As<Napi::Object>().Set("irqTrigger", Napi::Value(env, trigger));
   vfu_setup_device_reset_cb(ctx_, ResetCb);
   if (HasHandler(kQuiesce)) {
     vfu_setup_device_quiesce_cb(ctx_, QuiesceCb);
@@ -156,12 +173,17 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
 DeviceContext::~DeviceContext() {
   // Finalizers must not run JS; the environment may be going away too.
   js_disabled_ = true;
+  if (trigger_handle_ != nullptr) {
+    trigger_handle_->context = nullptr;
+    ReleaseTriggerHandle(trigger_handle_);
+  }
   if (ctx_ != nullptr) {
     poll_.Close();
     vfu_destroy_ctx(ctx_);
     ctx_ = nullptr;
   }
   DetachAllBuffers();
+  // vfu_destroy_ctx finished every transfer; nothing is left to release.
   for (napi_ref& ref : io_views_) {
     if (ref != nullptr) {
       napi_delete_reference(env_, ref);
@@ -495,6 +517,22 @@ Napi::Value DeviceContext::Start(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+void DeviceContext::ReleaseTriggerHandle(TriggerHandle* handle) {
+  if (--handle->owners == 0) {
+    delete handle;
+  }
+}
+
+napi_value DeviceContext::IrqTriggerEntry(napi_env env, napi_callback_info raw) {
+  Napi::CallbackInfo info(env, raw);
+  DeviceContext* self = static_cast<TriggerHandle*>(info.Data())->context;
+  if (self == nullptr) {
+    ThrowErrno(info.Env(), EBADF, "irqTrigger");
+    return nullptr;
+  }
+  return self->IrqTrigger(info);
+}
+
 Napi::Value DeviceContext::IrqTrigger(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t vector;
@@ -557,6 +595,68 @@ Napi::Value DeviceContext::MsixVectorMasked(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceContext::MsixPending(const Napi::CallbackInfo& info) {
   return MsixState(info, true);
+}
+
+// ------------------------------------------------------------------------- dma
+
+Napi::Value DeviceContext::DmaTransfer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t iova;
+  if (!CheckOpen(env, "dmaTransfer") || !SizeArg(info, 0, "iova", &iova)) {
+    return env.Undefined();
+  }
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "data must be a Uint8Array");
+    return env.Undefined();
+  }
+  if (!info[3].IsFunction()) {
+    ThrowType(env, "done must be a function");
+    return env.Undefined();
+  }
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  bool is_write = info[2].ToBoolean().Value();
+  size_t length = data.ElementLength();
+  uint8_t* bytes = data.Data();
+#ifdef VFIO_USER_VENDORED
+  // Started now, finished from a later vfu_run_ctx (or the context's end):
+  // the data and the callback stay referenced until then.
+  Transfer* transfer = new Transfer{this, nullptr, nullptr};
+  napi_create_reference(env, data, 1, &transfer->data);
+  napi_create_reference(env, info[3], 1, &transfer->done);
+  Enter();
+  int ret = vfu_addon_dma_transfer_start(ctx_, iova, length, bytes, is_write,
+                                         DmaTransferDoneCb, transfer);
+  if (ret < 0) {
+    napi_delete_reference(env, transfer->data);
+    napi_delete_reference(env, transfer->done);
+    delete transfer;
+  }
+  if (Leave(true) && ret < 0) {
+    ThrowErrno(env, -ret, "vfu_addon_dma_transfer_start");
+  }
+#else
+  // The upstream API only blocks: vfu_sgl_read/vfu_sgl_write wait for the
+  // client's reply. The caller gives ranges inside one mapping, which
+  // vfu_addr_to_sgl describes in one entry.
+  std::vector<uint8_t> sg(dma_sg_size());
+  dma_sg_t* entry = reinterpret_cast<dma_sg_t*>(sg.data());
+  Enter();
+  int err = 0;
+  int count = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)),
+                              length, entry, 1, is_write ? PROT_WRITE : PROT_READ);
+  if (count != 1) {
+    err = count == -1 ? errno : EINVAL;
+  } else if ((is_write ? vfu_sgl_write(ctx_, entry, 1, bytes, 0)
+                       : vfu_sgl_read(ctx_, entry, 1, bytes, 0)) < 0) {
+    err = errno;
+  }
+  if (!Leave(true)) {
+    return env.Undefined();
+  }
+  info[3].As<Napi::Function>().Call({Napi::Number::New(env, err)});
+#endif
+  return env.Undefined();
 }
 
 // --------------------------------------------------------------------- serving

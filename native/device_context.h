@@ -17,6 +17,25 @@
 
 namespace vfio_user {
 
+class DeviceContext;
+
+// One DMA_READ/DMA_WRITE transfer in flight: the JS data it reads into or
+// writes from, and the callback told when it is done, both kept alive
+// until then.
+struct Transfer {
+  DeviceContext* context;
+  napi_ref data;
+  napi_ref done;
+};
+
+// What the irqTrigger function of a DeviceContext holds instead of
+// unwrapping its receiver on every call. Owned by the context and the
+// function together: whichever the garbage collector takes last frees it.
+struct TriggerHandle {
+  DeviceContext* context;
+  int owners;
+};
+
 // Accesses of up to this many bytes go through the preallocated ioViews.
 constexpr size_t kIoViewBytes = 64;
 
@@ -64,6 +83,10 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value ConfigSpace(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value IrqTrigger(const Napi::CallbackInfo& info);
+  // irqTrigger(vector), an own function of each object (the hot path of
+  // interrupts): it reaches the context through its TriggerHandle.
+  static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
+  static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetAttached(const Napi::CallbackInfo& info);
   Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
@@ -73,6 +96,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value MarkDirty(const Napi::CallbackInfo& info);
   Napi::Value MsixTable(const Napi::CallbackInfo& info);
   Napi::Value RestoreMsix(const Napi::CallbackInfo& info);
+  Napi::Value DmaTransfer(const Napi::CallbackInfo& info);
 
   // Throws EBADF if closed; true if usable.
   bool CheckOpen(Napi::Env env, const char* method);
@@ -130,6 +154,10 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   // Calls a migration data handler with a view of the library's buffer
   // (detached after the call); the handler's result, or -1 with errno.
   ssize_t MigrationData(Handler h, void* buf, uint64_t count);
+  // A DMA_READ/DMA_WRITE transfer finished (device_callbacks.cc).
+  static void DmaTransferDoneCb(vfu_ctx_t* ctx, void* cookie, int error);
+  // Calls a transfer's JS callback with an errno and lets its references go.
+  void FinishTransfer(Transfer* transfer, int error);
   static vfu_region_access_cb_t* const kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS];
   static vfu_dev_irq_state_cb_t* const kIrqStateCallbacks[VFU_DEV_NUM_IRQS];
 
@@ -139,6 +167,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::ObjectReference handlers_;
   Napi::FunctionReference handlers_fn_[kHandlerCount];
   napi_async_context async_context_ = nullptr;
+  TriggerHandle* trigger_handle_ = nullptr;
 
   napi_ref io_views_[kIoViewBytes + 1] = {};
   uint8_t* io_bytes_ = nullptr;

@@ -11,7 +11,7 @@ import { errorFromCode, MigrationTransitionError, OptionsError, ProtocolError, V
 import type { MigrationState } from '../migration';
 import { os } from '../native';
 import { Channel, type RequestOptions } from './channel';
-import { GuestMemory } from './guest-memory';
+import { GuestMemory, type GuestMemoryOptions } from './guest-memory';
 import { InterruptLine } from './interrupt-line';
 import {
   decodeDataRead,
@@ -185,21 +185,20 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
   readonly version: { readonly major: number; readonly minor: number };
   /** What the server said it supports. */
   readonly serverCapabilities: ServerCapabilities;
+  /** Most bytes of data one DMA_READ / DMA_WRITE from the server may move (what we told it). */
+  readonly maxDataXferSize: number;
   private readonly channel: Channel;
-  private readonly memories: GuestMemory[] = [];
+  /** Sorted by IOVA; they never overlap (the server refuses an overlapping DMA_MAP). */
+  private memories: GuestMemory[] = [];
   private readonly lines = new Map<string, InterruptLine>();
   private knownState: MigrationState | undefined;
 
-  private constructor(
-    channel: Channel,
-    version: { major: number; minor: number },
-    capabilities: ServerCapabilities,
-    private readonly maxDataXferSize: number,
-  ) {
+  private constructor(channel: Channel, version: { major: number; minor: number }, capabilities: ServerCapabilities, maxDataXferSize: number) {
     super();
     this.channel = channel;
     this.version = version;
     this.serverCapabilities = capabilities;
+    this.maxDataXferSize = maxDataXferSize;
   }
 
   /**
@@ -431,13 +430,17 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
   }
 
   /**
-   * Creates memfd-backed guest memory at `iova` and maps it into the
-   * device with DMA_MAP (passing the memfd). The client keeps it until
-   * {@link VfioUserClient.unmapDma} or {@link VfioUserClient.close}.
+   * Creates guest memory at `iova` and maps it into the device with
+   * DMA_MAP. Shared memory (the default) is a memfd passed with the
+   * message, which the server maps; with `shared: false` the memory stays
+   * in this process and the client answers the server's DMA_READ and
+   * DMA_WRITE messages from it, as QEMU does for guest RAM that is not
+   * shared. The client keeps it until {@link VfioUserClient.unmapDma} or
+   * {@link VfioUserClient.close}.
    */
-  async mapDma(options: { iova: number; size: number; readable?: boolean; writable?: boolean }): Promise<GuestMemory> {
-    const memory = new GuestMemory(options.iova, options.size);
-    const flags = (options.readable === false ? 0 : DmaFlag.READ) | (options.writable === false ? 0 : DmaFlag.WRITE);
+  async mapDma(options: { iova: number; size: number } & GuestMemoryOptions): Promise<GuestMemory> {
+    const memory = new GuestMemory(options.iova, options.size, options);
+    const flags = (memory.readable ? DmaFlag.READ : 0) | (memory.writable ? DmaFlag.WRITE : 0);
     const request = Buffer.alloc(DMA_MAP_SIZE);
     request.writeUInt32LE(DMA_MAP_SIZE, 0);
     request.writeUInt32LE(flags, 4);
@@ -445,22 +448,19 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
     request.writeBigUInt64LE(BigInt(options.iova), 16);
     request.writeBigUInt64LE(BigInt(options.size), 24);
     try {
-      await this.request(Command.DMA_MAP, request, { fds: [memory.fd] });
+      await this.request(Command.DMA_MAP, request, { fds: memory.fd === undefined ? [] : [memory.fd] });
     } catch (err) {
       memory.close();
       throw err;
     }
-    this.memories.push(memory);
+    this.memories = [...this.memories, memory].sort((a, b) => a.iova - b.iova);
     return memory;
   }
 
   /** DMA_UNMAP of a range mapped with {@link VfioUserClient.mapDma}, then frees it. */
   async unmapDma(memory: GuestMemory): Promise<void> {
     await this.unmapDmaRange(memory.iova, memory.size);
-    const i = this.memories.indexOf(memory);
-    if (i >= 0) {
-      this.memories.splice(i, 1);
-    }
+    this.memories = this.memories.filter((m) => m !== memory);
     memory.close();
   }
 
@@ -729,29 +729,66 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
     this.releaseResources();
   }
 
-  /** Serves DMA_READ / DMA_WRITE from the guest memory this client mapped. */
+  /**
+   * Serves DMA_READ / DMA_WRITE from the guest memory this client mapped, as
+   * the specification asks: the range may span adjacent mappings but every
+   * byte must be mapped (else EFAULT) with the access allowed (else EPERM),
+   * and no message moves more than our max_data_xfer_size (else EINVAL).
+   */
   private serveCommand(message: Message): Buffer {
     const { header, payload } = message;
-    if (header.command !== Command.DMA_READ && header.command !== Command.DMA_WRITE) {
+    const write = header.command === Command.DMA_WRITE;
+    if (!write && header.command !== Command.DMA_READ) {
       throw errorFromCode('EINVAL', `server command ${header.command}`);
     }
+    const what = write ? 'DMA_WRITE' : 'DMA_READ';
     if (payload.length < 16) {
-      throw errorFromCode('EINVAL', 'DMA access', 'payload shorter than 16 bytes');
+      throw errorFromCode('EINVAL', what, 'payload shorter than 16 bytes');
     }
-    const iova = readU64(payload, 0, 'DMA access');
-    const count = readU64(payload, 8, 'DMA access');
-    const memory = this.memories.find((m) => m.contains(iova, count));
-    if (memory === undefined) {
-      throw errorFromCode('EFAULT', 'DMA access', `0x${iova.toString(16)} (+${count}) is not mapped`);
+    const iova = readU64(payload, 0, what);
+    const count = readU64(payload, 8, what);
+    if (count > this.maxDataXferSize) {
+      throw errorFromCode('EINVAL', what, `${count} bytes is more than the ${this.maxDataXferSize} we take in one message`);
     }
-    if (header.command === Command.DMA_READ) {
-      return Buffer.concat([payload.subarray(0, 16), memory.read(iova, count)]);
+    if (write ? payload.length !== 16 + count : payload.length !== 16) {
+      throw errorFromCode('EINVAL', what, `count ${count} with ${payload.length - 16} bytes of data`);
     }
-    if (payload.length !== 16 + count) {
-      throw errorFromCode('EINVAL', 'DMA_WRITE', `count ${count} but ${payload.length - 16} bytes of data`);
+    const pieces = this.guestRange(what, iova, count, write);
+    const reply = Buffer.alloc(write ? 16 : 16 + count);
+    payload.copy(reply, 0, 0, 16);
+    let done = 0;
+    for (const { memory, at, length } of pieces) {
+      if (write) {
+        memory.write(at, payload.subarray(16 + done, 16 + done + length));
+      } else {
+        memory.view(at, length).copy(reply, 16 + done);
+      }
+      done += length;
     }
-    memory.write(iova, payload.subarray(16));
-    return Buffer.from(payload.subarray(0, 16));
+    return reply;
+  }
+
+  /** The pieces of `[iova, iova + count)`, one per mapping it crosses; throws EFAULT or EPERM. */
+  private guestRange(what: string, iova: number, count: number, write: boolean): Array<{ memory: GuestMemory; at: number; length: number }> {
+    const pieces: Array<{ memory: GuestMemory; at: number; length: number }> = [];
+    let at = iova;
+    const end = iova + count;
+    while (at < end || pieces.length === 0) {
+      const memory = this.memories.find((m) => m.contains(at, 1));
+      if (memory === undefined) {
+        throw errorFromCode('EFAULT', what, `0x${at.toString(16)} is not mapped`);
+      }
+      if (write ? !memory.writable : !memory.readable) {
+        throw errorFromCode('EPERM', what, `the mapping at 0x${memory.iova.toString(16)} is ${write ? 'read-only' : 'write-only'}`);
+      }
+      const length = Math.min(end, memory.iova + memory.size) - at;
+      pieces.push({ memory, at, length });
+      at += length;
+      if (length === 0) {
+        break;
+      }
+    }
+    return pieces;
   }
 
   private onChannelClosed(reason: Error): void {

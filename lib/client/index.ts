@@ -16,7 +16,7 @@ export {
   type VfioUserReply,
 } from './client';
 export type { RequestOptions } from './channel';
-export { GuestMemory } from './guest-memory';
+export { GuestMemory, type GuestMemoryOptions } from './guest-memory';
 export { InterruptLine } from './interrupt-line';
 export {
   Command,

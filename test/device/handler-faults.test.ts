@@ -155,10 +155,10 @@ describe('memory the server lends a handler cannot be taken away', () => {
   test("a DMA mapping's memory stays attached when transferred", async () => {
     const { device, client } = await setUp();
     const guest = await client.mapDma({ iova: 0x10000, size: 0x1000 });
-    const memory = device.dmaMappings[0].memory as Buffer;
+    const memory = device.dma.view(0x10000, 0x1000);
     transfer(memory.buffer);
     expect(memory.length).toBe(0x1000);
-    device.dmaWrite(0x10000, Buffer.from('still mine'));
+    device.dma.writeSync(0x10000, Buffer.from('still mine'));
     expect(guest.read(0x10000, 10).toString()).toBe('still mine');
   });
 });

@@ -46,10 +46,10 @@ describe('VfioUserServer', () => {
     await first.write32(0, REG.CTRL, 0x42);
     await first.writeBar(2, 0x10, Buffer.from('kept'));
     await first.mapDma({ iova: 0x100000, size: 0x2000 });
-    expect(device.dmaMappings).toHaveLength(1);
+    expect(device.dma.mappings).toHaveLength(1);
     await first.close();
     await until(() => !server.connected);
-    expect(device.dmaMappings).toHaveLength(0); // the client's memory is gone
+    expect(device.dma.mappings).toHaveLength(0); // the client's memory is gone
     const second = await connect(server);
     expect(await second.read32(0, REG.CTRL)).toBe(0x5a42);
     expect((await second.readBar(2, 0x10, 4)).toString()).toBe('kept');

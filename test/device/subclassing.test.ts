@@ -81,9 +81,9 @@ describe('subclass members do not collide with the library internals', () => {
     expect(device.capabilityOffset('msix')).toBe(await client.findCapability(0x11));
 
     const memory = await client.mapDma({ iova: 0x10000, size: 0x1000 });
-    device.dmaWrite(0x10010, Buffer.from('dma'));
+    device.dma.writeSync(0x10010, Buffer.from('dma'));
     expect(memory.read(0x10010, 3).toString()).toBe('dma');
-    expect(device.dmaRead(0x10010, 3).toString()).toBe('dma');
+    expect(device.dma.readSync(0x10010, 3).toString()).toBe('dma');
 
     expect(device.calls).toEqual([]);
   });

@@ -51,13 +51,15 @@ describe('while stopped', () => {
     await client.setMigrationState('stop');
     expect(finishInOnStop).toHaveBeenCalled();
     expect(memory.read(IOVA + 3 * PAGE, 1)[0]).toBe(0xab);
-    const err = await rejection(Promise.resolve().then(() => device.dmaWrite(IOVA, Buffer.alloc(1))));
+    const err = await rejection(Promise.resolve().then(() => device.dma.writeSync(IOVA, Buffer.alloc(1))));
     expect(err).toBeInstanceOf(DeviceStoppedError);
     expect(err).toMatchObject({ code: 'EBUSY', state: 'stop' });
-    expect(() => device.dmaRead(IOVA, 1)).toThrow(DeviceStoppedError);
-    expect(() => device.dmaView(IOVA, 1)).toThrow(DeviceStoppedError);
+    expect(() => device.dma.readSync(IOVA, 1)).toThrow(DeviceStoppedError);
+    expect(() => device.dma.view(IOVA, 1)).toThrow(DeviceStoppedError);
+    await expect(device.dma.read(IOVA, 1)).rejects.toBeInstanceOf(DeviceStoppedError);
+    await expect(device.dma.write(IOVA, Buffer.alloc(1))).rejects.toBeInstanceOf(DeviceStoppedError);
     await client.setMigrationState('running');
-    expect(device.dmaRead(IOVA, 1)[0]).toBe(0xab);
+    expect(device.dma.readSync(IOVA, 1)[0]).toBe(0xab);
   });
 
   test('a transfer in flight at the stop is saved and finished on the destination', async () => {
@@ -85,8 +87,8 @@ describe('dirty-page logging', () => {
     const { client } = await serveAndConnect(device);
     await client.mapDma({ iova: IOVA, size: 8 * PAGE });
     expect(await client.startDirtyLogging({ pageSize: PAGE })).toBe(PAGE);
-    device.dmaWrite(IOVA + PAGE + 10, Buffer.alloc(4, 1));
-    device.dmaWrite(IOVA + 5 * PAGE - 2, Buffer.alloc(4, 1)); // pages 4 and 5
+    device.dma.writeSync(IOVA + PAGE + 10, Buffer.alloc(4, 1));
+    device.dma.writeSync(IOVA + 5 * PAGE - 2, Buffer.alloc(4, 1)); // pages 4 and 5
     const report = await client.dirtyPages(IOVA, 8 * PAGE, PAGE);
     expect(report.pages).toEqual([IOVA + PAGE, IOVA + 4 * PAGE, IOVA + 5 * PAGE]);
     expect(report.bitmap.length).toBe(8);

@@ -265,6 +265,10 @@ describe('errors', () => {
     expect(() => ctx.setupRegion(9, 0x1000, REGION.RW)).toThrow(TypeError);
     expect(() => ctx.setIds(0x10000, 0, 0, 0)).toThrow(TypeError);
     expect(() => ctx.irqTrigger(-1)).toThrow(TypeError);
+    expect(() => ctx.dmaTransfer(0x1000, [1, 2] as unknown as Uint8Array, false, () => undefined)).toThrow(TypeError);
+    expect(() => ctx.dmaTransfer(0x1000, new Uint16Array(2) as unknown as Uint8Array, false, () => undefined)).toThrow(TypeError);
+    expect(() => ctx.dmaTransfer(0x1000, new Uint8Array(2), false, 'done' as unknown as () => void)).toThrow(TypeError);
+    expect(() => ctx.dmaTransfer(-1, new Uint8Array(2), false, () => undefined)).toThrow(TypeError);
   });
 
   test('library failures throw errno errors', () => {
@@ -272,6 +276,10 @@ describe('errors', () => {
     expect(() => ctx.setupRegion(1, 3, REGION.RW)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'vfu_setup_region' }));
     expect(() => ctx.pciInit(3)).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'vfu_pci_init' }));
     expect(() => ctx.irqTrigger(0)).toThrow(expect.objectContaining({ syscall: 'vfu_irq_trigger' }));
+    // No client, nothing mapped: refused at once, and the callback is never called.
+    const done = jest.fn();
+    expect(() => ctx.dmaTransfer(0x1000, new Uint8Array(4), false, done)).toThrow(expect.objectContaining({ syscall: 'vfu_addon_dma_transfer_start' }));
+    expect(done).not.toHaveBeenCalled();
   });
 
   test('a client failing negotiation is reported and the device keeps listening', async () => {

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 
 import { addonCandidates } from '../../lib/native';
 import { tempSocket } from './fixture';
-import { WireClient } from './wire';
+import { CMD, dmaMapPayload, WireClient } from './wire';
 
 const addonPath = addonCandidates().find((file) => fs.existsSync(file))!;
 
@@ -84,6 +84,37 @@ describe('worker threads', () => {
     expect([...(await client.read(0, 0, 1))]).toEqual([1]);
     await worker.terminate();
     await client.closed;
+    expect(fs.existsSync(socket)).toBe(false);
+    client.close();
+  });
+
+  test('a worker terminated with a DMA message transfer in flight tears down without calling JS', async () => {
+    const socket = tempSocket();
+    const worker = startWorker(
+      `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const ctx = makeDevice(workerData, {
+        dmaRegister(iova, length, prot, memory) {
+          // No fd: the transfer goes by DMA_READ, which this client never answers.
+          ctx.dmaTransfer(iova, new Uint8Array(16), false, () => parentPort.postMessage('done'));
+          parentPort.postMessage('started');
+        },
+      });
+      ctx.setupDma(4);
+      parentPort.postMessage('ready');
+      `,
+      socket,
+    );
+    expect(await nextMessage(worker)).toBe('ready');
+    const client = await WireClient.connect(socket);
+    const started = nextMessage(worker);
+    expect((await client.request(CMD.DMA_MAP, dmaMapPayload(3, 0, 0x10000, 0x1000))).errno).toBe(0);
+    expect(await started).toBe('started');
+    const messages: unknown[] = [];
+    worker.on('message', (m) => messages.push(m));
+    await worker.terminate();
+    await client.closed;
+    expect(messages).toEqual([]);
     expect(fs.existsSync(socket)).toBe(false);
     client.close();
   });

@@ -4,11 +4,36 @@
  */
 import * as fs from 'node:fs';
 
-import { os } from '../../lib/native';
+import { copyBytes, os } from '../../lib/native';
 import { REGION, startDevice } from './fixture';
 import { CMD, WireClient, tick, until } from './wire';
 
 describe('memory', () => {
+  test('copyBytes copies part of one Uint8Array into another, and refuses ranges outside them', () => {
+    // Errors made by the addon come from outside jest's realm: matched by name.
+    const RANGE_ERROR = expect.objectContaining({ name: 'RangeError' });
+    const TYPE_ERROR = expect.objectContaining({ name: 'TypeError' });
+    const source = Buffer.from('0123456789');
+    const target = new Uint8Array(6);
+    copyBytes(target, 1, source, 3, 4);
+    expect(Buffer.from(target).toString('latin1')).toBe('\u00003456\u0000');
+    copyBytes(source, 0, source, 2, 8); // overlapping
+    expect(source.toString()).toBe('2345678989');
+    expect(() => copyBytes(target, 3, source, 0, 4)).toThrow(RANGE_ERROR);
+    expect(() => copyBytes(target, 0, source, 8, 4)).toThrow(RANGE_ERROR);
+    expect(() => copyBytes(target, -1, source, 0, 1)).toThrow(TYPE_ERROR);
+    expect(() => copyBytes(target, 0, new Uint16Array(4) as unknown as Uint8Array, 0, 1)).toThrow(TYPE_ERROR);
+    const fd = os.memfd('copy', 4096);
+    try {
+      const mapping = os.mmap(fd, 0, 4096, true);
+      const view = new Uint8Array(mapping);
+      os.munmap(mapping);
+      expect(() => copyBytes(view, 0, source, 0, 1)).toThrow(RANGE_ERROR); // detached: length 0
+    } finally {
+      os.close(fd);
+    }
+  });
+
   test('memfd + mmap: two mappings share pages; munmap detaches', () => {
     const fd = os.memfd('test', 8192);
     try {

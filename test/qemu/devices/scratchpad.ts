@@ -154,7 +154,7 @@ export class Scratchpad extends PciDevice {
   }
 
   override onDmaMap(mapping: DmaMapping): void {
-    if (this.dmaPage === undefined && mapping.memory !== undefined && mapping.length >= PAGE && mapping.readable) {
+    if (this.dmaPage === undefined && mapping.mapped && mapping.length >= PAGE && mapping.readable) {
       this.dmaPage = mapping;
     }
   }
@@ -170,10 +170,10 @@ export class Scratchpad extends PciDevice {
   }
 
   private dmaSum(): number {
-    const memory = this.dmaPage?.memory;
-    if (memory === undefined || memory.length < PAGE) {
+    if (this.dmaPage === undefined) {
       return 0;
     }
+    const memory = this.dma.view(this.dmaPage.iova, PAGE);
     let sum = 0;
     for (let i = 0; i < PAGE; i++) {
       sum += memory[i];
