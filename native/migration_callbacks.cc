@@ -147,10 +147,18 @@ Napi::Value DeviceContext::MarkDirty(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   // One entry per mapping the range crosses; asked again when it needs more.
-  size_t entries = 1;
+  // A write usually stays in one or two mappings: their entries fit on the
+  // stack, so the common call allocates nothing.
+  alignas(8) uint8_t small[4 * 64];
+  std::vector<uint8_t> large;
+  size_t entries = sizeof(small) / dma_sg_size();
   for (;;) {
-    std::vector<uint8_t> sgl(dma_sg_size() * entries);
-    dma_sg_t* sg = reinterpret_cast<dma_sg_t*>(sgl.data());
+    uint8_t* storage = small;
+    if (entries * dma_sg_size() > sizeof(small)) {
+      large.resize(entries * dma_sg_size());
+      storage = large.data();
+    }
+    dma_sg_t* sg = reinterpret_cast<dma_sg_t*>(storage);
     errno = 0;
     int ret = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)), length, sg,
                               entries, PROT_WRITE);
