@@ -41,7 +41,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$out/reports/asan \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$out/reports/ubsan \
 VFIO_USER_ADDON=$addon \
     node node_modules/jest/bin/jest.js --runInBand \
-    test/device test/client test/examples test/cli \
+    test/device test/client test/migration test/examples test/cli \
     test/native/device.test.ts test/native/lifecycle.test.ts test/native/os.test.ts "$@" ||
     status=$?
 
