@@ -18,23 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-function findRoot(from: string): string {
-  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vfio-user') {
-      return dir;
-    }
-  }
-  throw new Error('bench: cannot find the vfio-user package root');
-}
-
-function envInt(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new Error(`bench: ${name} must be a positive integer`);
-  }
-  return value;
-}
+import { envInt, findRoot } from './support';
 
 const ROOT = findRoot(__dirname);
 const RESULTS = path.join(ROOT, 'bench', 'results');
