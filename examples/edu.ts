@@ -26,14 +26,22 @@
  *
  * The card side of a DMA is addressed as BAR0 offsets, 0x40000 to 0x40fff
  * (DMA_DST when copying to the card, DMA_SRC when copying from it). The
- * registers of a running DMA ignore writes. A DMA that fails (a card
- * address outside the buffer, guest memory not mapped, the client gone)
- * copies nothing, raises no interrupt and clears the start bit; the error
- * is kept in {@link EduDevice.dmaError}.
+ * registers of a running DMA ignore writes. The engine moves
+ * {@link EDU_DMA_CHUNK} bytes at a time. A DMA that fails (a card address
+ * outside the buffer, guest memory not mapped, the client gone) leaves the
+ * card buffer as it was (chunks read from guest memory are kept apart until
+ * the last one arrived; chunks already written to guest memory stay
+ * there), raises no interrupt and clears the start bit; the error is kept
+ * in {@link EduDevice.dmaError}.
  *
  * Interrupts go out as MSI when the driver enabled MSI, as INTx otherwise.
  * The DMA engine uses `device.dma.read()` / `write()`, so it works whether
  * or not the client shares guest memory.
+ *
+ * It migrates with its registers, its buffer and a DMA in flight: at the
+ * stop the engine parks between chunks, the state records the bytes moved,
+ * and the destination moves the rest when it runs and then raises the
+ * completion interrupt. A factorial in progress is finished at the stop.
  *
  * Serve it with `npx vfio-user serve examples/edu.ts --socket /tmp/edu.sock`.
  */
@@ -67,6 +75,12 @@ export const EduIrq = { FACTORIAL: 0x1, DMA: 0x100 } as const;
 /** Size of the card's DMA buffer. */
 export const EDU_BUFFER_SIZE = 4096;
 
+/** Bytes the DMA engine moves at a time: the most a migration finds in flight. */
+export const EDU_DMA_CHUNK = 512;
+
+/** Version of the state edu migrates (`migration.version`). */
+export const EDU_STATE_VERSION = 1;
+
 const BAR_SIZE = 1 << 20;
 const REGISTERS_END = 0x100;
 
@@ -80,14 +94,40 @@ function factorial(n: number): number {
   return product >>> 0;
 }
 
+/** The DMA in progress: its parameters are the DMA registers, which hold still while it runs. */
+interface DmaJob {
+  readonly command: number;
+  readonly toRam: boolean;
+  /** Guest address of byte 0. */
+  readonly guest: number;
+  /** Offset of byte 0 in the card buffer. */
+  readonly card: number;
+  readonly count: number;
+  /** Bytes moved so far: whole chunks whose completion the engine took. */
+  done: number;
+  /** Guest memory to the card: what has been read, copied into the buffer when all has. */
+  readonly staging: Buffer | undefined;
+}
+
+/** Whether a DMA's card side lies in the buffer. */
+function fitsBuffer(job: DmaJob): boolean {
+  return job.card >= 0 && job.count <= EDU_BUFFER_SIZE && job.card + job.count <= EDU_BUFFER_SIZE;
+}
+
 /** The edu card. */
 export class EduDevice extends PciDevice {
-  /** Why the last DMA failed, or undefined when it worked. */
+  /** Why the last DMA failed, or undefined when it worked (this process's diagnostic: it does not migrate). */
   dmaError: Error | undefined;
   /** The card's 4 KiB DMA buffer (BAR0 0x40000). */
   readonly buffer = new MemoryRegion(EDU_BUFFER_SIZE, { clearOnReset: true });
-  /** Bumped by every reset, so that work started before one is dropped. */
-  private generation = 0;
+  private job: DmaJob | undefined;
+  /** The factorial argument while the unit is busy. */
+  private factorialInput: number | undefined;
+  /**
+   * Bumped by every reset, stop for migration and loaded state: work started
+   * before one (a DMA loop, a factorial) sees it and drops what it was doing.
+   */
+  private epoch = 0;
 
   /** The registers at the start of BAR0. */
   readonly regs = new RegisterMap({
@@ -112,7 +152,9 @@ export class EduDevice extends PciDevice {
       read: (offset, data) => this.region(offset).read(offset - this.base(offset), data),
       write: (offset, data) => this.region(offset).write(offset - this.base(offset), data),
       reset: () => {
-        this.generation++;
+        this.epoch++;
+        this.job = undefined;
+        this.factorialInput = undefined;
         this.dmaError = undefined;
         this.regs.reset();
         this.buffer.reset();
@@ -126,6 +168,10 @@ export class EduDevice extends PciDevice {
       bars: [{ index: 0, size: BAR_SIZE, handler: bar0 }],
       intx: true,
       msi: { vectors: 1, address64: true },
+      // BAR0's handler is this composite, which saves nothing itself, so the
+      // library carries none of it: the registers and the buffer are here.
+      // Held interrupts and MSI (config space) are the library's and the client's.
+      migration: { version: EDU_STATE_VERSION, save: () => this.saveState(), load: (state) => this.loadState(state) },
     });
   }
 
@@ -134,6 +180,89 @@ export class EduDevice extends PciDevice {
     this.regs.setBits('irqStatus', causes);
     if (!this.msi(0)) {
       this.intx();
+    }
+  }
+
+  /** Bytes the running DMA has moved so far; undefined when none runs. */
+  get dmaProgress(): number | undefined {
+    return this.job?.done;
+  }
+
+  /**
+   * Hook: the DMA engine issued the chunk at `offset` (from the start of the
+   * transfer) of `length` bytes. The engine takes the chunk's completion
+   * once the transfer and what this returns have both settled. The default
+   * returns nothing; a subclass may return a promise to model a slower bus
+   * (the migration tests hold a transfer in flight with it).
+   */
+  onDmaChunk(offset: number, length: number): Promise<void> | void {
+    void offset;
+    void length;
+  }
+
+  /**
+   * Parks the card for migration, before it counts as stopped: a factorial
+   * in progress is finished now, and the DMA loop is abandoned (epoch) at
+   * the chunk in flight. That chunk's completion comes after the stop and
+   * is dropped: data read is not applied and `done` does not move, so the
+   * saved state and the source's card agree; the destination (or this
+   * device, if the migration is cancelled) moves the chunk again. Reading
+   * guest memory again, and writing the same buffer bytes again, give the
+   * same result, so redoing a chunk is safe.
+   */
+  override onStop(): void {
+    this.epoch++;
+    if (this.factorialInput !== undefined) {
+      this.finishFactorial(this.factorialInput);
+    }
+  }
+
+  /** Runs again, here or migrated: a DMA that was in flight goes on from where it stopped. */
+  override onResume(): void {
+    if (this.job !== undefined) {
+      this.runDma(this.job);
+    }
+  }
+
+  /**
+   * Version 1: the registers ({@link RegisterMap.saveState}; ID is constant
+   * but costs nothing), the card buffer, then the DMA's progress: `done`
+   * (u32) and, for a DMA into the card, the `done` bytes read so far. The
+   * DMA's parameters are the DMA registers, frozen while it runs.
+   */
+  private saveState(): Uint8Array[] {
+    const progress = Buffer.alloc(4);
+    progress.writeUInt32LE(this.job?.done ?? 0);
+    const job = this.job;
+    const staged = job?.staging === undefined ? [] : [job.staging.subarray(0, job.done)];
+    return [this.regs.saveState(), this.buffer.saveState(), progress, ...staged];
+  }
+
+  private loadState(state: Buffer): void {
+    const registersSize = this.regs.saveState().length;
+    const fixed = registersSize + EDU_BUFFER_SIZE + 4;
+    if (state.length < fixed) {
+      throw new RangeError(`edu state of ${state.length} bytes is shorter than ${fixed}`);
+    }
+    const registers = state.subarray(0, registersSize);
+    const buffer = state.subarray(registersSize, registersSize + EDU_BUFFER_SIZE);
+    const done = state.readUInt32LE(registersSize + EDU_BUFFER_SIZE);
+    const staged = state.subarray(fixed);
+    this.regs.loadState(Buffer.from(registers));
+    this.buffer.loadState(Buffer.from(buffer));
+    this.epoch++;
+    this.factorialInput = undefined;
+    this.job = this.running() ? this.makeJob(Number(this.regs.get('dmaCmd'))) : undefined;
+    const job = this.job;
+    const expected = job?.staging === undefined ? 0 : done;
+    const consistent = job === undefined ? done === 0 : fitsBuffer(job) && done <= job.count;
+    if (!consistent || staged.length !== expected) {
+      this.job = undefined;
+      throw new RangeError(`edu state: DMA progress ${done} with ${staged.length} staged bytes does not match the DMA registers`);
+    }
+    if (job !== undefined) {
+      job.done = done;
+      job.staging?.set(staged);
     }
   }
 
@@ -157,18 +286,23 @@ export class EduDevice extends PciDevice {
       return;
     }
     this.regs.setBits('status', EduStatus.BUSY);
-    const generation = this.generation;
+    this.factorialInput = n;
+    const epoch = this.epoch;
     // Computed later, as by a unit beside the CPU: the guest sees BUSY.
     setImmediate(() => {
-      if (generation !== this.generation) {
-        return;
-      }
-      this.regs.set('factorial', factorial(n));
-      this.regs.clearBits('status', EduStatus.BUSY);
-      if ((this.regs.get('status') & EduStatus.IRQ_ON_FACTORIAL) !== 0) {
-        this.raise(EduIrq.FACTORIAL);
+      if (epoch === this.epoch && this.factorialInput !== undefined) {
+        this.finishFactorial(this.factorialInput);
       }
     });
+  }
+
+  private finishFactorial(n: number): void {
+    this.factorialInput = undefined;
+    this.regs.set('factorial', factorial(n));
+    this.regs.clearBits('status', EduStatus.BUSY);
+    if ((this.regs.get('status') & EduStatus.IRQ_ON_FACTORIAL) !== 0) {
+      this.raise(EduIrq.FACTORIAL);
+    }
   }
 
   private running(): boolean {
@@ -191,34 +325,70 @@ export class EduDevice extends PciDevice {
     if ((command & start) === 0n) {
       return;
     }
-    const generation = this.generation;
-    void this.runDma(Number(command)).then(
-      () => this.finishDma(generation, Number(command), undefined),
-      (err: Error) => this.finishDma(generation, Number(command), err),
+    const job = this.makeJob(Number(command));
+    if (!fitsBuffer(job)) {
+      this.endDma(job.command, new RangeError(
+        `DMA of ${job.count} bytes at card address 0x${(job.card + EduRegister.BUFFER).toString(16)} leaves the buffer`));
+      return;
+    }
+    this.job = job;
+    this.runDma(job);
+  }
+
+  private makeJob(command: number): DmaJob {
+    const toRam = (command & EduDmaCommand.TO_RAM) !== 0;
+    const count = Number(this.regs.get('dmaCount'));
+    return {
+      command,
+      toRam,
+      guest: Number(this.regs.get(toRam ? 'dmaDst' : 'dmaSrc')),
+      card: Number(this.regs.get(toRam ? 'dmaSrc' : 'dmaDst')) - EduRegister.BUFFER,
+      count,
+      done: 0,
+      staging: toRam || count > EDU_BUFFER_SIZE ? undefined : Buffer.alloc(count),
+    };
+  }
+
+  /** Moves the job's chunks from `done` on, one in flight at a time, until done, failed, or the epoch changes. */
+  private runDma(job: DmaJob): void {
+    const epoch = this.epoch;
+    const step = async (): Promise<void> => {
+      while (job.done < job.count) {
+        const at = job.done;
+        const length = Math.min(EDU_DMA_CHUNK, job.count - at);
+        // A read goes into a buffer of its own, so a dropped chunk's late data lands nowhere.
+        const moved = job.toRam
+          ? this.dma.write(job.guest + at, this.buffer.buffer.subarray(job.card + at, job.card + at + length))
+          : this.dma.read(job.guest + at, length);
+        const [data] = await Promise.all([moved, this.onDmaChunk(at, length)]);
+        if (epoch !== this.epoch) {
+          return; // stopped, reset or replaced while the chunk was in flight: see onStop
+        }
+        if (data !== undefined) {
+          job.staging?.set(data, at);
+        }
+        job.done = at + length;
+      }
+    };
+    void step().then(
+      () => {
+        if (epoch === this.epoch) {
+          if (job.staging !== undefined) {
+            this.buffer.buffer.set(job.staging, job.card);
+          }
+          this.endDma(job.command, undefined);
+        }
+      },
+      (err: Error) => {
+        if (epoch === this.epoch) {
+          this.endDma(job.command, err);
+        }
+      },
     );
   }
 
-  private async runDma(command: number): Promise<void> {
-    const toRam = (command & EduDmaCommand.TO_RAM) !== 0;
-    const count = Number(this.regs.get('dmaCount'));
-    const guest = Number(this.regs.get(toRam ? 'dmaDst' : 'dmaSrc'));
-    const card = Number(this.regs.get(toRam ? 'dmaSrc' : 'dmaDst')) - EduRegister.BUFFER;
-    if (card < 0 || count > EDU_BUFFER_SIZE || card + count > EDU_BUFFER_SIZE) {
-      throw new RangeError(`DMA of ${count} bytes at card address 0x${(card + EduRegister.BUFFER).toString(16)} leaves the buffer`);
-    }
-    const bytes = this.buffer.buffer.subarray(card, card + count);
-    if (toRam) {
-      await this.dma.write(guest, bytes);
-    } else {
-      // Read apart and copied in at the end, so that a failed read leaves the buffer as it was.
-      bytes.set(await this.dma.read(guest, count));
-    }
-  }
-
-  private finishDma(generation: number, command: number, error: Error | undefined): void {
-    if (generation !== this.generation) {
-      return;
-    }
+  private endDma(command: number, error: Error | undefined): void {
+    this.job = undefined;
     this.dmaError = error;
     this.regs.clearBits('dmaCmd', BigInt(EduDmaCommand.START));
     if (error === undefined && (command & EduDmaCommand.IRQ) !== 0) {
