@@ -119,6 +119,12 @@ export interface DeviceContext {
   msixPending(vector: number): boolean;
   /** Registers the migration callbacks (needs the three migration handlers). */
   setupMigration(): void;
+  /**
+   * The library's dirty-page logging granule (8 bytes, host order; 0 while
+   * the client logs no dirty pages), over the library's own memory and
+   * detached at close; undefined with a system library.
+   */
+  dirtyGranule(): ArrayBuffer | undefined;
   /** Marks client memory the device wrote as dirty (`vfu_addr_to_sgl` + `vfu_sgl_mark_dirty`). */
   markDirty(iova: number, length: number): void;
   /** A copy of the emulated MSI-X table (vendored library only). */

@@ -224,7 +224,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       bindDevice(device, binding);
       dmaBind(device.dma, {
         transfer: (iova, data, isWrite) => this.transfer(iova, data, isWrite),
-        markDirty: (iova, length) => ctx.markDirty(iova, length),
+        markDirty: dirtyMarker(ctx),
       });
       ctx.start();
     } catch (err) {
@@ -549,4 +549,24 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
     };
   }
+}
+
+/**
+ * Tells the library which mapped pages the device wrote. While the client
+ * logs no dirty pages (the library's granule is 0, read straight from its
+ * memory) that costs nothing; with a system library, which hides the
+ * granule, every write asks the library.
+ */
+function dirtyMarker(ctx: DeviceContext): (iova: number, length: number) => void {
+  const memory = ctx.dirtyGranule();
+  if (memory === undefined) {
+    return (iova, length) => ctx.markDirty(iova, length);
+  }
+  markAsUntransferable(memory);
+  const granule = new Uint32Array(memory);
+  return (iova, length) => {
+    if ((granule[0] | granule[1]) !== 0) {
+      ctx.markDirty(iova, length);
+    }
+  };
 }

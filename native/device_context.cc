@@ -64,6 +64,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::MsixTable>("msixTable"),
           InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
           InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
+          InstanceMethod<&DeviceContext::DirtyGranule>("dirtyGranule"),
           InstanceAccessor<&DeviceContext::GetAttached>("attached"),
       });
 }
@@ -495,6 +496,31 @@ Napi::Value DeviceContext::ConfigSpace(const Napi::CallbackInfo& info) {
   return Napi::Value(env, buffer);
 }
 
+// The library's dirty-page logging granule as 8 bytes that JS reads for
+// free: a device's DMA write skips the addon call that marks pages dirty
+// while nobody logs them. Undefined with a system library, which hides it.
+Napi::Value DeviceContext::DirtyGranule(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env, "dirtyGranule")) {
+    return env.Undefined();
+  }
+#ifdef VFIO_USER_VENDORED
+  napi_value buffer;
+  if (dirty_granule_buffer_ != nullptr) {
+    napi_get_reference_value(env, dirty_granule_buffer_, &buffer);
+    return Napi::Value(env, buffer);
+  }
+  if (napi_create_external_arraybuffer(env, vfu_addon_dirty_granule(ctx_), sizeof(uint64_t), nullptr, nullptr,
+                                       &buffer) != napi_ok) {
+    return env.Undefined();
+  }
+  napi_create_reference(env, buffer, 1, &dirty_granule_buffer_);
+  return Napi::Value(env, buffer);
+#else
+  return env.Undefined();
+#endif
+}
+
 Napi::Value DeviceContext::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env, "start") || started_) {
@@ -819,6 +845,7 @@ void DeviceContext::DetachBuffer(napi_ref* ref) {
 
 void DeviceContext::DetachAllBuffers() {
   DetachBuffer(&config_buffer_);
+  DetachBuffer(&dirty_granule_buffer_);
   config_data_ = nullptr;
   for (auto& entry : dma_buffers_) {
     DetachBuffer(&entry.second);

@@ -97,6 +97,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value MsixTable(const Napi::CallbackInfo& info);
   Napi::Value RestoreMsix(const Napi::CallbackInfo& info);
   Napi::Value DmaTransfer(const Napi::CallbackInfo& info);
+  Napi::Value DirtyGranule(const Napi::CallbackInfo& info);
 
   // Throws EBADF if closed; true if usable.
   bool CheckOpen(Napi::Env env, const char* method);
@@ -188,6 +189,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   size_t config_size_ = 0;
   napi_ref config_buffer_ = nullptr;
   void* config_data_ = nullptr;
+  napi_ref dirty_granule_buffer_ = nullptr;
 
   // External ArrayBuffers over mapped DMA regions, by IOVA.
   std::map<uint64_t, napi_ref> dma_buffers_;

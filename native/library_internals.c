@@ -24,6 +24,12 @@ vfu_addon_msix_state(vfu_ctx_t *ctx, uint32_t vector, bool *masked,
     return 0;
 }
 
+uint64_t *
+vfu_addon_dirty_granule(vfu_ctx_t *ctx)
+{
+    return &ctx->dirty_pgsize;
+}
+
 size_t
 vfu_addon_config_size(vfu_ctx_t *ctx)
 {

@@ -40,6 +40,12 @@ void vfu_addon_release_msix(vfu_ctx_t *ctx);
 size_t vfu_addon_config_size(vfu_ctx_t *ctx);
 
 /*
+ * Where the context keeps its dirty-page logging granule: 0 while the
+ * client logs no dirty pages. It lives as long as the context.
+ */
+uint64_t *vfu_addon_dirty_granule(vfu_ctx_t *ctx);
+
+/*
  * Moves len bytes between data and client memory at iova by DMA_READ
  * (is_write false) or DMA_WRITE messages, without waiting: any mapping, with
  * or without an fd. The range must be mapped without a gap (and writable for
