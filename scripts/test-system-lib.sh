@@ -4,7 +4,8 @@
 # vendored sources: our library is installed into a temporary prefix with its
 # generated libvfio-user.pc, the addon is built from a copy of binding.gyp and
 # native/ that holds no C library sources, and a device served through that
-# addon is read by a client (test/native/system-lib-check.js).
+# addon is read by a client, and reads and writes the memory of a client in
+# another process by messages (test/native/system-lib-check.js).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -57,5 +58,11 @@ if grep -q ' T vfu_' <<<"$symbols"; then
     exit 1
 fi
 
+echo "== compiling the package to run on it"
+node_modules/.bin/tsc -p tsconfig.build.json --outDir "$work/lib"
+
 echo "== serving a device through it"
-VFIO_USER_ADDON="$module" node test/native/system-lib-check.js
+# The check times itself out, except while the library blocks it in a
+# transfer: this bound holds then too.
+VFIO_USER_ADDON="$module" VFIO_USER_LIB="$work/lib" \
+    timeout --kill-after=5 60 node test/native/system-lib-check.js

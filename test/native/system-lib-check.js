@@ -1,9 +1,13 @@
 // Serves a device through the addon named by $VFIO_USER_ADDON (built against
 // an installed libvfio-user by scripts/test-system-lib.sh) and talks to it
 // with hand-built messages: negotiation, region read and write, an interrupt
-// through an eventfd, a DMA mapping backed by a memfd, and close().
+// through an eventfd, a DMA mapping backed by a memfd, and close(). Then,
+// through the package compiled into $VFIO_USER_LIB on that addon, a device
+// reads and writes memory a client in a child process mapped without an fd:
+// the addon's blocking fallback (vfu_sgl_read / vfu_sgl_write by messages).
 'use strict';
 const assert = require('node:assert/strict');
+const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const nodeOs = require('node:os');
 const path = require('node:path');
@@ -120,7 +124,75 @@ async function main() {
   console.log('system-lib: a device served through the system-library addon works');
 }
 
-main().catch((err) => {
-  console.error(err);
+// Resolves with the child's report, or rejects when it dies without one.
+function runClient(socket) {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'system-lib-dma-client.js'), [], {
+      env: { ...process.env, SOCKET: socket },
+    });
+    let report;
+    child.on('message', (message) => { report = message; });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (report === undefined) {
+        reject(new Error(`the DMA client exited (code ${code}, signal ${signal}) without a report`));
+      } else if (!report.ok) {
+        reject(new Error(`the DMA client failed:\n${report.error}`));
+      } else {
+        resolve(report);
+      }
+    });
+  });
+}
+
+async function dmaByMessages() {
+  const lib = require(process.env.VFIO_USER_LIB);
+  // The package must run on the system-library addon, not a vendored build.
+  assert.equal(require(path.join(process.env.VFIO_USER_LIB, 'native.js')).native, addon);
+  const { JOB, pattern, sameBytes, makeCopyEngine } = require('./system-lib-dma-device');
+  const device = new (makeCopyEngine(lib))();
+  const socket = path.join(fs.mkdtempSync(path.join(nodeOs.tmpdir(), 'vfu-syslib-')), 'dma.sock');
+  const server = new lib.VfioUserServer(device, { socket });
+  const errors = [];
+  server.on('error', (err) => errors.push(err));
+  const maps = [];
+  device.dma.on('map', (m) => maps.push(m));
+
+  await runClient(socket);
+  server.close();
+
+  assert.deepEqual(errors, [], 'the server reported errors');
+  assert.equal(maps.length, 3, `the device saw ${maps.length} mappings, not 3`);
+  assert.ok(maps.every((m) => !m.mapped), 'the client mapped memory with an fd');
+  const [copy, readOnly, refused, again] = device.jobs;
+  assert.equal(device.jobs.length, 4, `the device ran ${device.jobs.length} jobs, not 4`);
+  sameBytes(copy.seen, pattern(0x2800, 3), 'the device read the wrong data');
+  assert.equal(copy.error, undefined);
+  assert.ok(readOnly.error instanceof lib.DmaError, `not a DmaError: ${readOnly.error}`);
+  assert.equal(readOnly.error.reason, 'read-only');
+  sameBytes(readOnly.seen, pattern(0x100, 3), 'the device read the wrong data before the refused write');
+  // The library sent the DMA_READ and the client refused it.
+  assert.ok(refused.error instanceof lib.DmaError, `not a DmaError: ${refused.error}`);
+  assert.equal(refused.error.reason, 'unmapped');
+  assert.match(refused.error.message, /DMA_READ/);
+  assert.equal(refused.seen, undefined);
+  sameBytes(again.seen, pattern(0x1800, 5), 'the device read the wrong data after the refusals');
+  assert.equal(again.error, undefined);
+  assert.equal(device.regs.get('status'), JOB.DONE);
+  console.log('system-lib: a device read and wrote client memory by messages through the blocking fallback');
+}
+
+// A hung client fails the check instead of stalling CI (a transfer blocked
+// in the library stops this timer too: the script's timeout covers that).
+const deadline = setTimeout(() => {
+  console.error('system-lib: FAIL: the check did not finish within 30 s');
   process.exit(1);
-});
+}, 30000);
+
+main()
+  .then(dmaByMessages)
+  .then(() => clearTimeout(deadline))
+  .catch((err) => {
+    console.error('system-lib: FAIL:', err);
+    process.exit(1);
+  });
