@@ -89,3 +89,12 @@ afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A REGION_READ / REGION_WRITE payload with any fields, consistent or not. */
+export function regionAccess(region: number, offset: bigint, count: number, data: Uint8Array = new Uint8Array(0)): Buffer {
+  const header = Buffer.alloc(16);
+  header.writeBigUInt64LE(offset, 0);
+  header.writeUInt32LE(region, 8);
+  header.writeUInt32LE(count, 12);
+  return Buffer.concat([header, data]);
+}

@@ -1,15 +1,6 @@
 import { Command, PciDevice, Region, VfioUserError, type VfioUserClient } from '../../lib';
 import { REG, TestDevice } from '../fixtures/test-device';
-import { nextEvent, rejection, serveAndConnect, u32 } from '../helpers';
-
-/** A REGION_WRITE/READ payload with any fields, consistent or not. */
-function access(offset: bigint, region: number, count: number, data: Uint8Array = new Uint8Array(0)): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(offset, 0);
-  b.writeUInt32LE(region, 8);
-  b.writeUInt32LE(count, 12);
-  return Buffer.concat([b, data]);
-}
+import { nextEvent, regionAccess, rejection, serveAndConnect, u32 } from '../helpers';
 
 async function stillServes(client: VfioUserClient): Promise<void> {
   expect(await client.read32(0, REG.ID)).toBe(0x12345678);
@@ -23,18 +14,18 @@ describe('bad input from the client gets errno replies; the device keeps serving
     expect((await rejection(client.writeBar(0, 0x1000, u32(1)))).code).toBe('EINVAL');
     expect((await rejection(client.readRegion(9, 0, 4))).code).toBe('EINVAL');
     expect((await rejection(client.readBar(5, 0, 4))).code).toBe('EINVAL'); // BAR5 does not exist
-    expect((await rejection(client.request(Command.REGION_READ, access(0xffffffffffffffffn, 0, 4)))).code).toBe('EINVAL');
+    expect((await rejection(client.request(Command.REGION_READ, regionAccess(0, 0xffffffffffffffffn, 4)))).code).toBe('EINVAL');
     await stillServes(client);
   });
 
   test('wrong sizes and malformed messages', async () => {
     const { client } = await serveAndConnect(new TestDevice());
     // The count says 8 bytes, 4 come.
-    expect((await rejection(client.request(Command.REGION_WRITE, access(0n, 0, 8, u32(1))))).code).toBe('EINVAL');
+    expect((await rejection(client.request(Command.REGION_WRITE, regionAccess(0, 0n, 8, u32(1))))).code).toBe('EINVAL');
     // Shorter than the access header.
     expect((await rejection(client.request(Command.REGION_READ, Buffer.alloc(8)))).code).toBe('EINVAL');
     // More than the 1 MiB a message may carry.
-    expect((await rejection(client.request(Command.REGION_READ, access(0n, 2, (1 << 20) + 1)))).code).toBe('EINVAL');
+    expect((await rejection(client.request(Command.REGION_READ, regionAccess(2, 0n, (1 << 20) + 1)))).code).toBe('EINVAL');
     // No payload at all, and unknown commands.
     expect((await rejection(client.request(Command.DEVICE_GET_INFO))).code).toBe('EINVAL');
     expect((await rejection(client.request(99, Buffer.alloc(4)))).code).toBe('EINVAL');
@@ -118,7 +109,7 @@ describe('bad input from the client gets errno replies; the device keeps serving
 
   test('config region is region 7 for the raw API too', async () => {
     const { client } = await serveAndConnect(new TestDevice());
-    const reply = await client.request(Command.REGION_READ, access(0n, Region.CONFIG, 2));
+    const reply = await client.request(Command.REGION_READ, regionAccess(Region.CONFIG, 0n, 2));
     expect(reply.payload.readUInt16LE(16)).toBe(0x1b36);
   });
 });

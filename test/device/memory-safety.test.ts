@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 import { Command, PciDevice, VfioUserError, type RegionHandler } from '../../lib';
-import { rejection, serveAndConnect } from '../helpers';
+import { regionAccess, rejection, serveAndConnect } from '../helpers';
 
 const BAR_SIZE = 0x100;
 
@@ -46,21 +46,12 @@ class Guarded extends PciDevice {
   }
 }
 
-/** A REGION_READ/WRITE payload with any fields. */
-function access(region: number, offset: bigint, count: number, data: Uint8Array = new Uint8Array(0)): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(offset, 0);
-  b.writeUInt32LE(region, 8);
-  b.writeUInt32LE(count, 12);
-  return Buffer.concat([b, data]);
-}
-
 /** A REGION_WRITE_MULTI payload: `count` says how many entries, `entries` are what comes. */
 function multi(count: bigint, entries: Array<[number, bigint, number]>): Buffer {
   const body = Buffer.alloc(8 + 24 * entries.length);
   body.writeBigUInt64LE(count, 0);
   entries.forEach(([region, offset, size], i) => {
-    access(region, offset, size).copy(body, 8 + 24 * i);
+    regionAccess(region, offset, size).copy(body, 8 + 24 * i);
     body.fill(0xab, 8 + 24 * i + 16, 8 + 24 * i + 16 + Math.min(size, 8));
   });
   return body;
@@ -70,19 +61,19 @@ const U64_MAX = 0xffffffffffffffffn;
 
 describe('region accesses stay inside the BAR', () => {
   const refused: Array<[string, number, Buffer]> = [
-    ['a read that ends one byte past the BAR', Command.REGION_READ, access(0, BigInt(BAR_SIZE - 3), 4)],
-    ['a read at the BAR size', Command.REGION_READ, access(0, BigInt(BAR_SIZE), 1)],
-    ['a write that ends past the BAR', Command.REGION_WRITE, access(1, BigInt(BAR_SIZE - 1), 2, Buffer.alloc(2))],
-    ['a read whose offset + count wraps past 2^64', Command.REGION_READ, access(0, U64_MAX - 1n, 4)],
-    ['a write whose offset + count wraps past 2^64', Command.REGION_WRITE, access(0, U64_MAX, 4, Buffer.alloc(4))],
-    ['an offset past 2^53 (not a safe JS number)', Command.REGION_READ, access(0, 1n << 60n, 4)],
-    ['a count of 2^32 - 1', Command.REGION_READ, access(0, 0n, 0xffffffff)],
-    ['a count past the BAR, under the message limit', Command.REGION_READ, access(1, 0n, BAR_SIZE + 1)],
-    ['a write count larger than the data sent', Command.REGION_WRITE, access(0, 0n, 64, Buffer.alloc(8))],
-    ['a write count smaller than the data sent', Command.REGION_WRITE, access(0, 0n, 4, Buffer.alloc(8))],
-    ['a region that does not exist', Command.REGION_READ, access(9, 0n, 4)],
-    ['a BAR that was not set up', Command.REGION_READ, access(4, 0n, 4)],
-    ['past the end of the MSI-X table BAR', Command.REGION_READ, access(2, 0xffcn, 8)],
+    ['a read that ends one byte past the BAR', Command.REGION_READ, regionAccess(0, BigInt(BAR_SIZE - 3), 4)],
+    ['a read at the BAR size', Command.REGION_READ, regionAccess(0, BigInt(BAR_SIZE), 1)],
+    ['a write that ends past the BAR', Command.REGION_WRITE, regionAccess(1, BigInt(BAR_SIZE - 1), 2, Buffer.alloc(2))],
+    ['a read whose offset + count wraps past 2^64', Command.REGION_READ, regionAccess(0, U64_MAX - 1n, 4)],
+    ['a write whose offset + count wraps past 2^64', Command.REGION_WRITE, regionAccess(0, U64_MAX, 4, Buffer.alloc(4))],
+    ['an offset past 2^53 (not a safe JS number)', Command.REGION_READ, regionAccess(0, 1n << 60n, 4)],
+    ['a count of 2^32 - 1', Command.REGION_READ, regionAccess(0, 0n, 0xffffffff)],
+    ['a count past the BAR, under the message limit', Command.REGION_READ, regionAccess(1, 0n, BAR_SIZE + 1)],
+    ['a write count larger than the data sent', Command.REGION_WRITE, regionAccess(0, 0n, 64, Buffer.alloc(8))],
+    ['a write count smaller than the data sent', Command.REGION_WRITE, regionAccess(0, 0n, 4, Buffer.alloc(8))],
+    ['a region that does not exist', Command.REGION_READ, regionAccess(9, 0n, 4)],
+    ['a BAR that was not set up', Command.REGION_READ, regionAccess(4, 0n, 4)],
+    ['past the end of the MSI-X table BAR', Command.REGION_READ, regionAccess(2, 0xffcn, 8)],
     ['write-multi: an entry past the BAR', Command.REGION_WRITE_MULTI, multi(2n, [[0, 0n, 4], [0, BigInt(BAR_SIZE - 2), 4]])],
     ['write-multi: an entry whose offset wraps', Command.REGION_WRITE_MULTI, multi(1n, [[1, U64_MAX - 2n, 8]])],
     ['write-multi: an entry of 9 bytes', Command.REGION_WRITE_MULTI, multi(1n, [[0, 0n, 9]])],
