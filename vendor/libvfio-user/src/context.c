@@ -39,7 +39,6 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     }
     ctx->pvt = pvt;
     ctx->flags = flags;
-    ctx->trans = trans;
     ctx->listen_fd = -1;
     ctx->epoll_fd = -1;
     ctx->wake_fd = -1;

@@ -519,21 +519,18 @@ void dma_dirty_stop(vfu_ctx_t *ctx)
 int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
                      uint8_t **bitmap)
 {
-    struct vfu_dma *dma = ctx->dma;
-    size_t first = first_ending_after(dma, iova);
-    uint64_t addr = iova;
     struct dma_region *r;
+    int ret;
 
-    if (len == 0 || iova > UINT64_MAX - len) {
+    /* dma_check_range accepts an empty range; no mapping is empty. */
+    if (len == 0) {
         return -ENOENT;
     }
-    for (size_t i = first; addr < iova + len; i++) {
-        if (i >= dma->nr_regions || region_start(dma->regions[i]) > addr) {
-            return -ENOENT;
-        }
-        addr = region_end(dma->regions[i]);
+    ret = dma_check_range(ctx, iova, len, false);
+    if (ret < 0) {
+        return ret;
     }
-    r = dma->regions[first];
+    r = ctx->dma->regions[first_ending_after(ctx->dma, iova)];
     if (region_start(r) != iova || r->info.iova.iov_len != len) {
         return -ENOTSUP;
     }
@@ -546,7 +543,7 @@ int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
 
 /* ------------------------------------------------------- scatter-gather */
 
-int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write)
+int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, bool is_write)
 {
     struct vfu_dma *dma = ctx->dma;
     uint64_t end;
@@ -746,7 +743,10 @@ static int file_io(int fd, void *buf, size_t len, uint64_t offset,
     return 0;
 }
 
-/* Copies one entry in or out of memory this process can reach. */
+/*
+ * Copies one entry in or out of memory this process can reach. sgl_access
+ * has checked the entry, so a write marks r dirty without a second lookup.
+ */
 static int direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r,
                          void *data, bool is_write)
 {
@@ -754,13 +754,13 @@ static int direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r,
         int ret = file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
                           is_write);
         if (ret == 0 && is_write) {
-            vfu_sgl_mark_dirty(ctx, sg, 1);
+            dirty_mark(ctx, r->dirty, sg->offset, sg->length);
         }
         return ret;
     }
     if (is_write) {
         memcpy((char *)r->info.vaddr + sg->offset, data, sg->length);
-        vfu_sgl_mark_dirty(ctx, sg, 1);
+        dirty_mark(ctx, r->dirty, sg->offset, sg->length);
     } else {
         memcpy(data, (char *)r->info.vaddr + sg->offset, sg->length);
     }

@@ -40,8 +40,6 @@ VFU_EXPORT int vfu_create_ioeventfd(vfu_ctx_t *ctx, uint32_t region_idx,
     entry->size = size;
     entry->flags = flags;
     entry->datamatch = datamatch;
-    entry->shadow_fd = shadow_fd;
-    entry->shadow_offset = shadow_offset;
     /* Newest first, as upstream lists them. */
     entry->next = ctx->ioeventfds;
     ctx->ioeventfds = entry;

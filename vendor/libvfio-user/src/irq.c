@@ -118,21 +118,6 @@ read_cfg_masks(vfu_ctx_t *ctx, int type, struct cfg_masks *m)
     }
 }
 
-static uint32_t
-cfg_read32(vfu_ctx_t *ctx, size_t off)
-{
-    uint32_t val;
-
-    memcpy(&val, ctx->pci.cfg + off, sizeof(val));
-    return val;
-}
-
-static void
-cfg_write32(vfu_ctx_t *ctx, size_t off, uint32_t val)
-{
-    memcpy(ctx->pci.cfg + off, &val, sizeof(val));
-}
-
 /* The emulated table, grown to nr_entries if needed; NULL without memory. */
 static uint8_t *
 msix_table(vfu_ctx_t *ctx, uint32_t nr_entries)
@@ -180,7 +165,7 @@ vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
                (v < m->msix.nr_entries && msix_entry_masked(ctx, v));
     }
     if (m->has_msi && m->msi.per_vector_mask && v < 32) {
-        return (cfg_read32(ctx, m->msi.mask_off) >> v) & 1;
+        return (pci_get32(ctx->pci.cfg + m->msi.mask_off) >> v) & 1;
     }
     return false;
 }
@@ -192,10 +177,10 @@ set_pending(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v,
 {
     ctx->irqs.pending[type][v] = pending;
     if (m->has_msi && m->msi.per_vector_mask && v < 32) {
-        uint32_t bits = cfg_read32(ctx, m->msi.pending_off);
+        uint32_t bits = pci_get32(ctx->pci.cfg + m->msi.pending_off);
 
         bits = pending ? bits | (1u << v) : bits & ~(1u << v);
-        cfg_write32(ctx, m->msi.pending_off, bits);
+        pci_put32(ctx->pci.cfg + m->msi.pending_off, bits);
     }
 }
 

@@ -35,6 +35,13 @@ bar_is_64bit(const struct vfu_region *r)
            (r->flags & VFU_REGION_FLAG_64_BITS);
 }
 
+/* Whether BAR i holds the upper dword of a 64-bit pair started by BAR i - 1. */
+static bool
+bar_is_upper_half(vfu_ctx_t *ctx, int i)
+{
+    return i % 2 == 1 && bar_is_64bit(&ctx->regions[i - 1]);
+}
+
 /*
  * Address bits of BAR i a client may write: those above the BAR's size, so
  * that writing all ones reads back the size. Computed from the region as it
@@ -46,7 +53,7 @@ bar_writable_bits(vfu_ctx_t *ctx, int i)
     const struct vfu_region *r = &ctx->regions[i];
     uint64_t addr_bits;
 
-    if (i % 2 == 1 && bar_is_64bit(&ctx->regions[i - 1])) {
+    if (bar_is_upper_half(ctx, i)) {
         /* Upper dword of a 64-bit pair: sized by the lower BAR's region. */
         const struct vfu_region *low = &ctx->regions[i - 1];
 
@@ -245,7 +252,7 @@ bar_set_types(vfu_ctx_t *ctx)
          * 64-bit pair) as I/O; per PCI an unimplemented BAR reads as 0 and
          * an upper half holds only address bits, so we leave them alone.
          */
-        if (r->size == 0 || (i % 2 == 1 && bar_is_64bit(&ctx->regions[i - 1]))) {
+        if (r->size == 0 || bar_is_upper_half(ctx, i)) {
             continue;
         }
         if (r->flags & VFU_REGION_FLAG_MEM) {
@@ -319,7 +326,7 @@ bar_type_bits(vfu_ctx_t *ctx, int i)
 {
     const struct vfu_region *r = &ctx->regions[i];
 
-    if (r->size == 0 || (i % 2 == 1 && bar_is_64bit(&ctx->regions[i - 1]))) {
+    if (r->size == 0 || bar_is_upper_half(ctx, i)) {
         return 0;
     }
     return (r->flags & VFU_REGION_FLAG_MEM) ? (uint32_t)~PCI_BASE_ADDRESS_MEM_MASK

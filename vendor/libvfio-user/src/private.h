@@ -193,8 +193,6 @@ struct vfu_ioeventfd {
     uint32_t size;
     uint32_t flags;
     uint64_t datamatch;
-    int shadow_fd;
-    uint64_t shadow_offset;
 };
 
 /* --------------------------------------------------------- PCI config space */
@@ -255,7 +253,6 @@ struct vfu_dma_xfers {
 struct vfu_ctx {
     void *pvt;
     int flags;                  /* LIBVFIO_USER_FLAG_* */
-    vfu_trans_t trans;
     char *sock_path;
     int listen_fd;
     int epoll_fd;               /* the poll fd: listener and/or client, see transport.c */
@@ -375,8 +372,6 @@ int handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg);
 void msg_free(struct vfu_msg *msg);
 
 /* region.c */
-int region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-                  uint64_t offset, bool is_write);
 /* Calls the device's own callback for a region; count or -errno. */
 ssize_t region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
                        uint64_t offset, bool is_write);
@@ -461,7 +456,7 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
  * Checks like vfu_addr_to_sgl that [iova, iova + len) is mapped without a
  * gap, and writable for a write: 0, -ENOENT, -EACCES or -EINVAL (no DMA).
  */
-int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, bool is_write);
 
 /* dma_transfer.c */
 /* error: 0 or a positive errno. */

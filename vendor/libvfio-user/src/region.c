@@ -191,28 +191,25 @@ check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
     return 0;
 }
 
-int
+/*
+ * One access already passed by check_access: 0 or -errno. Both handlers
+ * return count or an error, never a short count.
+ */
+static int
 region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
               uint64_t offset, bool is_write)
 {
     ssize_t ret;
 
-    if (idx < 0) {
-        return -EINVAL;
-    }
-    ret = check_access(ctx, (uint64_t)idx, offset, count);
-    if (ret < 0 || count == 0) {
-        return (int)ret;
+    if (count == 0) {
+        return 0;
     }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         ret = pci_config_access(ctx, buf, count, offset, is_write);
     } else {
         ret = irq_bar_access(ctx, idx, buf, count, offset, is_write);
     }
-    if (ret < 0) {
-        return (int)ret;
-    }
-    return (size_t)ret == count ? 0 : -EINVAL;
+    return ret < 0 ? (int)ret : 0;
 }
 
 int

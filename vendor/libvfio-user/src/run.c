@@ -380,7 +380,7 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
         if (ret == 0) {
             return handled;
         }
-        if (ret == -ENOTCONN || ret == -ECONNRESET) {
+        if (ret == -ENOTCONN) {
             msg_free(&msg);
             return lost_connection(ctx);
         }
