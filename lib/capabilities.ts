@@ -100,7 +100,8 @@ function checkInteger(field: string, value: number, min: number, max: number): v
   }
 }
 
-function isPowerOfTwo(n: number): boolean {
+/** Whether `n` is a positive power of two (a safe integer). */
+export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
 

@@ -7,6 +7,7 @@
 import {
   dsnCapability,
   extendedVendorCapability,
+  isPowerOfTwo,
   msiCapability,
   msixCapability,
   msixPbaSize,
@@ -21,6 +22,7 @@ import {
   type PmOptions,
 } from './capabilities';
 import {
+  CONFIG_SPACE_EXP_SIZE,
   CONFIG_SPACE_SIZE,
   CapabilityFlag,
   Msix,
@@ -232,11 +234,6 @@ const MAX_BAR_32 = 2 ** 31;
 const MAX_BAR_64 = 2 ** 52;
 const MSIX_BAR_MIN = 4096;
 const DEFAULT_DMA_MAPPINGS = 1024;
-const EXTENDED_CONFIG_SIZE = 4096;
-
-function isPowerOfTwo(n: number): boolean {
-  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
-}
 
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
@@ -380,7 +377,7 @@ function barOccupying(bars: readonly PlannedBar[], index: number): PlannedBar | 
 }
 
 /** Checks the MSI-X description, adding a BAR for the table when none is described. */
-function planMsix(msix: MsixDescription, bars: PlannedBar[]): MsixLayout {
+function planMsix(msix: MsixDescription, bars: PlannedBar[]): { layout: MsixLayout; capability: Uint8Array } {
   checkObject('msix', msix);
   checkFields('msix', msix, MSIX_FIELDS);
   const vectors = msix.vectors;
@@ -408,7 +405,7 @@ function planMsix(msix: MsixDescription, bars: PlannedBar[]): MsixLayout {
     pbaOffset = tableOffset + tableSize;
   }
   const layout: MsixLayout = { vectors, tableBar, tableOffset, pbaBar, pbaOffset };
-  msixCapability(layout); // checks the offsets' alignment and range
+  const capability = msixCapability(layout); // also checks the offsets' alignment and range
 
   if (described === undefined) {
     const end = Math.max(tableOffset + tableSize, pbaBar === tableBar ? pbaOffset + pbaSize : 0);
@@ -439,7 +436,7 @@ function planMsix(msix: MsixDescription, bars: PlannedBar[]): MsixLayout {
   if (pbaBar === tableBar && pbaOffset < tableOffset + tableSize && tableOffset < pbaOffset + pbaSize) {
     throw new DeviceDescriptionError('msix.pbaOffset', 'the MSI-X table and PBA overlap');
   }
-  return layout;
+  return { layout, capability };
 }
 
 /**
@@ -531,8 +528,9 @@ export function planDevice(description: DeviceDescription): DevicePlan {
   }
   let msix: MsixLayout | undefined;
   if (d.msix !== undefined) {
-    msix = planMsix(d.msix, bars);
-    add('msix', msixCapability(msix));
+    const planned = planMsix(d.msix, bars);
+    msix = planned.layout;
+    add('msix', planned.capability);
   }
   for (const bar of bars) {
     if (bar.handler !== undefined && typeof bar.handler !== 'function') {
@@ -580,10 +578,10 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     extendedBytes += Math.ceil(bytes.length / 4) * 4;
     add(field === 'serialNumber' ? 'dsn' : 'extended-vendor', bytes, true);
   }
-  if (extendedBytes > EXTENDED_CONFIG_SIZE - CONFIG_SPACE_SIZE) {
+  if (extendedBytes > CONFIG_SPACE_EXP_SIZE - CONFIG_SPACE_SIZE) {
     throw new DeviceDescriptionError(
       'extendedVendorCapabilities',
-      `extended capabilities need ${extendedBytes} bytes, more than the ${EXTENDED_CONFIG_SIZE - CONFIG_SPACE_SIZE} after the first 256`,
+      `extended capabilities need ${extendedBytes} bytes, more than the ${CONFIG_SPACE_EXP_SIZE - CONFIG_SPACE_SIZE} after the first 256`,
     );
   }
 
@@ -598,7 +596,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
 
   return {
     pciType,
-    configSize: extendedConfig ? EXTENDED_CONFIG_SIZE : CONFIG_SPACE_SIZE,
+    configSize: extendedConfig ? CONFIG_SPACE_EXP_SIZE : CONFIG_SPACE_SIZE,
     vendorId,
     deviceId,
     subsystemVendorId,

@@ -29,12 +29,17 @@ export interface DeviceBinding {
 /** Interrupts a device raised while stopped for migration, by kind: delivered when it runs again. */
 export type HeldInterrupts = Record<InterruptKind, Set<number>>;
 
+/** @internal No vectors of any kind. */
+export function noInterrupts(): HeldInterrupts {
+  return { intx: new Set(), msi: new Set(), msix: new Set() };
+}
+
 /** Per-device state that is not part of the public API. */
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
-  readonly masked: Record<InterruptKind, Set<number>> = { intx: new Set(), msi: new Set(), msix: new Set() };
+  readonly masked: Record<InterruptKind, Set<number>> = noInterrupts();
   migrationState: MigrationState = 'running';
-  held: HeldInterrupts = { intx: new Set(), msi: new Set(), msix: new Set() };
+  held: HeldInterrupts = noInterrupts();
   // What raising an interrupt reads, looked up once when the device is
   // bound: the config space and its MSI-X / MSI flags offsets (-1: none).
   config: Buffer = Buffer.alloc(0);
@@ -427,7 +432,7 @@ export function holdInterrupts(device: PciDevice, held: HeldInterrupts): void {
 export function deliverHeldInterrupts(device: PciDevice): void {
   const runtime = runtimeOf(device);
   const { held, binding } = runtime;
-  runtime.held = { intx: new Set(), msi: new Set(), msix: new Set() };
+  runtime.held = noInterrupts();
   if (binding === undefined) {
     return;
   }

@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
 
 import { DeviceStoppedError, DmaError, errorFromCode } from './errors';
 import { copyBytes as nativeCopy } from './native';
@@ -63,11 +64,7 @@ interface Entry {
   readonly memory: Buffer | undefined;
 }
 
-const ENOTCONN = 107;
-const EFAULT = 14;
-const ENOENT = 2;
-const EACCES = 13;
-const EPERM = 1;
+const { ENOTCONN, EFAULT, ENOENT, EACCES, EPERM } = constants.errno;
 
 let recordMap: (space: DmaSpace, mapping: DmaMapping, memory: ArrayBuffer | undefined) => void;
 let recordUnmap: (space: DmaSpace, iova: number, length: number) => DmaMapping | undefined;

@@ -110,6 +110,9 @@ interface CompiledRegister {
   readonly w1cBytes: Uint8Array;
   readonly read?: (stored: never) => number | bigint;
   readonly write?: (access: RegisterWrite<never>) => void;
+  /** The hooks' names in error messages, made once rather than per access. */
+  readonly readHook: string;
+  readonly writeHook: string;
 }
 
 function toBytes(value: number | bigint, width: number, into: Uint8Array = new Uint8Array(width)): Uint8Array {
@@ -174,7 +177,7 @@ function maskBytes(
  * 8-byte one (likewise from -2^63). Anything else fails the access.
  */
 function checkHookValue(r: CompiledRegister, value: unknown): number | bigint {
-  const hook = `registers.${r.name} read hook`;
+  const hook = r.readHook;
   if (r.width === 8) {
     if (typeof value === 'bigint' && value >= -(1n << 63n) && value < 1n << 64n) {
       return value;
@@ -238,6 +241,8 @@ function compile(name: string, spec: RegisterSpec): CompiledRegister {
     w1cBytes: w1c,
     read: spec.read as CompiledRegister['read'],
     write: spec.write as CompiledRegister['write'],
+    readHook: `${field} read hook`,
+    writeHook: `${field} write hook`,
   };
 }
 
@@ -405,7 +410,7 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
       }
       const from = Math.max(offset, r.offset);
       const to = Math.min(end, r.end);
-      const previous = r.write === undefined ? undefined : this.#file.slice(r.offset, r.end);
+      const previous = r.write === undefined ? undefined : fromBytes(this.#file, r.offset, r.width);
       for (let pos = from; pos < to; pos++) {
         const k = pos - r.offset;
         const written = data[pos - offset];
@@ -413,17 +418,24 @@ export class RegisterMap<const S extends RegisterSpecs = RegisterSpecs> implemen
         this.#file[pos] = (kept | (written & r.rwBytes[k])) & ~(written & r.w1cBytes[k]);
       }
       if (r.write !== undefined && previous !== undefined) {
-        const value = new Uint8Array(r.width);
-        const mask = new Uint8Array(r.width);
-        value.set(data.subarray(from - offset, to - offset), from - r.offset);
-        mask.fill(0xff, from - r.offset, to - r.offset);
+        // The written bytes and their mask, in register position, built in
+        // the scratch bytes: a hooked write allocates no arrays.
+        const scratch = this.#scratch;
+        scratch.fill(0);
+        for (let pos = from; pos < to; pos++) {
+          scratch[pos - r.offset] = data[pos - offset];
+        }
+        const value = fromBytes(scratch, 0, r.width);
+        scratch.fill(0);
+        scratch.fill(0xff, from - r.offset, to - r.offset);
+        const mask = fromBytes(scratch, 0, r.width);
         const returned: unknown = (r.write as (a: RegisterWrite<number | bigint>) => unknown)({
-          value: fromBytes(value, 0, r.width),
-          mask: fromBytes(mask, 0, r.width),
-          previous: fromBytes(previous, 0, r.width),
+          value,
+          mask,
+          previous,
           current: fromBytes(this.#file, r.offset, r.width),
         });
-        refuseThenable(returned, `registers.${r.name} write hook`);
+        refuseThenable(returned, r.writeHook);
       }
     }
   }

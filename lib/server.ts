@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
@@ -15,6 +16,7 @@ import {
   devicePlan,
   heldInterrupts,
   holdInterrupts,
+  noInterrupts,
   recordMask,
   setMigrationState,
   type DeviceBinding,
@@ -64,7 +66,7 @@ const IO_VIEW_BYTES = 64;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const LOG_WARNING = 4;
-const ENOTCONN = 107;
+const { ENOTCONN } = constants.errno;
 
 const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
   [ResetType.DEVICE]: 'device',
@@ -134,6 +136,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   readonly socket: string;
   private readonly context: DeviceContext;
   private readonly handlers: Array<RegionHandler | undefined> = [];
+  /** Each BAR handler's name in error messages, made once rather than per access. */
+  private readonly handlerNames: Array<{ readonly read: string; readonly write: string }> = [];
   private readonly migration: MigrationRunner | undefined;
   private closed = false;
 
@@ -173,6 +177,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         const handler = resolveHandler(bar.handler, bar.index);
         checkHandlerLayout(bar, handler, plan.msix);
         this.handlers[bar.index] = handler;
+        this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
       }
     }
 
@@ -432,8 +437,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           }
         }
         input.end();
-        if (plan.irqs.msix > 0 && table.length !== ctx().msixTable().length) {
-          throw new MigrationStreamError(`the stream's MSI-X table has ${table.length} bytes, this device's ${ctx().msixTable().length}`);
+        const ownTable = plan.irqs.msix > 0 ? ctx().msixTable().length : 0;
+        if (plan.irqs.msix > 0 && table.length !== ownTable) {
+          throw new MigrationStreamError(`the stream's MSI-X table has ${table.length} bytes, this device's ${ownTable}`);
         }
         return () => {
           for (const { handler, state } of bars) {
@@ -464,7 +470,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           if (data.length > IO_VIEW_BYTES) {
             markAsUntransferable(data.buffer); // memory of the library's message
           }
-          refuseThenable(handler.write(offset, data), `BAR ${region} write handler`);
+          refuseThenable(handler.write(offset, data), this.handlerNames[region].write);
         } else {
           // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
           // which it has already zeroed; clearing a 4-byte view here again
@@ -473,7 +479,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
             markAsUntransferable(data.buffer);
             data.fill(0);
           }
-          checkReadResult(handler.read(offset, data), data, `BAR ${region} read handler`);
+          checkReadResult(handler.read(offset, data), data, this.handlerNames[region].read);
         }
       },
       reset: (type: number): void => {
@@ -487,7 +493,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
             refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
           }
           // As the library forgets its pending interrupts.
-          holdInterrupts(device, { intx: new Set(), msi: new Set(), msix: new Set() });
+          holdInterrupts(device, noInterrupts());
         }
         refuseThenable(device.onReset(kind), 'onReset');
         this.emit('reset', kind);

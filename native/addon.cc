@@ -59,14 +59,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return exports;
   }
 
-  Napi::Function device_context = DeviceContext::Define(env);
-  data->device_context_class = Napi::Persistent(device_context);
-  exports.Set("DeviceContext", device_context);
+  exports.Set("DeviceContext", DeviceContext::Define(env));
 
   Napi::Object os = CreateOsHelpers(env);
-  Napi::Function fd_watcher = FdWatcher::Define(env);
-  data->fd_watcher_class = Napi::Persistent(fd_watcher);
-  os.Set("FdWatcher", fd_watcher);
+  os.Set("FdWatcher", FdWatcher::Define(env));
   exports.Set("os", os);
   exports.Set("copyBytes", CreateCopyBytes(env));
   return exports;

@@ -20,8 +20,6 @@ struct AddonData {
   ~AddonData();
 
   uv_loop_t* loop = nullptr;
-  Napi::FunctionReference device_context_class;
-  Napi::FunctionReference fd_watcher_class;
   std::unordered_set<DeviceContext*> contexts;
   std::unordered_set<FdWatcher*> watchers;
   // Heap-allocated so that a handle closed after this object (which
