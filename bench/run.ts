@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { envInt, findRoot } from './support';
+import { C_FLAGS, CC, envInt, findRoot, run, sleep, waitForSocket } from './support';
 
 const ROOT = findRoot(__dirname);
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -39,18 +39,9 @@ const OTHER_CPU = os.cpus().length > 1 ? '1' : '0';
 
 // ------------------------------------------------------------------ building
 
-function run(cmd: string, args: string[], what: string): void {
-  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8' });
-  if (result.error !== undefined || result.status !== 0) {
-    process.stderr.write(result.stdout ?? '');
-    process.stderr.write(result.stderr ?? '');
-    throw new Error(`bench: ${what} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
-  }
-}
-
 function build(): void {
   log('building the C library (scripts/build-c.sh)');
-  run('bash', ['scripts/build-c.sh'], 'building the C library');
+  run(ROOT, 'bash', ['scripts/build-c.sh'], 'bench: building the C library');
 
   // The addon, incrementally: the benchmark measures the current native/.
   const addon = path.join(ROOT, 'build', 'Release', 'vfio_user.node');
@@ -65,15 +56,14 @@ function build(): void {
   }
 
   fs.mkdirSync(BIN, { recursive: true });
-  const cc = process.env.CC ?? 'cc';
-  const flags = ['-O2', '-g', '-std=gnu11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Ivendor/libvfio-user/include'];
-  log(`compiling bench/*.c with ${cc}`);
-  run(cc, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', 'vendor/libvfio-user/test/client.c',
-    '-o', CLIENT], 'compiling bench_client');
-  run(cc, [...flags, 'bench/echo_peer.c', '-o', path.join(BIN, 'echo_peer')], 'compiling echo_peer');
+  const flags = [...C_FLAGS, '-g'];
+  log(`compiling bench/*.c with ${CC}`);
+  run(ROOT, CC, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', 'vendor/libvfio-user/test/client.c',
+    '-o', CLIENT], 'bench: compiling bench_client');
+  run(ROOT, CC, [...flags, 'bench/echo_peer.c', '-o', path.join(BIN, 'echo_peer')], 'bench: compiling echo_peer');
   // Linked statically, like the addon links the library.
-  run(cc, [...flags, 'bench/c_device.c', 'build-c/libvfio-user.a', '-o', path.join(BIN, 'c_device')],
-    'compiling c_device');
+  run(ROOT, CC, [...flags, 'bench/c_device.c', 'build-c/libvfio-user.a', '-o', path.join(BIN, 'c_device')],
+    'bench: compiling c_device');
   if (!fs.existsSync(TS_DEVICE)) {
     throw new Error(`bench: ${TS_DEVICE} is missing (npm run bench compiles bench/*.ts first)`);
   }
@@ -101,21 +91,12 @@ function pinned(cpu: string, argv: string[]): [string, string[]] {
   return pinning ? ['taskset', ['-c', cpu, ...argv]] : [argv[0], argv.slice(1)];
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function startServer(name: string, argv: string[], socket: string, cpu = CPU): Promise<Server> {
   const [cmd, args] = pinned(cpu, argv);
   const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
-  for (let waited = 0; !fs.existsSync(socket); waited += 10) {
-    if (proc.exitCode !== null || waited > 15000) {
-      throw new Error(`bench: ${name} did not start listening on ${socket}`);
-    }
-    await sleep(10);
-  }
+  await waitForSocket(socket, proc, `bench: ${name} did not start listening on ${socket}`);
   return { name, socket, proc, pid: proc.pid ?? 0 };
 }
 

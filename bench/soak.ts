@@ -14,12 +14,12 @@
  *
  * usage: npm run soak   (SOAK_CYCLES, SOAK_ACCESSES and SOAK_BATCHES change the counts)
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { envInt, findRoot } from './support';
+import { C_FLAGS, CC, envInt, findRoot, run, sleep, waitForSocket } from './support';
 
 const ROOT = findRoot(__dirname);
 const CLIENT = path.join(ROOT, 'bench', 'results', 'bin', 'soak_client');
@@ -28,14 +28,6 @@ const CYCLES = envInt('SOAK_CYCLES', 10_000);
 const ACCESSES = envInt('SOAK_ACCESSES', 1_000_000);
 const BATCHES = envInt('SOAK_BATCHES', 10);
 const RSS_SLACK_MIB = envInt('SOAK_RSS_SLACK_MIB', 4);
-
-function sh(cmd: string, args: string[]): void {
-  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8' });
-  if (result.error !== undefined || result.status !== 0) {
-    process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`);
-    throw new Error(`soak: ${cmd} ${args.join(' ')} failed`);
-  }
-}
 
 interface Sample {
   readonly label: string;
@@ -63,7 +55,7 @@ function runClient(mode: 'cycles' | 'accesses', socket: string, n: number): Prom
 async function settle(pid: number): Promise<void> {
   let last = -1;
   for (let i = 0; i < 50; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
     const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
     if (fds === last) {
       return;
@@ -78,21 +70,15 @@ function mib(kib: number): string {
 
 async function main(): Promise<number> {
   fs.mkdirSync(path.dirname(CLIENT), { recursive: true });
-  sh(process.env.CC ?? 'cc', [
-    '-O2', '-std=gnu11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Ivendor/libvfio-user/include', '-Ivendor/libvfio-user/test',
-    'bench/soak_client.c', 'vendor/libvfio-user/test/client.c', '-o', CLIENT,
-  ]);
+  run(ROOT, CC, [
+    ...C_FLAGS, '-Ivendor/libvfio-user/test', 'bench/soak_client.c', 'vendor/libvfio-user/test/client.c', '-o', CLIENT,
+  ], 'soak: compiling soak_client');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-soak-'));
   const socket = path.join(dir, 'soak.sock');
   const server = spawn(process.execPath, [TS_DEVICE, socket], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const pid = server.pid ?? 0;
   try {
-    for (let waited = 0; !fs.existsSync(socket); waited += 10) {
-      if (server.exitCode !== null || waited > 15000) {
-        throw new Error('soak: the TypeScript device did not start');
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitForSocket(socket, server, 'soak: the TypeScript device did not start');
     const start = Date.now();
     const samples: Sample[] = [sample(pid, 'start', start)];
     let rssRise = 0;

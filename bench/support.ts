@@ -1,9 +1,16 @@
 /**
- * What the benchmark and soak runners share: where the package is, and
- * counts taken from the environment.
+ * What the benchmark and soak runners share: where the package is, counts
+ * taken from the environment, building the C programs, and starting servers.
  */
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+/** The C compiler: `$CC`, else `cc`. */
+export const CC = process.env.CC ?? 'cc';
+
+/** Flags every bench/*.c program is compiled with (run from the package root). */
+export const C_FLAGS: readonly string[] = ['-O2', '-std=gnu11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Ivendor/libvfio-user/include'];
 
 /** The folder of the vfio-user package, searched upwards from `from`. */
 export function findRoot(from: string): string {
@@ -23,4 +30,35 @@ export function envInt(name: string, fallback: number): number {
     throw new Error(`${name} must be a positive integer`);
   }
   return value;
+}
+
+/**
+ * Runs `cmd` in `cwd` to completion. On failure it prints the command's
+ * output to stderr and throws `<what> failed (<reason>)`.
+ */
+export function run(cwd: string, cmd: string, args: readonly string[], what: string): void {
+  const result = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
+  if (result.error !== undefined || result.status !== 0) {
+    process.stderr.write(result.stdout ?? '');
+    process.stderr.write(result.stderr ?? '');
+    throw new Error(`${what} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Waits until `socket` exists, polling every 10 ms; throws `failure` if
+ * `proc` exits first or 15 s pass.
+ */
+export async function waitForSocket(socket: string, proc: ChildProcess, failure: string): Promise<void> {
+  for (let waited = 0; !fs.existsSync(socket); waited += 10) {
+    if (proc.exitCode !== null || waited > 15000) {
+      throw new Error(failure);
+    }
+    await sleep(10);
+  }
 }

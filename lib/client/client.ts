@@ -36,6 +36,7 @@ import {
 import {
   Command,
   decodeVersion,
+  DEFAULT_CAPABILITIES,
   DeviceInfoFlag,
   DmaFlag,
   encodeRegionAccess,
@@ -155,10 +156,6 @@ function irqIndex(kind: InterruptKind | number): number {
   return typeof kind === 'number' ? kind : irqIndexOf(kind);
 }
 
-function kindName(index: number): InterruptKind {
-  return index === 0 ? 'intx' : index === 1 ? 'msi' : 'msix';
-}
-
 function checkRange(name: string, value: number, max: number): void {
   if (!Number.isSafeInteger(value) || value < 0 || value > max) {
     throw new RangeError(`${name} must be an integer from 0 to ${max}, not ${value}`);
@@ -213,7 +210,7 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
       throw new OptionsError('timeout', `must be a non-negative number of milliseconds, not ${timeout}`);
     }
     const minor = options.minor ?? 2;
-    const maxDataXferSize = options.maxDataXferSize ?? 1 << 20;
+    const maxDataXferSize = options.maxDataXferSize ?? DEFAULT_CAPABILITIES.maxDataXferSize;
     if (!Number.isSafeInteger(maxDataXferSize) || maxDataXferSize < 1) {
       throw new OptionsError('maxDataXferSize', `must be a positive integer, not ${maxDataXferSize}`);
     }
@@ -444,7 +441,6 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
     const request = Buffer.alloc(DMA_MAP_SIZE);
     request.writeUInt32LE(DMA_MAP_SIZE, 0);
     request.writeUInt32LE(flags, 4);
-    request.writeBigUInt64LE(0n, 8);
     request.writeBigUInt64LE(BigInt(options.iova), 16);
     request.writeBigUInt64LE(BigInt(options.size), 24);
     try {
@@ -496,7 +492,7 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
     const lines: InterruptLine[] = [];
     try {
       for (let v = start; v < start + count; v++) {
-        lines.push(new InterruptLine(kindName(index), v));
+        lines.push(new InterruptLine(kind, v));
       }
       const perMessage = Math.max(1, this.serverCapabilities.maxMsgFds);
       for (let first = 0; first < count; first += perMessage) {
@@ -580,17 +576,22 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
 
   /** Masks vectors (SET_IRQS ACTION_MASK | DATA_NONE). */
   async maskInterrupts(kind: InterruptKind, start = 0, count = 1): Promise<void> {
-    await this.request(Command.DEVICE_SET_IRQS, encodeU32s(IRQ_SET_SIZE, IrqSetFlag.ACTION_MASK | IrqSetFlag.DATA_NONE, irqIndex(kind), start, count));
+    await this.setIrqsAction(IrqSetFlag.ACTION_MASK, kind, start, count);
   }
 
   /** Unmasks vectors (SET_IRQS ACTION_UNMASK | DATA_NONE); pending ones are delivered. */
   async unmaskInterrupts(kind: InterruptKind, start = 0, count = 1): Promise<void> {
-    await this.request(Command.DEVICE_SET_IRQS, encodeU32s(IRQ_SET_SIZE, IrqSetFlag.ACTION_UNMASK | IrqSetFlag.DATA_NONE, irqIndex(kind), start, count));
+    await this.setIrqsAction(IrqSetFlag.ACTION_UNMASK, kind, start, count);
   }
 
   /** Fires vectors from the client side (SET_IRQS ACTION_TRIGGER | DATA_NONE). */
   async triggerInterrupts(kind: InterruptKind, start = 0, count = 1): Promise<void> {
-    await this.request(Command.DEVICE_SET_IRQS, encodeU32s(IRQ_SET_SIZE, IrqSetFlag.ACTION_TRIGGER | IrqSetFlag.DATA_NONE, irqIndex(kind), start, count));
+    await this.setIrqsAction(IrqSetFlag.ACTION_TRIGGER, kind, start, count);
+  }
+
+  /** SET_IRQS of `action` | DATA_NONE on vectors `start` to `start + count - 1`. */
+  private async setIrqsAction(action: number, kind: InterruptKind, start: number, count: number): Promise<void> {
+    await this.request(Command.DEVICE_SET_IRQS, encodeU32s(IRQ_SET_SIZE, action | IrqSetFlag.DATA_NONE, irqIndex(kind), start, count));
   }
 
   /** DEVICE_RESET. */

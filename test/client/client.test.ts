@@ -11,6 +11,7 @@ import {
   VfioUserClient,
   VfioUserError,
 } from '../../lib';
+import { decodeHeader, encodeHeader, HEADER_SIZE } from '../../lib/client/protocol';
 import { TestDevice } from '../fixtures/test-device';
 import { connect, nextEvent, rejection, serve, serveAndConnect, socketPath } from '../helpers';
 
@@ -33,14 +34,9 @@ function fakeServer(onMessage: (message: FakeMessage, reply: (payload: Buffer, f
     let pending = Buffer.alloc(0);
     socket.on('data', (chunk) => {
       pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 16 && pending.length >= pending.readUInt32LE(4)) {
-        const size = pending.readUInt32LE(4);
-        const message = {
-          id: pending.readUInt16LE(0),
-          command: pending.readUInt16LE(2),
-          flags: pending.readUInt32LE(8),
-          payload: pending.subarray(16, size),
-        };
+      while (pending.length >= HEADER_SIZE && pending.length >= decodeHeader(pending).size) {
+        const { id, command, flags, size } = decodeHeader(pending);
+        const message = { id, command, flags, payload: pending.subarray(HEADER_SIZE, size) };
         pending = pending.subarray(size);
         onMessage(
           message,
@@ -63,14 +59,9 @@ function fakeServer(onMessage: (message: FakeMessage, reply: (payload: Buffer, f
   );
 }
 
+/** A whole message: header then payload. */
 function frame(id: number, command: number, flags: number, payload: Buffer, error = 0): Buffer {
-  const header = Buffer.alloc(16);
-  header.writeUInt16LE(id, 0);
-  header.writeUInt16LE(command, 2);
-  header.writeUInt32LE(16 + payload.length, 4);
-  header.writeUInt32LE(flags, 8);
-  header.writeUInt32LE(error, 12);
-  return Buffer.concat([header, payload]);
+  return Buffer.concat([encodeHeader(id, command, payload.length, flags, error), payload]);
 }
 
 function versionReply(json = '{"capabilities":{"max_msg_fds":4}}'): Buffer {
