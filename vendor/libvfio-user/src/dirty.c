@@ -133,19 +133,22 @@ static void set_bit(uint8_t *bitmap, uint64_t bit)
 }
 
 /*
- * Takes the logged bits of a mapping of len bytes (clearing them) and sets
- * the bits of out, which has one bit per report_size page: a report page
- * larger than the logging granule gathers several logged bits into one; a
- * smaller one repeats a logged bit for each of its pages.
+ * Takes the logged bits of the first len bytes of a mapping (clearing them,
+ * and only them) and sets the bits of out, which has one bit per report_size
+ * page: a report page larger than the logging granule gathers several logged
+ * bits into one; a smaller one repeats a logged bit for each of its pages.
  */
 static void take_bits(uint8_t *logged, uint64_t granule, uint8_t *out,
                       uint64_t report_size, uint64_t len)
 {
-    uint64_t logged_bytes = bitmap_bytes(len, granule);
+    uint64_t logged_pages = len / granule + (len % granule != 0);
     uint64_t report_pages = len / report_size + (len % report_size != 0);
 
-    for (uint64_t byte = 0; byte < logged_bytes; byte++) {
-        uint8_t bits = __atomic_exchange_n(&logged[byte], 0, __ATOMIC_RELAXED);
+    for (uint64_t byte = 0; byte * 8 < logged_pages; byte++) {
+        uint64_t left = logged_pages - byte * 8;
+        uint8_t mask = left >= 8 ? 0xff : (uint8_t)((1u << left) - 1);
+        uint8_t bits = __atomic_fetch_and(&logged[byte], (uint8_t)~mask,
+                                          __ATOMIC_RELAXED) & mask;
 
         for (unsigned b = 0; bits != 0; b++, bits >>= 1) {
             uint64_t page = byte * 8 + b;

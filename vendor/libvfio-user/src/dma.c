@@ -531,7 +531,8 @@ int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
         return ret;
     }
     r = ctx->dma->regions[first_ending_after(ctx->dma, iova)];
-    if (region_start(r) != iova || r->info.iova.iov_len != len) {
+    /* The first len bytes of a mapping, as upstream answers too. */
+    if (region_start(r) != iova || len > r->info.iova.iov_len) {
         return -ENOTSUP;
     }
     if (r->dirty == NULL) {

@@ -5,7 +5,9 @@
  * the device's eventfd without a message.
  *
  * The fd is the device's: it is sent as it is, never duplicated nor closed
- * here, and must stay open while the context exists.
+ * here, and must stay open while the context exists. An fd of -1 is
+ * accepted, as upstream accepts it, and such an entry is never offered to a
+ * client: there is nothing it could wire up.
  */
 #include <stdlib.h>
 
@@ -19,7 +21,7 @@ VFU_EXPORT int vfu_create_ioeventfd(vfu_ctx_t *ctx, uint32_t region_idx,
     struct vfu_ioeventfd *entry;
 
     /* Shadow ioeventfds need kernel support this library does not build. */
-    if (ctx == NULL || fd < 0 || shadow_fd != -1 ||
+    if (ctx == NULL || fd < -1 || shadow_fd != -1 ||
         region_idx >= VFU_PCI_DEV_NUM_REGIONS) {
         errno = EINVAL;
         return -1;

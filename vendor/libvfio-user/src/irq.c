@@ -355,8 +355,19 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
     type = signalling_type(vfu_ctx);
     if (subindex >= vfu_ctx->irqs.count[type] ||
         subindex >= vfu_ctx->irqs.nr_vectors[type]) {
+        /*
+         * As upstream, whose vectors share one table as large as the
+         * largest count: a vector the device has in some type is ENOENT
+         * (no eventfd for it in the mode the function is in), beyond
+         * every type's count EINVAL.
+         */
+        bool exists = false;
+
+        for (int t = 0; t < VFU_DEV_NUM_IRQS; t++) {
+            exists |= subindex < vfu_ctx->irqs.count[t];
+        }
         vfu_err(vfu_ctx, "IRQ type %d has no vector %u", type, subindex);
-        errno = EINVAL;
+        errno = exists ? ENOENT : EINVAL;
         return -1;
     }
     read_cfg_masks(vfu_ctx, type, &m);

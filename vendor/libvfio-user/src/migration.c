@@ -275,6 +275,11 @@ int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     memcpy(&req, msg->in, sizeof(req));
+    /* Even a PROBE must describe at least the structure itself. */
+    if (req.argsz < sizeof(req)) {
+        vfu_err(ctx, "DEVICE_FEATURE: argsz %u", req.argsz);
+        return -EINVAL;
+    }
     feature = req.flags & VFIO_DEVICE_FEATURE_MASK;
     ops = req.flags & ~(uint32_t)VFIO_DEVICE_FEATURE_MASK;
     supported = feature_ops(feature);
@@ -334,10 +339,13 @@ int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
         vfu_err(ctx, "read_data returned %zd for %u bytes", n, req.size);
         return -EINVAL;
     }
-    /* Only the bytes produced go back; fewer than asked ends the stream. */
+    /*
+     * size says how many bytes are valid (fewer than asked ends the stream);
+     * the reply still carries all the bytes asked for, zero past size, as
+     * upstream's does: its client rejects a shorter message.
+     */
     res->argsz = (uint32_t)(sizeof(req) + (size_t)n);
     res->size = (uint32_t)n;
-    msg->out_len = res->argsz;
     return 0;
 }
 

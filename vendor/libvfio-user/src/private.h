@@ -314,7 +314,8 @@ int tran_attached(vfu_ctx_t *ctx);
  * Receives the next whole message into msg: 1 when one is complete, 0 when
  * more bytes are needed (non-blocking), -ENOTCONN when the peer left, -E2BIG
  * for an oversized message (its header is in msg->hdr, its body is skipped),
- * -EINVAL for a header shorter than itself, other -errno. Deferred messages
+ * -EINVAL for a header shorter than itself, -EINTR when a signal interrupts
+ * the wait of a blocking context once attached, other -errno. Deferred messages
  * come first. A small payload is borrowed (msg->in_borrowed).
  */
 int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
@@ -495,9 +496,10 @@ int dma_dirty_start(vfu_ctx_t *ctx);
 /* Frees every mapping's bitmap. */
 void dma_dirty_stop(vfu_ctx_t *ctx);
 /*
- * The bitmap of the mapping that is exactly [iova, iova + len): -ENOENT if
- * part of the range is unmapped, -ENOTSUP if it is not one whole mapping,
- * -EINVAL if that mapping keeps no bitmap (message mode).
+ * The bitmap of the mapping that starts at iova and holds [iova, iova + len):
+ * -ENOENT if part of the range is unmapped, -ENOTSUP if the range does not
+ * start a mapping or runs past its end, -EINVAL if that mapping keeps no
+ * bitmap (message mode).
  */
 int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
                      uint8_t **bitmap);

@@ -359,7 +359,7 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     for (ioefd = ctx->ioeventfds; ioefd != NULL; ioefd = ioefd->next) {
-        if (ioefd->region == req.index) {
+        if (ioefd->region == req.index && ioefd->fd >= 0) {
             nr_entries++;
         }
     }
@@ -394,7 +394,7 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
         };
         int idx;
 
-        if (ioefd->region != req.index) {
+        if (ioefd->region != req.index || ioefd->fd < 0) {
             continue;
         }
         idx = fd_table_index(fds, &nr_fds, max_fds, ioefd->fd);

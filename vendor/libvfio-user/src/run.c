@@ -384,6 +384,9 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
             msg_free(&msg);
             return lost_connection(ctx);
         }
+        if (ret == -EINTR) {
+            return fail(EINTR);
+        }
         if (ret == -EINVAL || ret == -E2BIG) {
             vfu_err(ctx, "msg%#x: message size %u is out of range",
                     msg.hdr.msg_id, msg.hdr.msg_size);

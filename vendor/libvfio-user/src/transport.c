@@ -272,6 +272,14 @@ recv_some(vfu_ctx_t *ctx, void *buf, size_t len, bool dontwait,
     got->lost = false;
     for (;;) {
         n = recvmsg(ctx->conn.fd, &mh, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
+        /*
+         * A signal that interrupts a blocking vfu_run_ctx hands control back
+         * to its caller, as upstream's does (its sample server acts on
+         * SIGALRM that way). Negotiation is not interrupted.
+         */
+        if (n < 0 && errno == EINTR && !dontwait && ctx->conn.negotiated) {
+            return -EINTR;
+        }
         if (n >= 0 || errno != EINTR) {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 int ret;

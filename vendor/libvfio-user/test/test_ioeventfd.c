@@ -69,8 +69,8 @@ static void test_create_errors(void)
     /* No shadow ioeventfd support. */
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, 4, 0, 0, efd, 0), EINVAL);
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, 4, 0, 0, 0, 0), EINVAL);
-    /* Not an fd. */
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, -1, 0, 4, 0, 0, -1, 0), EINVAL);
+    /* Not an fd at all; -1 is accepted (below), as upstream accepts it. */
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, -2, 0, 4, 0, 0, -1, 0), EINVAL);
     /* Outside the region, including by overflow. */
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, BAR0_SIZE - 2, 4, 0, 0, -1, 0),
                 EINVAL);
@@ -121,6 +121,8 @@ static void test_region_io_fds(void)
     CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd_b, 0x20, 8,
                                   KVM_IOEVENTFD_FLAG_DATAMATCH, 0x1234, -1, 0));
     CHECK_OK(vfu_create_ioeventfd(ctx, 2, efd_a, 0x30, 2, 0, 0, -1, 0));
+    /* Without an fd: recorded, but nothing a client could use, so not sent. */
+    CHECK_OK(vfu_create_ioeventfd(ctx, 0, -1, 0x40, 4, 0, 0, -1, 0));
     CHECK_OK(vfu_realize_ctx(ctx));
     REQUIRE_OK(vfu_test_server_start(&srv, ctx));
     REQUIRE_OK(vfu_test_client_open(&c, path));
