@@ -24,6 +24,8 @@
             'src/region.c',
             'src/run.c',
             'src/transport.c',
+            'src/transport_recv.c',
+            'src/transport_send.c',
           ],
           'include_dirs': ['include', 'src'],
           'defines': ['_GNU_SOURCE'],

@@ -1,0 +1,218 @@
+/*
+ * Sending to the client: one sendmsg per message with its fds, and in
+ * non-blocking mode a queue of what the socket could not take yet, so that
+ * a slow client never stalls the thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <poll.h>
+
+#include "private.h"
+#include "transport.h"
+
+/*
+ * One sendmsg of what iov holds, fds with its first byte: the bytes taken,
+ * or -EAGAIN when the socket is full, or -errno.
+ */
+static ssize_t
+send_once(int fd, struct iovec *iov, size_t iovcnt, const int *fds, size_t nr_fds)
+{
+    union {
+        char buf[CMSG_SPACE(SERVER_MAX_MSG_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = iovcnt };
+    ssize_t n;
+
+    if (nr_fds > 0) {
+        struct cmsghdr *cm;
+
+        memset(&control, 0, sizeof(control));
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE(nr_fds * sizeof(int));
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nr_fds * sizeof(int));
+    }
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+        return n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return -EAGAIN;
+    }
+    return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
+}
+
+/* Moves iov past n bytes that were sent. */
+static void
+iov_advance(struct iovec **iov, size_t *iovcnt, size_t n)
+{
+    while (n > 0 && *iovcnt > 0) {
+        size_t step = VFU_MIN(n, (*iov)->iov_len);
+
+        (*iov)->iov_base = (char *)(*iov)->iov_base + step;
+        (*iov)->iov_len -= step;
+        n -= step;
+        if ((*iov)->iov_len == 0) {
+            (*iov)++;
+            (*iovcnt)--;
+        }
+    }
+}
+
+/* Keeps what the socket did not take, to go out when it has room. */
+static int
+tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
+           const int *fds, size_t nr_fds)
+{
+    struct vfu_conn *conn = &ctx->conn;
+    struct vfu_tx *tx;
+    size_t len = 0;
+
+    for (size_t i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (len > TX_QUEUE_MAX - conn->tx_bytes) {
+        /* A client that does not read its replies is treated as gone. */
+        vfu_err(ctx, "client is not reading: %zu bytes of replies queued",
+                conn->tx_bytes);
+        return -ENOBUFS;
+    }
+    tx = calloc(1, sizeof(*tx));
+    if (tx == NULL || (tx->data = malloc(len)) == NULL) {
+        free(tx);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < iovcnt; i++) {
+        memcpy(tx->data + tx->len, iov[i].iov_base, iov[i].iov_len);
+        tx->len += iov[i].iov_len;
+    }
+    if (nr_fds > 0) {
+        memcpy(tx->fds, fds, nr_fds * sizeof(int));
+    }
+    tx->nr_fds = nr_fds;
+    conn->tx_bytes += len;
+    if (conn->tx_tail != NULL) {
+        conn->tx_tail->next = tx;
+        conn->tx_tail = tx;
+        return 0;
+    }
+    conn->tx_head = conn->tx_tail = tx;
+    /* Stop reading requests until the client takes its replies. */
+    return tran_watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLOUT);
+}
+
+int
+tran_sendv(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+           const struct iovec *payload, size_t iovcnt, const int *fds,
+           size_t nr_fds)
+{
+    struct iovec iovs[4] = {
+        { .iov_base = (void *)hdr, .iov_len = sizeof(*hdr) },
+    };
+    struct iovec *iov = iovs;
+
+    if (ctx->conn.fd < 0) {
+        return -ENOTCONN;
+    }
+    if (nr_fds > SERVER_MAX_MSG_FDS || iovcnt >= VFU_ARRAY_LEN(iovs)) {
+        return -EINVAL;
+    }
+    memcpy(iovs + 1, payload, iovcnt * sizeof(*payload));
+    iovcnt++;
+    /* Behind queued output, a message waits its turn. */
+    if (ctx->conn.tx_head != NULL) {
+        return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
+    }
+    while (iovcnt > 0) {
+        ssize_t n = send_once(ctx->conn.fd, iov, iovcnt, fds, nr_fds);
+
+        if (n == -EAGAIN) {
+            int ret;
+
+            if (tran_nonblocking(ctx)) {
+                return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
+            }
+            ret = tran_wait_fd(ctx->conn.fd, POLLOUT, -1);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+        if (n > 0) {
+            nr_fds = 0;         /* they went with the first byte */
+        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
+    }
+    return 0;
+}
+
+int
+tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+          const void *payload, size_t len, const int *fds, size_t nr_fds)
+{
+    struct iovec iov = { .iov_base = (void *)payload, .iov_len = len };
+
+    return tran_sendv(ctx, hdr, &iov, len > 0 ? 1 : 0, fds, nr_fds);
+}
+
+int
+tran_flush(vfu_ctx_t *ctx)
+{
+    struct vfu_conn *conn = &ctx->conn;
+
+    if (conn->tx_head == NULL) {
+        return 0;
+    }
+    while (conn->tx_head != NULL) {
+        struct vfu_tx *tx = conn->tx_head;
+        struct iovec iov = { .iov_base = tx->data + tx->sent,
+                             .iov_len = tx->len - tx->sent };
+        ssize_t n = send_once(conn->fd, &iov, 1, tx->fds,
+                              tx->sent == 0 ? tx->nr_fds : 0);
+
+        if (n < 0) {
+            tran_wake_update(ctx);
+            return (int)n;
+        }
+        tx->sent += (size_t)n;
+        conn->tx_bytes -= (size_t)n;
+        if (tx->sent < tx->len) {
+            continue;
+        }
+        conn->tx_head = tx->next;
+        if (conn->tx_head == NULL) {
+            conn->tx_tail = NULL;
+        }
+        free(tx->data);
+        free(tx);
+    }
+    tran_wake_update(ctx);
+    return tran_watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLIN);
+}
+
+void
+tran_send_reset(vfu_ctx_t *ctx)
+{
+    struct vfu_conn *conn = &ctx->conn;
+
+    while (conn->tx_head != NULL) {
+        struct vfu_tx *tx = conn->tx_head;
+
+        conn->tx_head = tx->next;
+        free(tx->data);
+        free(tx);
+    }
+    conn->tx_tail = NULL;
+    conn->tx_bytes = 0;
+}
