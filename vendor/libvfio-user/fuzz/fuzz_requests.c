@@ -254,7 +254,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (options & FUZZ_OPT_SMALL_SNDBUF) {
         int sndbuf = 4096;      /* the kernel's minimum, doubled */
 
-        setsockopt(ctx->conn.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        setsockopt(ctx->conn.main.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
     prologue(fd);
 

@@ -44,7 +44,8 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->wake_fd = -1;
     ctx->xfers.next_msg_id = 1;
     ctx->xfers.reply_timeout_ms = DMA_REPLY_TIMEOUT_MS;
-    ctx->conn.fd = -1;
+    ctx->conn.main.fd = -1;
+    ctx->conn.twin.fd = -1;
     ctx->log_level = LOG_ERR;
     for (size_t i = 0; i < VFU_ARRAY_LEN(ctx->regions); i++) {
         ctx->regions[i].fd = -1;

@@ -103,7 +103,8 @@ send_chunk(vfu_ctx_t *ctx, struct dma_xfer *x)
     iov[0].iov_len = sizeof(access);
     iov[1].iov_base = x->data + c->offset;
     iov[1].iov_len = c->count;
-    ret = tran_sendv(ctx, &hdr, iov, x->is_write ? 2 : 1, NULL, 0);
+    /* On the twin socket when the client has one for our commands. */
+    ret = tran_sendv(ctx, true, &hdr, iov, x->is_write ? 2 : 1, NULL, 0);
     if (ret < 0) {
         free(c);
         return ret;

@@ -45,7 +45,7 @@ apply_client_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps)
 
 static int
 format_reply_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps,
-                  char *buf, size_t size)
+                  bool twin, char *buf, size_t size)
 {
     long page_size = sysconf(_SC_PAGESIZE);
     int n = snprintf(buf, size,
@@ -64,6 +64,10 @@ format_reply_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps,
         n += snprintf(buf + n, size - (size_t)n,
                       ",\"migration\":{\"pgsize\":%ld}", page_size);
     }
+    if (twin) {
+        n += snprintf(buf + n, size - (size_t)n,
+                      ",\"twin_socket\":{\"supported\":true,\"fd_index\":0}");
+    }
     if (caps->write_multiple) {
         n += snprintf(buf + n, size - (size_t)n, ",\"write_multiple\":true");
     }
@@ -78,7 +82,7 @@ handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg)
     struct vfu_client_caps caps;
     struct vfio_user_version *reply;
     char json[REPLY_JSON_MAX];
-    int ret, len;
+    int ret, len, twin_fd = -1;
 
     if (msg->hdr.cmd != VFIO_USER_VERSION) {
         vfu_err(ctx, "first message is command %u, not VERSION", msg->hdr.cmd);
@@ -115,10 +119,28 @@ handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return ret;
     }
 
-    len = format_reply_caps(ctx, &caps, json, sizeof(json));
+    /*
+     * A client that can take an fd and asks for a twin socket gets one: our
+     * DMA_READ / DMA_WRITE then never come between it and its replies.
+     */
+    if (caps.twin_socket_supported && ctx->conn.client_max_msg_fds > 0) {
+        twin_fd = tran_twin_create(ctx);
+        if (twin_fd < 0) {
+            vfu_warn(ctx, "no twin socket: %s", strerror(-twin_fd));
+        }
+    }
+    len = format_reply_caps(ctx, &caps, twin_fd >= 0, json, sizeof(json));
     reply = msg_reply_alloc(msg, sizeof(*reply) + (size_t)len + 1);
     if (reply == NULL) {
+        if (twin_fd >= 0) {
+            close(twin_fd);
+        }
         return -ENOMEM;
+    }
+    if (twin_fd >= 0) {
+        /* Ours to close once sent: the client keeps its own copy. */
+        msg->out_fds_owned = true;
+        msg_reply_add_fd(msg, twin_fd);
     }
     reply->major = LIB_VFIO_USER_MAJOR;
     reply->minor = VFU_MIN(version.minor, LIB_VFIO_USER_MINOR);

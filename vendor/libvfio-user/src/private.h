@@ -76,11 +76,13 @@ struct vfu_msg {
     int *in_fds;                /* fds that came with the request */
     size_t nr_in_fds;           /* a consumed fd is set to -1 (msg_take_fd) */
     bool fds_lost;              /* the kernel dropped fds beyond RECV_MAX_FDS */
+    bool from_twin;             /* came on the twin socket */
 
     uint8_t *out;               /* reply payload, owned by the message */
     size_t out_len;
-    int out_fds[SERVER_MAX_MSG_FDS]; /* sent with the reply, not closed by it */
+    int out_fds[SERVER_MAX_MSG_FDS]; /* sent with the reply */
     size_t nr_out_fds;
+    bool out_fds_owned;         /* closed with the message, not the device's */
 };
 
 /* Allocates a zeroed reply payload of len bytes (replacing any earlier one). */
@@ -156,13 +158,24 @@ struct vfu_tx {
     size_t nr_fds;
 };
 
-struct vfu_conn {
-    int fd;                     /* -1 when no client */
-    bool negotiated;            /* VERSION exchanged: attached */
+/* One socket to the client: what was read from it and what waits to go. */
+struct vfu_stream {
+    int fd;                     /* -1 when none */
     struct vfu_rx rx;
-    struct vfu_tx *tx_head;     /* unsent replies, oldest first */
+    struct vfu_tx *tx_head;     /* unsent messages, oldest first */
     struct vfu_tx *tx_tail;
     size_t tx_bytes;            /* unsent bytes in the queue, <= TX_QUEUE_MAX */
+};
+
+struct vfu_conn {
+    struct vfu_stream main;     /* the client's requests and our replies */
+    /*
+     * Once granted at VERSION (twin_socket), our own commands (DMA_READ,
+     * DMA_WRITE) and the client's replies to them; fd -1 otherwise, and
+     * they share the main socket.
+     */
+    struct vfu_stream twin;
+    bool negotiated;            /* VERSION exchanged: attached */
     struct vfu_deferred *deferred_head; /* served before anything new */
     struct vfu_deferred *deferred_tail;
     size_t deferred_bytes;
@@ -320,16 +333,25 @@ int tran_attached(vfu_ctx_t *ctx);
  */
 int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /*
- * Sends one message with optional fds; 0 or -errno. In non-blocking mode
- * what the socket cannot take now is queued and sent by tran_flush();
- * -ENOBUFS when the queue would pass TX_QUEUE_MAX: the caller drops the client.
+ * Sends one message with optional fds on the main socket; 0 or -errno. In
+ * non-blocking mode what the socket cannot take now is queued and sent by
+ * tran_flush(); -ENOBUFS when the queue would pass TX_QUEUE_MAX: the caller
+ * drops the client.
  */
 int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
               const void *payload, size_t len, const int *fds, size_t nr_fds);
-/* tran_send with the payload in pieces. */
-int tran_sendv(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+/*
+ * tran_send with the payload in pieces, on the main socket or (for_twin) on
+ * the channel of our own commands: the twin socket once granted.
+ */
+int tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
                const struct iovec *payload, size_t iovcnt, const int *fds,
                size_t nr_fds);
+/*
+ * VERSION granted a twin socket: creates the pair, keeps our end and returns
+ * the client's (to send with the reply, then close); -errno.
+ */
+int tran_twin_create(vfu_ctx_t *ctx);
 /*
  * Sends queued output: 0 when none is left, -EAGAIN when some is (the poll
  * fd then wakes the caller when the client makes room), -errno.

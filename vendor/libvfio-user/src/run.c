@@ -91,6 +91,9 @@ msg_free(struct vfu_msg *msg)
         }
     }
     free(msg->in_fds);
+    for (size_t i = 0; msg->out_fds_owned && i < msg->nr_out_fds; i++) {
+        close(msg->out_fds[i]);
+    }
     if (!msg->in_borrowed) {
         free(msg->in);
     }
@@ -120,6 +123,40 @@ send_reply(vfu_ctx_t *ctx, struct vfu_msg *msg, int err)
     hdr.msg_size += (uint32_t)msg->out_len;
     return tran_send(ctx, &hdr, msg->out, msg->out_len, msg->out_fds,
                      msg->nr_out_fds);
+}
+
+static bool
+is_reply(const struct vfu_msg *msg)
+{
+    return (msg->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY;
+}
+
+/*
+ * A message on the twin socket that is no reply to one of our commands: the
+ * client gets an error there for a command, a stray reply is dropped.
+ */
+static int
+answer_on_twin(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    struct vfio_user_header hdr = {
+        .msg_id = msg->hdr.msg_id,
+        .cmd = msg->hdr.cmd,
+        .msg_size = sizeof(hdr),
+        .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
+        .error_no = EINVAL,
+    };
+
+    if (is_reply(msg)) {
+        vfu_warn(ctx, "msg%#x: dropped a stray reply on the twin socket",
+                 msg->hdr.msg_id);
+        return 0;
+    }
+    vfu_err(ctx, "msg%#x: command %u on the twin socket, which carries only "
+            "replies to ours", msg->hdr.msg_id, msg->hdr.cmd);
+    if (msg->hdr.flags & VFIO_USER_F_NO_REPLY) {
+        return 0;
+    }
+    return tran_sendv(ctx, true, &hdr, NULL, 0, NULL, 0);
 }
 
 /* Checks what every request must satisfy; 0 or the errno to answer. */
@@ -299,7 +336,7 @@ vfu_attach_ctx(vfu_ctx_t *vfu_ctx)
     if (ctx->conn.negotiated) {
         return fail(EINVAL);
     }
-    if (ctx->conn.fd < 0) {
+    if (ctx->conn.main.fd < 0) {
         ret = tran_accept(ctx);
         if (ret < 0) {
             return fail(-ret);
@@ -361,7 +398,7 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
      * A caller comes back when the poll fd says so, or on its own: either way
      * the socket is worth reading again (see tran_recv_msg).
      */
-    ctx->conn.rx.drained = false;
+    ctx->conn.main.rx.drained = false;
     /* A blocking context waits inside tran_recv_msg and never sees 0. */
     for (;;) {
         struct vfu_msg msg = { 0 };
@@ -387,7 +424,10 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
         if (ret == -EINTR) {
             return fail(EINTR);
         }
-        if (ret == -EINVAL || ret == -E2BIG) {
+        if (msg.from_twin && (ret == 1 || ret == -EINVAL || ret == -E2BIG)) {
+            ret = ret == 1 && is_reply(&msg) && dma_transfer_reply(ctx, &msg) ?
+                  0 : answer_on_twin(ctx, &msg);
+        } else if (ret == -EINVAL || ret == -E2BIG) {
             vfu_err(ctx, "msg%#x: message size %u is out of range",
                     msg.hdr.msg_id, msg.hdr.msg_size);
             ret = send_reply(ctx, &msg, EINVAL);
@@ -395,8 +435,7 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
             msg_free(&msg);
             vfu_err(ctx, "receive failed: %s", strerror(-ret));
             return lost_connection(ctx);
-        } else if ((msg.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY &&
-                   dma_transfer_reply(ctx, &msg)) {
+        } else if (is_reply(&msg) && dma_transfer_reply(ctx, &msg)) {
             ret = 0;
         } else {
             ret = process_request(ctx, &msg);

@@ -147,7 +147,7 @@ tran_accept(vfu_ctx_t *ctx)
     if (fd < 0) {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
-    if (ctx->conn.fd >= 0) {
+    if (ctx->conn.main.fd >= 0) {
         /* Never attached, so there is no device state to reset. */
         vfu_info(ctx, "a new client replaces one that did not finish VERSION");
         tran_close_conn(ctx);
@@ -157,9 +157,9 @@ tran_accept(vfu_ctx_t *ctx)
         close(fd);
         return ret;
     }
-    ctx->conn.fd = fd;
+    ctx->conn.main.fd = fd;
     ctx->conn.negotiated = false;
-    memset(&ctx->conn.rx, 0, sizeof(ctx->conn.rx));
+    memset(&ctx->conn.main.rx, 0, sizeof(ctx->conn.main.rx));
     return 0;
 }
 
@@ -169,6 +169,9 @@ tran_attached(vfu_ctx_t *ctx)
     /* One client at a time: the listener rests until this one leaves. */
     int ret = tran_watch(ctx, EPOLL_CTL_DEL, ctx->listen_fd, 0);
 
+    if (ret == 0 && ctx->conn.twin.fd >= 0) {
+        ret = tran_watch(ctx, EPOLL_CTL_ADD, ctx->conn.twin.fd, EPOLLIN);
+    }
     if (ret == 0) {
         ctx->conn.negotiated = true;
     }
@@ -183,7 +186,7 @@ tran_attached(vfu_ctx_t *ctx)
 void
 tran_wake_update(vfu_ctx_t *ctx)
 {
-    bool want = ctx->conn.deferred_head != NULL && ctx->conn.tx_head == NULL;
+    bool want = ctx->conn.deferred_head != NULL && ctx->conn.main.tx_head == NULL;
     uint64_t count = 1;
 
     if (want == ctx->wake_armed) {
@@ -211,6 +214,33 @@ tran_wait_fd(int fd, short events, int timeout_ms)
     return ret == 0 ? -ETIMEDOUT : 0;
 }
 
+int
+tran_twin_create(vfu_ctx_t *ctx)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        return -errno;
+    }
+    /*
+     * Ours is read and written without waiting in either mode (blocking
+     * waits poll first); the client's end is an ordinary socket.
+     */
+    if (fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK) < 0) {
+        int err = errno;
+
+        close(sv[0]);
+        close(sv[1]);
+        return -err;
+    }
+    if (ctx->conn.twin.fd >= 0) {
+        close(ctx->conn.twin.fd);
+    }
+    ctx->conn.twin.fd = sv[0];
+    memset(&ctx->conn.twin.rx, 0, sizeof(ctx->conn.twin.rx));
+    return sv[1];
+}
+
 void
 tran_close_conn(vfu_ctx_t *ctx)
 {
@@ -220,16 +250,21 @@ tran_close_conn(vfu_ctx_t *ctx)
     tran_recv_reset(ctx);
     tran_send_reset(ctx);
     tran_wake_update(ctx);
-    if (conn->fd >= 0) {
-        tran_watch(ctx, EPOLL_CTL_DEL, conn->fd, 0);
-        close(conn->fd);
+    if (conn->twin.fd >= 0) {
+        tran_watch(ctx, EPOLL_CTL_DEL, conn->twin.fd, 0);
+        close(conn->twin.fd);
+        conn->twin.fd = -1;
+    }
+    if (conn->main.fd >= 0) {
+        tran_watch(ctx, EPOLL_CTL_DEL, conn->main.fd, 0);
+        close(conn->main.fd);
         /* Listen again for the next client. */
         if (listener_resting && ctx->listen_fd >= 0 &&
             tran_watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN) < 0) {
             vfu_err(ctx, "cannot poll the listening socket: %m");
         }
     }
-    conn->fd = -1;
+    conn->main.fd = -1;
     conn->negotiated = false;
 }
 

@@ -52,12 +52,13 @@ struct received_fds {
 };
 
 /*
- * One recvmsg into buf. Returns the byte count, -EAGAIN when nothing is there
- * now (dontwait, or a non-blocking context), -ENOTCONN at end of stream.
+ * One recvmsg from s into buf. Returns the byte count, -EAGAIN when nothing
+ * is there now (dontwait, or a non-blocking context), -ENOTCONN at end of
+ * stream, -EINTR when a signal cut the wait of a blocking context.
  */
 static ssize_t
-recv_some(vfu_ctx_t *ctx, void *buf, size_t len, bool dontwait,
-          struct received_fds *got)
+recv_some(vfu_ctx_t *ctx, struct vfu_stream *s, void *buf, size_t len,
+          bool dontwait, struct received_fds *got)
 {
     union {
         char buf[CMSG_SPACE(RECV_MAX_FDS * sizeof(int))];
@@ -73,7 +74,7 @@ recv_some(vfu_ctx_t *ctx, void *buf, size_t len, bool dontwait,
     got->nr = 0;
     got->lost = false;
     for (;;) {
-        n = recvmsg(ctx->conn.fd, &mh, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
+        n = recvmsg(s->fd, &mh, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
         /*
          * A signal that interrupts a blocking vfu_run_ctx hands control back
          * to its caller, as upstream's does (its sample server acts on
@@ -89,7 +90,7 @@ recv_some(vfu_ctx_t *ctx, void *buf, size_t len, bool dontwait,
                     return -EAGAIN;
                 }
                 /* Someone made our blocking fd non-blocking: wait here. */
-                ret = tran_wait_fd(ctx->conn.fd, POLLIN, -1);
+                ret = tran_wait_fd(s->fd, POLLIN, -1);
                 if (ret < 0) {
                     return ret;
                 }
@@ -160,9 +161,9 @@ rx_owner_of(const struct vfu_rx *rx, uint64_t pos)
  * the last byte of that read; the bytes before may be earlier messages.
  */
 static void
-rx_add_fds(vfu_ctx_t *ctx, uint64_t last_byte, struct received_fds *got)
+rx_add_fds(vfu_ctx_t *ctx, struct vfu_rx *rx, uint64_t last_byte,
+           struct received_fds *got)
 {
-    struct vfu_rx *rx = &ctx->conn.rx;
     uint64_t owner = rx_owner_of(rx, last_byte);
     uint64_t parsed = rx->base + rx->start;
     struct vfu_rx_fds *set = NULL;
@@ -245,14 +246,15 @@ rx_take_fds(struct vfu_rx *rx, uint64_t owner, struct vfu_msg *msg)
  * request may move the buffer).
  */
 static int
-rx_next(vfu_ctx_t *ctx, struct vfu_msg *msg, bool own)
+rx_next(vfu_ctx_t *ctx, struct vfu_stream *s, struct vfu_msg *msg, bool own)
 {
-    struct vfu_rx *rx = &ctx->conn.rx;
+    struct vfu_rx *rx = &s->rx;
     struct vfio_user_header hdr;
     size_t avail, len;
     uint64_t at;
     int ret;
 
+    msg->from_twin = s == &ctx->conn.twin;
     if (rx->discard > 0) {
         size_t n = (size_t)VFU_MIN(rx->discard, rx->end - rx->start);
 
@@ -324,9 +326,9 @@ rx_next(vfu_ctx_t *ctx, struct vfu_msg *msg, bool own)
  * -errno.
  */
 static ssize_t
-rx_fill(vfu_ctx_t *ctx, bool dontwait)
+rx_fill(vfu_ctx_t *ctx, struct vfu_stream *s, bool dontwait)
 {
-    struct vfu_rx *rx = &ctx->conn.rx;
+    struct vfu_rx *rx = &s->rx;
     struct received_fds got;
     uint8_t *dst;
     size_t room;
@@ -345,7 +347,7 @@ rx_fill(vfu_ctx_t *ctx, bool dontwait)
         dst = rx->buf + rx->end;
         room = sizeof(rx->buf) - rx->end;
     }
-    n = recv_some(ctx, dst, room, dontwait, &got);
+    n = recv_some(ctx, s, dst, room, dontwait, &got);
     if (n < 0) {
         rx->eof = n == -ENOTCONN;
         return n;
@@ -359,7 +361,7 @@ rx_fill(vfu_ctx_t *ctx, bool dontwait)
     /* A read that brought fds may have stopped short of what is there. */
     rx->drained = (size_t)n < room && got.nr == 0 && !got.lost;
     if (got.nr > 0 || got.lost) {
-        rx_add_fds(ctx, rx->base + rx->end - 1, &got);
+        rx_add_fds(ctx, rx, rx->base + rx->end - 1, &got);
     }
     return n;
 }
@@ -383,21 +385,83 @@ pop_deferred(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return status;
 }
 
+/*
+ * The next message the twin socket holds, without waiting: 1, 0 when none is
+ * complete (or there is no twin socket), or as tran_recv_msg. It carries the
+ * client's replies to our commands; its end is the client's end.
+ */
+static int
+twin_next(vfu_ctx_t *ctx, struct vfu_msg *msg, bool own)
+{
+    struct vfu_stream *twin = &ctx->conn.twin;
+
+    if (twin->fd < 0) {
+        return 0;
+    }
+    for (;;) {
+        ssize_t n;
+        int ret = rx_next(ctx, twin, msg, own);
+
+        if (ret != 0) {
+            return ret;
+        }
+        if (twin->rx.eof) {
+            return -ENOTCONN;
+        }
+        n = rx_fill(ctx, twin, true);
+        if (n == -EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+    }
+}
+
+/* A blocking context with a twin socket waits for either; 0 or -errno. */
+static int
+wait_either(vfu_ctx_t *ctx)
+{
+    struct pollfd pfd[2] = {
+        { .fd = ctx->conn.main.fd, .events = POLLIN },
+        { .fd = ctx->conn.twin.fd, .events = POLLIN },
+    };
+
+    for (;;) {
+        if (poll(pfd, 2, -1) >= 0) {
+            return 0;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+        if (ctx->conn.negotiated) {
+            return -EINTR;
+        }
+    }
+}
+
 int
 tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
-    struct vfu_rx *rx = &ctx->conn.rx;
+    struct vfu_stream *s = &ctx->conn.main;
+    struct vfu_rx *rx = &s->rx;
+    bool wait_both;
 
-    if (ctx->conn.fd < 0) {
+    if (s->fd < 0) {
         return -ENOTCONN;
     }
     if (ctx->conn.deferred_head != NULL) {
         return pop_deferred(ctx, msg);
     }
+    wait_both = ctx->conn.twin.fd >= 0 && !tran_nonblocking(ctx);
     for (;;) {
         ssize_t n;
-        int ret = rx_next(ctx, msg, false);
+        int ret = twin_next(ctx, msg, false);
 
+        if (ret != 0) {
+            return ret;
+        }
+        ret = rx_next(ctx, s, msg, false);
         if (ret != 0) {
             return ret;
         }
@@ -412,7 +476,13 @@ tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg)
             rx->drained = false;
             return 0;
         }
-        n = rx_fill(ctx, false);
+        if (wait_both && (ret = wait_either(ctx)) < 0) {
+            return ret;
+        }
+        n = rx_fill(ctx, s, wait_both);
+        if (n == -EAGAIN && wait_both) {
+            continue;           /* it was the twin socket */
+        }
         if (n == -EAGAIN) {
             return 0;
         }
@@ -425,40 +495,51 @@ tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg)
 int
 tran_wait_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int timeout_ms)
 {
-    struct vfu_rx *rx = &ctx->conn.rx;
+    struct vfu_stream *s = &ctx->conn.main;
     struct timespec now;
     int64_t deadline_ms;
 
-    if (ctx->conn.fd < 0) {
+    if (s->fd < 0) {
         return -ENOTCONN;
     }
     clock_gettime(CLOCK_MONOTONIC, &now);
     deadline_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
     for (;;) {
-        struct pollfd pfd = { .fd = ctx->conn.fd, .events = POLLIN };
+        /* poll skips the twin entry while its fd is -1. */
+        struct pollfd pfd[2] = {
+            { .fd = s->fd, .events = POLLIN },
+            { .fd = ctx->conn.twin.fd, .events = POLLIN },
+        };
         int64_t left;
         ssize_t n;
-        int ret = rx_next(ctx, msg, true);
+        int ret = twin_next(ctx, msg, true);
 
         if (ret != 0) {
             return ret;
         }
-        if (rx->eof) {
+        ret = rx_next(ctx, s, msg, true);
+        if (ret != 0) {
+            return ret;
+        }
+        if (s->rx.eof) {
             return -ENOTCONN;
         }
         ret = tran_flush(ctx);
         if (ret < 0 && ret != -EAGAIN) {
             return ret;
         }
-        n = rx_fill(ctx, true);
+        n = rx_fill(ctx, s, true);
         if (n > 0) {
             continue;
         }
         if (n != -EAGAIN) {
             return (int)n;
         }
-        if (ctx->conn.tx_head != NULL) {
-            pfd.events |= POLLOUT;
+        if (s->tx_head != NULL) {
+            pfd[0].events |= POLLOUT;
+        }
+        if (ctx->conn.twin.tx_head != NULL) {
+            pfd[1].events |= POLLOUT;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
         left = deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
@@ -466,7 +547,7 @@ tran_wait_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int timeout_ms)
             return -ETIMEDOUT;
         }
         do {
-            ret = poll(&pfd, 1, (int)VFU_MIN(left, INT32_MAX));
+            ret = poll(pfd, 2, (int)VFU_MIN(left, INT32_MAX));
         } while (ret < 0 && errno == EINTR);
         if (ret < 0) {
             return -errno;
@@ -503,7 +584,8 @@ tran_recv_reset(vfu_ctx_t *ctx)
 {
     struct vfu_conn *conn = &ctx->conn;
 
-    rx_reset(&conn->rx);
+    rx_reset(&conn->main.rx);
+    rx_reset(&conn->twin.rx);
     while (conn->deferred_head != NULL) {
         struct vfu_msg msg;
 

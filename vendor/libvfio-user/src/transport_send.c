@@ -67,22 +67,34 @@ iov_advance(struct iovec **iov, size_t *iovcnt, size_t n)
     }
 }
 
+/*
+ * The events to poll s for: the main socket's requests wait while replies
+ * do (so a client that does not read them is not served more); the twin
+ * socket always takes the client's replies.
+ */
+static uint32_t
+poll_events(vfu_ctx_t *ctx, const struct vfu_stream *s)
+{
+    if (s == &ctx->conn.twin) {
+        return s->tx_head != NULL ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    }
+    return s->tx_head != NULL ? EPOLLOUT : EPOLLIN;
+}
+
 /* Keeps what the socket did not take, to go out when it has room. */
 static int
-tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
-           const int *fds, size_t nr_fds)
+tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov,
+           size_t iovcnt, const int *fds, size_t nr_fds)
 {
-    struct vfu_conn *conn = &ctx->conn;
     struct vfu_tx *tx;
     size_t len = 0;
 
     for (size_t i = 0; i < iovcnt; i++) {
         len += iov[i].iov_len;
     }
-    if (len > TX_QUEUE_MAX - conn->tx_bytes) {
-        /* A client that does not read its replies is treated as gone. */
-        vfu_err(ctx, "client is not reading: %zu bytes of replies queued",
-                conn->tx_bytes);
+    if (len > TX_QUEUE_MAX - s->tx_bytes) {
+        /* A client that does not read what we send is treated as gone. */
+        vfu_err(ctx, "client is not reading: %zu bytes queued", s->tx_bytes);
         return -ENOBUFS;
     }
     tx = calloc(1, sizeof(*tx));
@@ -98,49 +110,52 @@ tx_enqueue(vfu_ctx_t *ctx, const struct iovec *iov, size_t iovcnt,
         memcpy(tx->fds, fds, nr_fds * sizeof(int));
     }
     tx->nr_fds = nr_fds;
-    conn->tx_bytes += len;
-    if (conn->tx_tail != NULL) {
-        conn->tx_tail->next = tx;
-        conn->tx_tail = tx;
+    s->tx_bytes += len;
+    if (s->tx_tail != NULL) {
+        s->tx_tail->next = tx;
+        s->tx_tail = tx;
         return 0;
     }
-    conn->tx_head = conn->tx_tail = tx;
-    /* Stop reading requests until the client takes its replies. */
-    return tran_watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLOUT);
+    s->tx_head = s->tx_tail = tx;
+    return tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
 }
 
 int
-tran_sendv(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
+tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
            const struct iovec *payload, size_t iovcnt, const int *fds,
            size_t nr_fds)
 {
+    struct vfu_stream *s = for_twin && ctx->conn.twin.fd >= 0 ?
+                           &ctx->conn.twin : &ctx->conn.main;
     struct iovec iovs[4] = {
         { .iov_base = (void *)hdr, .iov_len = sizeof(*hdr) },
     };
     struct iovec *iov = iovs;
 
-    if (ctx->conn.fd < 0) {
+    if (ctx->conn.main.fd < 0) {
         return -ENOTCONN;
     }
     if (nr_fds > SERVER_MAX_MSG_FDS || iovcnt >= VFU_ARRAY_LEN(iovs)) {
         return -EINVAL;
     }
-    memcpy(iovs + 1, payload, iovcnt * sizeof(*payload));
+    if (iovcnt > 0) {
+        memcpy(iovs + 1, payload, iovcnt * sizeof(*payload));
+    }
     iovcnt++;
     /* Behind queued output, a message waits its turn. */
-    if (ctx->conn.tx_head != NULL) {
-        return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
+    if (s->tx_head != NULL) {
+        return tx_enqueue(ctx, s, iov, iovcnt, fds, nr_fds);
     }
     while (iovcnt > 0) {
-        ssize_t n = send_once(ctx->conn.fd, iov, iovcnt, fds, nr_fds);
+        ssize_t n = send_once(s->fd, iov, iovcnt, fds, nr_fds);
 
         if (n == -EAGAIN) {
             int ret;
 
             if (tran_nonblocking(ctx)) {
-                return tx_enqueue(ctx, iov, iovcnt, fds, nr_fds);
+                return tx_enqueue(ctx, s, iov, iovcnt, fds, nr_fds);
             }
-            ret = tran_wait_fd(ctx->conn.fd, POLLOUT, -1);
+            ret = tran_wait_fd(s->fd, POLLOUT, -1);
             if (ret < 0) {
                 return ret;
             }
@@ -163,56 +178,72 @@ tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
 {
     struct iovec iov = { .iov_base = (void *)payload, .iov_len = len };
 
-    return tran_sendv(ctx, hdr, &iov, len > 0 ? 1 : 0, fds, nr_fds);
+    return tran_sendv(ctx, false, hdr, &iov, len > 0 ? 1 : 0, fds, nr_fds);
+}
+
+/* Sends what s has queued: 0 when none is left, -EAGAIN when some is, -errno. */
+static int
+flush_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
+{
+    if (s->tx_head == NULL) {
+        return 0;
+    }
+    while (s->tx_head != NULL) {
+        struct vfu_tx *tx = s->tx_head;
+        struct iovec iov = { .iov_base = tx->data + tx->sent,
+                             .iov_len = tx->len - tx->sent };
+        ssize_t n = send_once(s->fd, &iov, 1, tx->fds,
+                              tx->sent == 0 ? tx->nr_fds : 0);
+
+        if (n < 0) {
+            return (int)n;
+        }
+        tx->sent += (size_t)n;
+        s->tx_bytes -= (size_t)n;
+        if (tx->sent < tx->len) {
+            continue;
+        }
+        s->tx_head = tx->next;
+        if (s->tx_head == NULL) {
+            s->tx_tail = NULL;
+        }
+        free(tx->data);
+        free(tx);
+    }
+    return tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
 }
 
 int
 tran_flush(vfu_ctx_t *ctx)
 {
-    struct vfu_conn *conn = &ctx->conn;
+    /* Our own commands waiting on the twin socket never hold requests back. */
+    int ret = flush_stream(ctx, &ctx->conn.twin);
 
-    if (conn->tx_head == NULL) {
-        return 0;
+    if (ret < 0 && ret != -EAGAIN) {
+        return ret;
     }
-    while (conn->tx_head != NULL) {
-        struct vfu_tx *tx = conn->tx_head;
-        struct iovec iov = { .iov_base = tx->data + tx->sent,
-                             .iov_len = tx->len - tx->sent };
-        ssize_t n = send_once(conn->fd, &iov, 1, tx->fds,
-                              tx->sent == 0 ? tx->nr_fds : 0);
+    ret = flush_stream(ctx, &ctx->conn.main);
+    tran_wake_update(ctx);
+    return ret;
+}
 
-        if (n < 0) {
-            tran_wake_update(ctx);
-            return (int)n;
-        }
-        tx->sent += (size_t)n;
-        conn->tx_bytes -= (size_t)n;
-        if (tx->sent < tx->len) {
-            continue;
-        }
-        conn->tx_head = tx->next;
-        if (conn->tx_head == NULL) {
-            conn->tx_tail = NULL;
-        }
+static void
+tx_drop(struct vfu_stream *s)
+{
+    while (s->tx_head != NULL) {
+        struct vfu_tx *tx = s->tx_head;
+
+        s->tx_head = tx->next;
         free(tx->data);
         free(tx);
     }
-    tran_wake_update(ctx);
-    return tran_watch(ctx, EPOLL_CTL_MOD, conn->fd, EPOLLIN);
+    s->tx_tail = NULL;
+    s->tx_bytes = 0;
 }
 
 void
 tran_send_reset(vfu_ctx_t *ctx)
 {
-    struct vfu_conn *conn = &ctx->conn;
-
-    while (conn->tx_head != NULL) {
-        struct vfu_tx *tx = conn->tx_head;
-
-        conn->tx_head = tx->next;
-        free(tx->data);
-        free(tx);
-    }
-    conn->tx_tail = NULL;
-    conn->tx_bytes = 0;
+    tx_drop(&ctx->conn.main);
+    tx_drop(&ctx->conn.twin);
 }

@@ -116,7 +116,7 @@ poll_fd_ready(vfu_ctx_t *ctx)
 static int
 has_pending_client(vfu_ctx_t *ctx, void *arg)
 {
-    return ctx->conn.fd >= 0 && !ctx->conn.negotiated;
+    return ctx->conn.main.fd >= 0 && !ctx->conn.negotiated;
 }
 
 struct pending_wait {
@@ -381,7 +381,7 @@ cpu_ns(void)
 static int
 queued_bytes(vfu_ctx_t *ctx, void *arg)
 {
-    return (int)ctx->conn.tx_bytes;
+    return (int)ctx->conn.main.tx_bytes;
 }
 
 /*
@@ -491,13 +491,13 @@ test_reply_queue_bound(void)
         sends++;
     }
     CHECK_EQ(ret, -ENOBUFS);
-    CHECK_LE(ctx->conn.tx_bytes, TX_QUEUE_MAX);
-    CHECK_GT(ctx->conn.tx_bytes, TX_QUEUE_MAX - chunk - sizeof(hdr));
+    CHECK_LE(ctx->conn.main.tx_bytes, TX_QUEUE_MAX);
+    CHECK_GT(ctx->conn.main.tx_bytes, TX_QUEUE_MAX - chunk - sizeof(hdr));
     /* Exactly full: one more byte does not fit. */
-    len = TX_QUEUE_MAX - ctx->conn.tx_bytes - sizeof(hdr);
+    len = TX_QUEUE_MAX - ctx->conn.main.tx_bytes - sizeof(hdr);
     hdr.msg_size = (uint32_t)(sizeof(hdr) + len);
     CHECK_OK(tran_send(ctx, &hdr, payload, len, NULL, 0));
-    CHECK_EQ(ctx->conn.tx_bytes, TX_QUEUE_MAX);
+    CHECK_EQ(ctx->conn.main.tx_bytes, TX_QUEUE_MAX);
     hdr.msg_size = sizeof(hdr);
     CHECK_EQ(tran_send(ctx, &hdr, NULL, 0, NULL, 0), -ENOBUFS);
 
@@ -506,8 +506,8 @@ test_reply_queue_bound(void)
     CHECK_OK(vfu_device_quiesced(ctx, 0));
     CHECK_EQ(atomic_load(&dev.resets[VFU_RESET_DEVICE]), 1);
     CHECK_EQ(atomic_load(&dev.resets[VFU_RESET_LOST_CONN]), 1);
-    CHECK_EQ(ctx->conn.fd, -1);
-    CHECK_EQ(ctx->conn.tx_bytes, 0);
+    CHECK_EQ(ctx->conn.main.fd, -1);
+    CHECK_EQ(ctx->conn.main.tx_bytes, 0);
     CHECK_OK(vfu_test_wait_closed(&c, 2000));
     vfu_test_client_close(&c);
 
@@ -558,7 +558,7 @@ test_reply_queue_order(void)
         memset(payload, i, PAYLOAD);
         CHECK_OK(tran_send(ctx, &out, payload, PAYLOAD, NULL, 0));
     }
-    CHECK_GT(ctx->conn.tx_bytes, 0);
+    CHECK_GT(ctx->conn.main.tx_bytes, 0);
     while (got < want && rounds++ < 100000) {
         ssize_t n = recv(c.fd, stream + got, want - got, MSG_DONTWAIT);
 
@@ -568,7 +568,7 @@ test_reply_queue_order(void)
         tran_flush(ctx);
     }
     REQUIRE_EQ(got, want);
-    CHECK_EQ(ctx->conn.tx_bytes, 0);
+    CHECK_EQ(ctx->conn.main.tx_bytes, 0);
     for (int i = 0; i < MESSAGES; i++) {
         const uint8_t *m = stream + (size_t)i * msg_size;
 
