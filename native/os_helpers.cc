@@ -351,7 +351,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   }
   ssize_t sent;
   do {
-    sent = sendmsg(fd, &message, MSG_NOSIGNAL);
+    sent = sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) {
     ThrowErrno(env, errno, "sendmsg");
@@ -392,7 +392,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   message.msg_controllen = sizeof(control);
   ssize_t received;
   do {
-    received = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    received = recvmsg(fd, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (received < 0 && errno == EINTR);
   if (received < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -118,8 +118,8 @@ export class Channel {
   }
 
   /** Ends the connection: pending requests fail with ENOTCONN. Idempotent. */
-  close(): void {
-    this.shutdown(errorFromCode('ENOTCONN', 'close', 'the client closed the connection'));
+  close(reason: Error = errorFromCode('ENOTCONN', 'close', 'the client closed the connection')): void {
+    this.shutdown(reason);
   }
 
   private closedPromise(command: number): Promise<Message> {

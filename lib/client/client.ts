@@ -60,6 +60,11 @@ export interface VfioUserClientOptions {
   readonly maxMsgFds?: number;
   /** Most bytes per data message we take (default 1 MiB). */
   readonly maxDataXferSize?: number;
+  /**
+   * Offer a twin socket (default false): if the server grants it, its
+   * DMA_READ / DMA_WRITE come on a socket of their own.
+   */
+  readonly twinSocket?: boolean;
 }
 
 /** Events of a {@link VfioUserClient}. */
@@ -152,6 +157,29 @@ const DMA_MAP_SIZE = 32;
 const DMA_UNMAP_SIZE = 24;
 const MULTI_WRITE_ENTRY = 24;
 
+/**
+ * The twin socket a VERSION reply grants, if any; the reply's other fds are
+ * closed. A grant we did not ask for, or one whose fd is missing, is a
+ * protocol error (the spec asks the client to give up then).
+ */
+function takeTwinSocket(reply: VfioUserReply, asked: boolean): number | undefined {
+  let index: number | undefined;
+  try {
+    index = decodeVersion(reply.payload).capabilities.twinSocketFdIndex;
+  } catch {
+    index = undefined; // the caller reports the malformed reply
+  }
+  const fd = index !== undefined ? reply.fds[index] : undefined;
+  reply.fds.forEach((other) => other !== fd && os.close(other));
+  if (index !== undefined && (fd === undefined || !asked)) {
+    if (fd !== undefined) {
+      os.close(fd);
+    }
+    throw new ProtocolError('VERSION', asked ? `twin socket fd_index ${index} names no fd of the reply` : 'a twin socket we did not ask for');
+  }
+  return fd;
+}
+
 function irqIndex(kind: InterruptKind | number): number {
   return typeof kind === 'number' ? kind : irqIndexOf(kind);
 }
@@ -185,6 +213,8 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
   /** Most bytes of data one DMA_READ / DMA_WRITE from the server may move (what we told it). */
   readonly maxDataXferSize: number;
   private readonly channel: Channel;
+  /** The server's commands, when it granted a twin socket. */
+  private twin: Channel | undefined;
   /** Sorted by IOVA; they never overlap (the server refuses an overlapping DMA_MAP). */
   private memories: GuestMemory[] = [];
   private readonly lines = new Map<string, InterruptLine>();
@@ -239,13 +269,32 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
         encodeVersion(0, minor, {
           max_msg_fds: options.maxMsgFds ?? 8,
           max_data_xfer_size: maxDataXferSize,
+          ...(options.twinSocket === true ? { twin_socket: { supported: true } } : {}),
         }),
       );
-      const { major, minor: replyMinor, capabilities } = decodeVersion(reply.payload);
-      if (major !== 0 || replyMinor > minor) {
-        throw new ProtocolError('VERSION', `server answered version ${major}.${replyMinor} to our 0.${minor}`);
+      const twinFd = takeTwinSocket(reply, options.twinSocket === true);
+      let decoded: ReturnType<typeof decodeVersion>;
+      try {
+        decoded = decodeVersion(reply.payload);
+        if (decoded.major !== 0 || decoded.minor > minor) {
+          throw new ProtocolError('VERSION', `server answered version ${decoded.major}.${decoded.minor} to our 0.${minor}`);
+        }
+      } catch (err) {
+        if (twinFd !== undefined) {
+          os.close(twinFd);
+        }
+        throw err;
       }
-      client = new VfioUserClient(channel, { major, minor: replyMinor }, capabilities, maxDataXferSize);
+      const created = new VfioUserClient(channel, { major: decoded.major, minor: decoded.minor }, decoded.capabilities, maxDataXferSize);
+      client = created;
+      if (twinFd !== undefined) {
+        created.twin = new Channel(
+          twinFd,
+          timeout,
+          (message) => created.serveCommand(message),
+          (reason) => channel.close(reason),
+        );
+      }
       return client;
     } catch (err) {
       channel.close();
@@ -727,6 +776,7 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
    */
   async close(): Promise<void> {
     this.channel.close();
+    this.twin?.close();
     this.releaseResources();
   }
 
@@ -793,6 +843,7 @@ export class VfioUserClient extends EventEmitter<VfioUserClientEvents> {
   }
 
   private onChannelClosed(reason: Error): void {
+    this.twin?.close(reason);
     this.releaseResources();
     this.emit('close', reason);
   }

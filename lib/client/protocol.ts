@@ -180,6 +180,8 @@ export interface ServerCapabilities {
   readonly writeMultiple: boolean;
   /** Migration page size, when the server supports migration. */
   readonly migrationPgsize?: number;
+  /** Which fd of the reply is the twin socket, when the server granted one. */
+  readonly twinSocketFdIndex?: number;
   /** The whole JSON object the server sent, for anything else. */
   readonly raw: Readonly<Record<string, unknown>>;
 }
@@ -238,6 +240,7 @@ export function decodeVersion(payload: Buffer): { major: number; minor: number; 
     caps = (inner ?? {}) as Record<string, unknown>;
   }
   const migration = caps.migration as { pgsize?: unknown } | undefined;
+  const twin = caps.twin_socket as { supported?: unknown; fd_index?: unknown } | undefined;
   return {
     major,
     minor,
@@ -248,6 +251,7 @@ export function decodeVersion(payload: Buffer): { major: number; minor: number; 
       pgsizes: numberField(caps, 'pgsizes', DEFAULT_CAPABILITIES.pgsizes),
       writeMultiple: caps.write_multiple === true,
       migrationPgsize: typeof migration?.pgsize === 'number' ? migration.pgsize : undefined,
+      twinSocketFdIndex: twin?.supported === true && typeof twin.fd_index === 'number' ? twin.fd_index : undefined,
       raw: caps,
     },
   };
