@@ -481,6 +481,12 @@ vfu_device_quiesced(vfu_ctx_t *vfu_ctx, int quiesce_errno)
     msg_free(msg);
     free(msg);
     if (ret < 0) {
+        /*
+         * The reply found the client gone. The device is still quiesced for
+         * that request, so the reset that follows runs now, without asking
+         * it a second time, as upstream's; vfu_run_ctx says ENOTCONN next.
+         */
+        ctx->quiesced = true;
         ctx_lost_connection(ctx);
     }
     return 0;

@@ -1,8 +1,10 @@
 /*
  * Behaviours that upstream's own sample client and tests rely on, checked
  * from the wire: a signal ends a blocking vfu_run_ctx with EINTR, a
- * MIG_DATA_READ reply is as long as the request asked, and DEVICE_FEATURE
- * refuses an argsz smaller than its own structure even for a PROBE.
+ * MIG_DATA_READ reply is as long as the request asked, DEVICE_FEATURE
+ * refuses an argsz smaller than its own structure even for a PROBE, and a
+ * reply that fails after a quiesce resets the device without quiescing it
+ * twice.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -223,11 +225,83 @@ static void test_feature_argsz_below_its_structure(void)
     bed_stop(&b);
 }
 
+/* ---------------------------------------------------------------- quiesce */
+
+struct counts {
+    unsigned quiesces;
+    unsigned resets[3];
+};
+
+static int quiesce_later(vfu_ctx_t *ctx)
+{
+    struct counts *n = vfu_get_private(ctx);
+
+    n->quiesces++;
+    errno = EBUSY;
+    return -1;
+}
+
+static int count_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
+{
+    struct counts *n = vfu_get_private(ctx);
+
+    n->resets[type]++;
+    return 0;
+}
+
+static void test_failed_reply_after_quiesce_resets_once(void)
+{
+    struct {
+        struct vfio_user_header hdr;
+        struct vfio_user_version v;
+    } __attribute__((packed)) version = {
+        .hdr = { .msg_id = 1, .cmd = VFIO_USER_VERSION, .msg_size = sizeof(version) },
+    };
+    struct vfio_user_header hdr;
+    struct vfu_test_client c;
+    struct counts n = { 0 };
+    char reply[512];
+    char path[108];
+    size_t len;
+    vfu_ctx_t *ctx;
+
+    vfu_test_sock_path(path, sizeof(path), "quiesce-failed-reply");
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &n,
+                         VFU_DEV_TYPE_PCI);
+    REQUIRE(ctx != NULL);
+    vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
+    vfu_setup_device_quiesce_cb(ctx, quiesce_later);
+    CHECK_OK(vfu_setup_device_reset_cb(ctx, count_reset));
+    CHECK_OK(vfu_realize_ctx(ctx));
+
+    /* One thread plays both sides, so the order of events is exact. */
+    REQUIRE_OK(vfu_test_client_connect(&c, path, -1));
+    CHECK_OK(vfu_test_send_raw(&c, &version, sizeof(version), NULL, 0));
+    vfu_test_sleep_ms(20);
+    REQUIRE_OK(vfu_attach_ctx(ctx));
+    CHECK_OK(vfu_test_recv_msg(&c, &hdr, reply, sizeof(reply), &len, NULL, NULL));
+    CHECK_GE(vfu_test_send_cmd(&c, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0), 0);
+    vfu_test_sleep_ms(20);
+    CHECK_ERRNO(vfu_run_ctx(ctx), EBUSY);
+    CHECK_EQ(n.quiesces, 1);
+
+    /* The client leaves before the device is ready: the reply cannot go. */
+    vfu_test_client_close(&c);
+    CHECK_OK(vfu_device_quiesced(ctx, 0));
+    CHECK_EQ(n.resets[VFU_RESET_DEVICE], 1);
+    CHECK_EQ(n.resets[VFU_RESET_LOST_CONN], 1);
+    CHECK_EQ(n.quiesces, 1);
+    CHECK_ERRNO(vfu_run_ctx(ctx), ENOTCONN);
+    CHECK_EQ(n.quiesces, 1);
+    vfu_destroy_ctx(ctx);
+}
+
 int main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_blocking_run_returns_on_signal);
     RUN_TEST(test_mig_data_read_reply_has_the_size_asked);
     RUN_TEST(test_feature_argsz_below_its_structure);
+    RUN_TEST(test_failed_reply_after_quiesce_resets_once);
     return check_summary();
 }
