@@ -182,6 +182,12 @@ ctx_lost_connection(vfu_ctx_t *ctx)
     return -ENOTCONN;
 }
 
+bool
+device_reset_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    return true;
+}
+
 int
 handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {

@@ -307,6 +307,12 @@ static bool same_mapping(const struct dma_region *r,
            (r->file_dev == req->file_dev && r->file_ino == req->file_ino);
 }
 
+/* Mappings change under a device that might be using them: quiesce it first. */
+bool dma_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    return ctx->dma != NULL;
+}
+
 int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_dma_map req;

@@ -265,6 +265,19 @@ static int set_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
     }
 }
 
+/* A SET changes the device (state, logging); a PROBE only asks. */
+bool device_feature_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    struct vfio_user_device_feature feature;
+
+    if (msg->in_len < sizeof(feature)) {
+        return false;
+    }
+    memcpy(&feature, msg->in, sizeof(feature));
+    return (feature.flags & VFIO_DEVICE_FEATURE_SET) &&
+           !(feature.flags & VFIO_DEVICE_FEATURE_PROBE);
+}
+
 int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_device_feature req;

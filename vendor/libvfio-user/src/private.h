@@ -94,18 +94,9 @@ int msg_take_fd(struct vfu_msg *msg, size_t idx);
 /* Gives msg a payload of its own, so that it may outlive the next receive. */
 int msg_own_payload(struct vfu_msg *msg);
 
-/* One write of a REGION_WRITE_MULTI request, as laid out on the wire. */
-struct vfu_write_multi_entry {
-    uint64_t offset;
-    uint32_t region;
-    uint32_t count;
-    uint8_t data[8];
-} __attribute__((packed));
-
-_Static_assert(sizeof(struct vfu_write_multi_entry) == 24,
-               "REGION_WRITE_MULTI entries are 24 bytes");
-
 typedef int (*vfu_cmd_handler_t)(vfu_ctx_t *ctx, struct vfu_msg *msg);
+/* Whether a request needs the device quiesced before its handler runs. */
+typedef bool vfu_cmd_quiesce_t(vfu_ctx_t *ctx, const struct vfu_msg *msg);
 
 /* ------------------------------------------------------------- connection */
 
@@ -312,6 +303,7 @@ int ctx_quiesce(vfu_ctx_t *ctx);
 /* Tears the connection down and keeps the device (see DESIGN: disconnect). */
 int ctx_lost_connection(vfu_ctx_t *ctx);
 int handle_device_reset(vfu_ctx_t *ctx, struct vfu_msg *msg);
+vfu_cmd_quiesce_t device_reset_needs_quiesce;
 
 /* transport.c */
 /* Creates the poll fd and the listening socket. */
@@ -405,6 +397,8 @@ int handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg);
+vfu_cmd_quiesce_t region_write_needs_quiesce;
+vfu_cmd_quiesce_t region_write_multi_needs_quiesce;
 
 /* pci.c, pci_caps.c */
 int pci_realize(vfu_ctx_t *ctx);
@@ -475,6 +469,7 @@ void dma_remove_all(vfu_ctx_t *ctx);
 void dma_free(vfu_ctx_t *ctx);
 int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg);
+vfu_cmd_quiesce_t dma_needs_quiesce;
 /*
  * Checks like vfu_addr_to_sgl that [iova, iova + len) is mapped without a
  * gap, and writable for a write: 0, -ENOENT, -EACCES or -EINVAL (no DMA).
@@ -528,6 +523,7 @@ int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
 
 /* migration.c */
 int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg);
+vfu_cmd_quiesce_t device_feature_needs_quiesce;
 int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /* False for a command the current migration state does not accept. */

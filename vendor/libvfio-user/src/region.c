@@ -484,10 +484,55 @@ handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
  * changes nothing. The writes then run in order; the first that fails stops
  * the rest and its errno is the reply, so success always means all of them.
  */
+/* One write of a REGION_WRITE_MULTI request, as laid out on the wire. */
+struct write_multi_entry {
+    uint64_t offset;
+    uint32_t region;
+    uint32_t count;
+    uint8_t data[8];
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct write_multi_entry) == 24,
+               "REGION_WRITE_MULTI entries are 24 bytes");
+
+/* A config write that starts a function-level reset waits for the quiesce. */
+bool
+region_write_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    struct vfio_user_region_access ra;
+
+    if (msg->in_len < sizeof(ra)) {
+        return false;
+    }
+    memcpy(&ra, msg->in, sizeof(ra));
+    return ra.region == VFU_PCI_DEV_CFG_REGION_IDX &&
+           msg->in_len - sizeof(ra) == ra.count &&
+           pci_config_write_needs_quiesce(ctx, ra.offset, msg->in + sizeof(ra),
+                                          ra.count);
+}
+
+bool
+region_write_multi_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+{
+    const size_t entry_size = sizeof(struct write_multi_entry);
+
+    for (size_t off = sizeof(uint64_t); off + entry_size <= msg->in_len;
+         off += entry_size) {
+        struct write_multi_entry wr;
+
+        memcpy(&wr, msg->in + off, sizeof(wr));
+        if (wr.region == VFU_PCI_DEV_CFG_REGION_IDX && wr.count <= sizeof(wr.data) &&
+            pci_config_write_needs_quiesce(ctx, wr.offset, wr.data, wr.count)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int
 handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
-    const size_t entry_size = sizeof(struct vfu_write_multi_entry);
+    const size_t entry_size = sizeof(struct write_multi_entry);
     uint64_t wr_cnt;
     uint64_t *reply;
 
@@ -502,7 +547,7 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     for (uint64_t i = 0; i < wr_cnt; i++) {
-        struct vfu_write_multi_entry wr;
+        struct write_multi_entry wr;
         int ret;
 
         memcpy(&wr, msg->in + sizeof(wr_cnt) + i * entry_size, sizeof(wr));
@@ -518,12 +563,12 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
     for (uint64_t i = 0; i < wr_cnt; i++) {
         uint8_t *entry = msg->in + sizeof(wr_cnt) + i * entry_size;
-        struct vfu_write_multi_entry wr;
+        struct write_multi_entry wr;
         int ret;
 
         memcpy(&wr, entry, sizeof(wr));
         ret = region_access(ctx, (int)wr.region,
-                            (char *)entry + offsetof(struct vfu_write_multi_entry, data),
+                            (char *)entry + offsetof(struct write_multi_entry, data),
                             wr.count, wr.offset, true);
         if (ret < 0) {
             return ret;

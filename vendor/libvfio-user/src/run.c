@@ -9,27 +9,34 @@
 
 #include "private.h"
 
+/*
+ * A command's handler, and the rule (from the file that owns its payload)
+ * saying whether a request of it needs the device quiesced first.
+ */
 struct command {
     vfu_cmd_handler_t handler;
-    bool payload_optional;      /* only DEVICE_RESET may come bare */
+    vfu_cmd_quiesce_t *needs_quiesce;   /* NULL: never */
+    bool payload_optional;              /* only DEVICE_RESET may come bare */
 };
 
 /* Commands a client may send once attached, by number. */
 static const struct command commands[VFIO_USER_MAX] = {
-    [VFIO_USER_DMA_MAP] = { handle_dma_map, false },
-    [VFIO_USER_DMA_UNMAP] = { handle_dma_unmap, false },
-    [VFIO_USER_DEVICE_GET_INFO] = { handle_device_get_info, false },
-    [VFIO_USER_DEVICE_GET_REGION_INFO] = { handle_device_get_region_info, false },
-    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = { handle_device_get_region_io_fds, false },
-    [VFIO_USER_DEVICE_GET_IRQ_INFO] = { handle_device_get_irq_info, false },
-    [VFIO_USER_DEVICE_SET_IRQS] = { handle_device_set_irqs, false },
-    [VFIO_USER_REGION_READ] = { handle_region_read, false },
-    [VFIO_USER_REGION_WRITE] = { handle_region_write, false },
-    [VFIO_USER_DEVICE_RESET] = { handle_device_reset, true },
-    [VFIO_USER_REGION_WRITE_MULTI] = { handle_region_write_multi, false },
-    [VFIO_USER_DEVICE_FEATURE] = { handle_device_feature, false },
-    [VFIO_USER_MIG_DATA_READ] = { handle_mig_data_read, false },
-    [VFIO_USER_MIG_DATA_WRITE] = { handle_mig_data_write, false },
+    [VFIO_USER_DMA_MAP] = { handle_dma_map, dma_needs_quiesce, false },
+    [VFIO_USER_DMA_UNMAP] = { handle_dma_unmap, dma_needs_quiesce, false },
+    [VFIO_USER_DEVICE_GET_INFO] = { handle_device_get_info, NULL, false },
+    [VFIO_USER_DEVICE_GET_REGION_INFO] = { handle_device_get_region_info, NULL, false },
+    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = { handle_device_get_region_io_fds, NULL, false },
+    [VFIO_USER_DEVICE_GET_IRQ_INFO] = { handle_device_get_irq_info, NULL, false },
+    [VFIO_USER_DEVICE_SET_IRQS] = { handle_device_set_irqs, NULL, false },
+    [VFIO_USER_REGION_READ] = { handle_region_read, NULL, false },
+    [VFIO_USER_REGION_WRITE] = { handle_region_write, region_write_needs_quiesce, false },
+    [VFIO_USER_DEVICE_RESET] = { handle_device_reset, device_reset_needs_quiesce, true },
+    [VFIO_USER_REGION_WRITE_MULTI] = { handle_region_write_multi,
+                                       region_write_multi_needs_quiesce, false },
+    [VFIO_USER_DEVICE_FEATURE] = { handle_device_feature, device_feature_needs_quiesce,
+                                   false },
+    [VFIO_USER_MIG_DATA_READ] = { handle_mig_data_read, NULL, false },
+    [VFIO_USER_MIG_DATA_WRITE] = { handle_mig_data_write, NULL, false },
 };
 
 void *
@@ -196,55 +203,10 @@ validate_request(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 static bool
 needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 {
-    if (ctx->quiesce_cb == NULL || ctx->quiesced) {
-        return false;
-    }
-    switch (msg->hdr.cmd) {
-    case VFIO_USER_DMA_MAP:
-    case VFIO_USER_DMA_UNMAP:
-        return ctx->dma != NULL;
-    case VFIO_USER_DEVICE_RESET:
-        return true;
-    case VFIO_USER_REGION_WRITE: {
-        struct vfio_user_region_access ra;
+    vfu_cmd_quiesce_t *rule = commands[msg->hdr.cmd].needs_quiesce;
 
-        if (msg->in_len < sizeof(ra)) {
-            return false;
-        }
-        memcpy(&ra, msg->in, sizeof(ra));
-        return ra.region == VFU_PCI_DEV_CFG_REGION_IDX &&
-               msg->in_len - sizeof(ra) == ra.count &&
-               pci_config_write_needs_quiesce(ctx, ra.offset,
-                                              msg->in + sizeof(ra), ra.count);
-    }
-    case VFIO_USER_REGION_WRITE_MULTI: {
-        const size_t entry_size = sizeof(struct vfu_write_multi_entry);
-
-        for (size_t off = sizeof(uint64_t); off + entry_size <= msg->in_len;
-             off += entry_size) {
-            struct vfu_write_multi_entry wr;
-
-            memcpy(&wr, msg->in + off, sizeof(wr));
-            if (wr.region == VFU_PCI_DEV_CFG_REGION_IDX && wr.count <= sizeof(wr.data) &&
-                pci_config_write_needs_quiesce(ctx, wr.offset, wr.data, wr.count)) {
-                return true;
-            }
-        }
-        return false;
-    }
-    case VFIO_USER_DEVICE_FEATURE: {
-        struct vfio_user_device_feature feature;
-
-        if (msg->in_len < sizeof(feature)) {
-            return false;
-        }
-        memcpy(&feature, msg->in, sizeof(feature));
-        return (feature.flags & VFIO_DEVICE_FEATURE_SET) &&
-               !(feature.flags & VFIO_DEVICE_FEATURE_PROBE);
-    }
-    default:
-        return false;
-    }
+    return ctx->quiesce_cb != NULL && !ctx->quiesced && rule != NULL &&
+           rule(ctx, msg);
 }
 
 /* Runs a validated request and replies; returns 0 or -errno of the send. */
