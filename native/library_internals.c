@@ -17,8 +17,8 @@ vfu_addon_msix_state(vfu_ctx_t *ctx, uint32_t vector, bool *masked,
         return -EINVAL;
     }
     /* Entries the client never wrote are in their unmasked reset state. */
-    *masked = control < irqs->msix_table_len &&
-              (irqs->msix_table[control] & PCI_MSIX_ENTRY_CTRL_MASKBIT) != 0;
+    *masked = control < ctx->msix.table_len &&
+              (ctx->msix.table[control] & PCI_MSIX_ENTRY_CTRL_MASKBIT) != 0;
     *pending = vector < irqs->nr_vectors[VFU_DEV_MSIX_IRQ] &&
                irqs->pending[VFU_DEV_MSIX_IRQ][vector] != 0;
     return 0;
@@ -52,8 +52,8 @@ vfu_addon_dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len,
 uint8_t *
 vfu_addon_msix_table(vfu_ctx_t *ctx, size_t *len)
 {
-    *len = ctx->irqs.msix_table == NULL ? 0 : ctx->irqs.msix_table_len;
-    return ctx->irqs.msix_table;
+    *len = ctx->msix.table == NULL ? 0 : ctx->msix.table_len;
+    return ctx->msix.table;
 }
 
 int

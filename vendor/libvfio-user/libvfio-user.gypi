@@ -18,6 +18,7 @@
             'src/json.c',
             'src/log.c',
             'src/migration.c',
+            'src/msix.c',
             'src/negotiate.c',
             'src/pci.c',
             'src/pci_caps.c',

@@ -1,7 +1,7 @@
 /*
  * Interrupts: the eventfds a client installs per vector, masking (by the
- * client's SET_IRQS and by the function's own MSI/MSI-X state), pending
- * interrupts held back while masked, and the emulated MSI-X table and PBA.
+ * client's SET_IRQS and by the function's own MSI/MSI-X state) and pending
+ * interrupts held back while masked. The MSI-X table and PBA are msix.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +12,8 @@
 /* Most vectors a type may have: the size of the largest MSI-X table. */
 #define IRQ_MAX_VECTORS 2048
 
-/* Where the MSI-X capability puts things, and its control bits. */
-struct msix_layout {
-    uint32_t nr_entries;
-    int table_bar;
-    uint64_t table_start, table_end;
-    int pba_bar;
-    uint64_t pba_start, pba_end;
+/* The MSI-X capability's control bits. */
+struct msix_control {
     bool enabled;
     bool function_masked;
 };
@@ -33,7 +28,7 @@ struct msi_layout {
 /* The function's own masking state, read once per operation. */
 struct cfg_masks {
     bool has_msix;
-    struct msix_layout msix;
+    struct msix_control msix;
     bool has_msi;
     struct msi_layout msi;
 };
@@ -63,26 +58,13 @@ find_cap(vfu_ctx_t *ctx, int id, size_t size)
 }
 
 static bool
-read_msix_layout(vfu_ctx_t *ctx, struct msix_layout *l)
+read_msix_control(vfu_ctx_t *ctx, struct msix_control *c)
 {
-    size_t pos = find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
-    struct msixcap cap;
+    uint16_t control = msix_message_control(ctx);
 
-    if (pos == 0) {
-        return false;
-    }
-    memcpy(&cap, ctx->pci.cfg + pos, sizeof(cap));
-    l->nr_entries = cap.mxc.ts + 1u;
-    l->table_bar = cap.mtab.tbir;
-    l->table_start = (uint64_t)cap.mtab.to << 3;
-    l->table_end = l->table_start + (uint64_t)l->nr_entries * PCI_MSIX_ENTRY_SIZE;
-    l->pba_bar = cap.mpba.pbir;
-    l->pba_start = (uint64_t)cap.mpba.pbao << 3;
-    /* One bit per vector, in whole qwords. */
-    l->pba_end = l->pba_start + VFU_ROUND_UP(l->nr_entries, 64) / 8;
-    l->enabled = cap.mxc.mxe;
-    l->function_masked = cap.mxc.fm;
-    return true;
+    c->enabled = (control & PCI_MSIX_FLAGS_ENABLE) != 0;
+    c->function_masked = (control & PCI_MSIX_FLAGS_MASKALL) != 0;
+    return msix_present(ctx);
 }
 
 static bool
@@ -112,46 +94,10 @@ read_cfg_masks(vfu_ctx_t *ctx, int type, struct cfg_masks *m)
 {
     memset(m, 0, sizeof(*m));
     if (type == VFU_DEV_MSIX_IRQ) {
-        m->has_msix = read_msix_layout(ctx, &m->msix);
+        m->has_msix = read_msix_control(ctx, &m->msix);
     } else if (type == VFU_DEV_MSI_IRQ) {
         m->has_msi = read_msi_layout(ctx, &m->msi);
     }
-}
-
-/* The emulated table, grown to nr_entries if needed; NULL without memory. */
-static uint8_t *
-msix_table(vfu_ctx_t *ctx, uint32_t nr_entries)
-{
-    struct vfu_irqs *irqs = &ctx->irqs;
-    size_t need = (size_t)nr_entries * PCI_MSIX_ENTRY_SIZE;
-
-    if (irqs->msix_table_len < need) {
-        uint8_t *table = realloc(irqs->msix_table, need);
-
-        if (table == NULL) {
-            return NULL;
-        }
-        /*
-         * Vectors start unmasked, although PCI says masked at reset: QEMU
-         * emulates the table itself and never forwards table writes, so a
-         * server whose table started masked would never deliver an interrupt
-         * under QEMU.
-         */
-        memset(table + irqs->msix_table_len, 0, need - irqs->msix_table_len);
-        irqs->msix_table = table;
-        irqs->msix_table_len = (uint32_t)need;
-    }
-    return irqs->msix_table;
-}
-
-static bool
-msix_entry_masked(vfu_ctx_t *ctx, uint32_t v)
-{
-    size_t ctrl = (size_t)v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL;
-
-    /* Entries never written are still in their unmasked reset state. */
-    return ctrl < ctx->irqs.msix_table_len &&
-           (ctx->irqs.msix_table[ctrl] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
 static bool
@@ -162,7 +108,7 @@ vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
     }
     if (m->has_msix) {
         return !m->msix.enabled || m->msix.function_masked ||
-               (v < m->msix.nr_entries && msix_entry_masked(ctx, v));
+               msix_entry_masked(ctx, v);
     }
     if (m->has_msi && m->msi.per_vector_mask && v < 32) {
         return (pci_get32(ctx->pci.cfg + m->msi.mask_off) >> v) & 1;
@@ -382,8 +328,6 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
 int
 irq_realize(vfu_ctx_t *ctx)
 {
-    struct msix_layout l;
-
     for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
         int ret = resize_vectors(ctx, type, ctx->irqs.count[type]);
 
@@ -391,10 +335,7 @@ irq_realize(vfu_ctx_t *ctx)
             return ret;
         }
     }
-    if (read_msix_layout(ctx, &l) && msix_table(ctx, l.nr_entries) == NULL) {
-        return -ENOMEM;
-    }
-    return 0;
+    return msix_realize(ctx);
 }
 
 void
@@ -416,9 +357,7 @@ irq_reset(vfu_ctx_t *ctx)
             set_pending(ctx, &m, type, v, false);
         }
     }
-    if (ctx->irqs.msix_table != NULL) {
-        memset(ctx->irqs.msix_table, 0, ctx->irqs.msix_table_len);
-    }
+    msix_reset(ctx);
 }
 
 void
@@ -427,9 +366,7 @@ irq_free(vfu_ctx_t *ctx)
     for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
         resize_vectors(ctx, type, 0);
     }
-    free(ctx->irqs.msix_table);
-    ctx->irqs.msix_table = NULL;
-    ctx->irqs.msix_table_len = 0;
+    msix_free(ctx);
 }
 
 void
@@ -442,123 +379,6 @@ void
 irq_msi_control_changed(vfu_ctx_t *ctx)
 {
     release_pending(ctx, VFU_DEV_MSI_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSI_IRQ]);
-}
-
-/* Bits a client may change in each byte of a table entry. */
-static const uint8_t msix_entry_wmask[PCI_MSIX_ENTRY_SIZE] = {
-    0xff, 0xff, 0xff, 0xff,     /* message address */
-    0xff, 0xff, 0xff, 0xff,     /* message upper address */
-    0xff, 0xff, 0xff, 0xff,     /* message data */
-    PCI_MSIX_ENTRY_CTRL_MASKBIT, 0, 0, 0, /* vector control */
-};
-
-static ssize_t
-msix_table_access(vfu_ctx_t *ctx, const struct msix_layout *l, char *buf,
-                  size_t count, uint64_t off, bool is_write)
-{
-    uint8_t *table = msix_table(ctx, l->nr_entries);
-
-    if (table == NULL) {
-        return -ENOMEM;
-    }
-    if (!is_write) {
-        memcpy(buf, table + off, count);
-        return (ssize_t)count;
-    }
-    for (size_t i = 0; i < count; i++) {
-        size_t pos = off + i;
-        uint8_t wmask = msix_entry_wmask[pos % PCI_MSIX_ENTRY_SIZE];
-        uint8_t old = table[pos];
-
-        table[pos] = (uint8_t)((old & ~wmask) | ((uint8_t)buf[i] & wmask));
-        if (pos % PCI_MSIX_ENTRY_SIZE == PCI_MSIX_ENTRY_VECTOR_CTRL &&
-            (old & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
-            !(table[pos] & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
-            release_pending(ctx, VFU_DEV_MSIX_IRQ,
-                            (uint32_t)(pos / PCI_MSIX_ENTRY_SIZE), 1);
-        }
-    }
-    return (ssize_t)count;
-}
-
-/* The PBA is read-only: it shows the vectors held back, writes are dropped. */
-static ssize_t
-msix_pba_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off,
-                bool is_write)
-{
-    const struct vfu_irqs *irqs = &ctx->irqs;
-    uint32_t nr = irqs->nr_vectors[VFU_DEV_MSIX_IRQ];
-
-    if (is_write) {
-        return (ssize_t)count;
-    }
-    for (size_t i = 0; i < count; i++) {
-        uint8_t bits = 0;
-
-        for (uint32_t bit = 0; bit < 8; bit++) {
-            uint64_t v = (off + i) * 8 + bit;
-
-            if (v < nr && irqs->pending[VFU_DEV_MSIX_IRQ][v]) {
-                bits |= (uint8_t)(1u << bit);
-            }
-        }
-        buf[i] = (char)bits;
-    }
-    return (ssize_t)count;
-}
-
-static bool
-in_range(uint64_t pos, uint64_t start, uint64_t end)
-{
-    return pos >= start && pos < end;
-}
-
-ssize_t
-irq_bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-               uint64_t offset, bool is_write)
-{
-    struct msix_layout l;
-    bool table_here = false;
-    bool pba_here = false;
-    size_t done = 0;
-
-    if (idx >= VFU_PCI_DEV_BAR0_REGION_IDX && idx <= VFU_PCI_DEV_BAR5_REGION_IDX &&
-        read_msix_layout(ctx, &l)) {
-        table_here = l.table_bar == idx;
-        pba_here = l.pba_bar == idx;
-    }
-    if (!table_here && !pba_here) {
-        return region_call_cb(ctx, idx, buf, count, offset, is_write);
-    }
-    /* Split the access: emulated table and PBA bytes, the rest to the device. */
-    while (done < count) {
-        uint64_t pos = offset + done;
-        uint64_t len = count - done;
-        ssize_t ret;
-
-        if (table_here && in_range(pos, l.table_start, l.table_end)) {
-            len = VFU_MIN(len, l.table_end - pos);
-            ret = msix_table_access(ctx, &l, buf + done, len,
-                                    pos - l.table_start, is_write);
-        } else if (pba_here && in_range(pos, l.pba_start, l.pba_end)) {
-            len = VFU_MIN(len, l.pba_end - pos);
-            ret = msix_pba_access(ctx, buf + done, len, pos - l.pba_start,
-                                  is_write);
-        } else {
-            if (table_here && l.table_start > pos) {
-                len = VFU_MIN(len, l.table_start - pos);
-            }
-            if (pba_here && l.pba_start > pos) {
-                len = VFU_MIN(len, l.pba_start - pos);
-            }
-            ret = region_call_cb(ctx, idx, buf + done, len, pos, is_write);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-        done += len;
-    }
-    return (ssize_t)count;
 }
 
 int

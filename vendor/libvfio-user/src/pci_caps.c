@@ -282,6 +282,15 @@ vfu_pci_add_capability(vfu_ctx_t *vfu_ctx, size_t pos, int flags, void *data)
 {
     ssize_t ret = cap_add(vfu_ctx, pos, flags, data);
 
+    /* A table added after realize is emulated from now on. */
+    if (ret > 0 && vfu_ctx->realized && !(flags & VFU_CAP_FLAG_EXTENDED) &&
+        ((const uint8_t *)data)[PCI_CAP_LIST_ID] == PCI_CAP_ID_MSIX) {
+        int err = msix_realize(vfu_ctx);
+
+        if (err < 0) {
+            ret = err;
+        }
+    }
     if (ret < 0) {
         vfu_err(vfu_ctx, "cannot add capability at %#zx: %s", pos,
                 strerror((int)-ret));

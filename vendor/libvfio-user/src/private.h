@@ -234,8 +234,20 @@ struct vfu_irqs {
     vfu_dev_irq_state_cb_t *state_cb[VFU_DEV_NUM_IRQS];
     /* INTx, MSI or MSI-X: the type vfu_irq_trigger fires, like VFIO's. */
     enum vfu_dev_irq_type active;
-    uint8_t *msix_table;               /* emulated MSI-X table, 16 bytes/vector */
-    uint32_t msix_table_len;           /* bytes */
+};
+
+/* ------------------------------------------------------------------ MSI-X */
+
+/* Where the MSI-X capability puts its table and PBA, read at realize. */
+struct vfu_msix {
+    size_t cap;                 /* config offset of the capability; 0: none */
+    uint32_t nr_entries;
+    int table_bar;
+    uint64_t table_start, table_end;
+    int pba_bar;
+    uint64_t pba_start, pba_end;
+    uint8_t *table;             /* the emulated table, 16 bytes per vector */
+    uint32_t table_len;         /* bytes */
 };
 
 /* ---------------------------------------------------------------- context */
@@ -272,6 +284,7 @@ struct vfu_ctx {
     struct vfu_ioeventfd *ioeventfds;
     struct vfu_pci pci;
     struct vfu_irqs irqs;
+    struct vfu_msix msix;
     struct vfu_dma *dma;        /* NULL until vfu_setup_device_dma */
     struct vfu_dma_xfers xfers;
 
@@ -451,15 +464,12 @@ void irq_disconnect(vfu_ctx_t *ctx);
 /* Forgets pending interrupts (device reset). */
 void irq_reset(vfu_ctx_t *ctx);
 void irq_free(vfu_ctx_t *ctx);
-/* Config space changed MSI-X enable/function mask or MSI enable/mask bits. */
+/*
+ * Config space changed MSI-X enable/function mask or MSI enable/mask bits,
+ * or a client unmasked an MSI-X table entry: pending vectors go out.
+ */
 void irq_msix_control_changed(vfu_ctx_t *ctx);
 void irq_msi_control_changed(vfu_ctx_t *ctx);
-/*
- * Accesses to a BAR holding the MSI-X table or PBA: the library emulates
- * them; other bytes go to the device's callback. count or -errno.
- */
-ssize_t irq_bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-                       uint64_t offset, bool is_write);
 int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
@@ -503,6 +513,31 @@ int dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
 bool dma_transfer_reply(vfu_ctx_t *ctx, struct vfu_msg *msg);
 /* The client is gone: every transfer ends with ENOTCONN. */
 void dma_transfer_abort_all(vfu_ctx_t *ctx);
+
+/* msix.c */
+/* Reads where the capability puts table and PBA (none: fine); 0 or -ENOMEM. */
+int msix_realize(vfu_ctx_t *ctx);
+/* Every entry back to its reset state (device reset). */
+void msix_reset(vfu_ctx_t *ctx);
+void msix_free(vfu_ctx_t *ctx);
+bool msix_present(const vfu_ctx_t *ctx);
+/* The capability's Message Control register (0 without one). */
+uint16_t msix_message_control(const vfu_ctx_t *ctx);
+/* The mask bit of table entry v (an entry beyond the table: unmasked). */
+bool msix_entry_masked(const vfu_ctx_t *ctx, uint32_t v);
+enum msix_part { MSIX_NONE, MSIX_TABLE, MSIX_PBA };
+/*
+ * What BAR byte pos of bar is, with *len cut to where that stops being so:
+ * the emulated table or PBA, or the device's own bytes (MSIX_NONE).
+ */
+enum msix_part msix_part_at(const vfu_ctx_t *ctx, int bar, uint64_t pos,
+                            uint64_t *len);
+/*
+ * An access inside the table or PBA (part from msix_part_at). *unmasked is
+ * set when a write cleared an entry's mask bit.
+ */
+void msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count,
+                 uint64_t pos, bool is_write, bool *unmasked);
 
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);

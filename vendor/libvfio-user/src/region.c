@@ -192,6 +192,41 @@ check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
 }
 
 /*
+ * A BAR, ROM or VGA access, split where the MSI-X table or PBA begin and
+ * end: those bytes are emulated (msix.c), the rest go to the device's
+ * callback. An entry unmasked by the write lets its pending vector out.
+ */
+static int
+bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
+           bool is_write)
+{
+    bool unmasked = false;
+    size_t done = 0;
+
+    while (done < count) {
+        uint64_t len = count - done;
+        enum msix_part part = msix_part_at(ctx, idx, offset + done, &len);
+
+        if (part != MSIX_NONE) {
+            msix_access(ctx, part, buf + done, len, offset + done, is_write,
+                        &unmasked);
+        } else {
+            ssize_t ret = region_call_cb(ctx, idx, buf + done, len,
+                                         offset + done, is_write);
+
+            if (ret < 0) {
+                return (int)ret;
+            }
+        }
+        done += len;
+    }
+    if (unmasked) {
+        irq_msix_control_changed(ctx);
+    }
+    return 0;
+}
+
+/*
  * One access already passed by check_access: 0 or -errno. Both handlers
  * return count or an error, never a short count.
  */
@@ -206,10 +241,9 @@ region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
     }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         ret = pci_config_access(ctx, buf, count, offset, is_write);
-    } else {
-        ret = irq_bar_access(ctx, idx, buf, count, offset, is_write);
+        return ret < 0 ? (int)ret : 0;
     }
-    return ret < 0 ? (int)ret : 0;
+    return bar_access(ctx, idx, buf, count, offset, is_write);
 }
 
 int
