@@ -24,6 +24,7 @@
             'src/pci_caps.c',
             'src/region.c',
             'src/run.c',
+            'src/sgl.c',
             'src/transport.c',
             'src/transport_recv.c',
             'src/transport_send.c',
