@@ -406,7 +406,6 @@ ssize_t region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
 void region_free(vfu_ctx_t *ctx);
 int handle_device_get_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_get_region_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
-int handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_read(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg);
@@ -541,6 +540,7 @@ void msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count,
 
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);
+int handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
 /* dma.c: the dirty bitmaps of mappings, for dirty.c */
 /* Gives every fd-backed mapping a bitmap at ctx->dirty_pgsize; 0 or -ENOMEM. */
