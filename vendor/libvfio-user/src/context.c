@@ -2,6 +2,7 @@
  * The life of a context: creation with its listening socket, realize,
  * teardown; the reset and quiesce callbacks and what a lost client does.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,6 +124,34 @@ ctx_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
         return errno != 0 ? -errno : -EIO;
     }
     return 0;
+}
+
+ssize_t
+ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+                   uint64_t offset, bool is_write)
+{
+    vfu_region_access_cb_t *cb = ctx->regions[idx].cb;
+    ssize_t ret;
+
+    if (cb == NULL) {
+        vfu_err(ctx, "region %d has no access callback", idx);
+        return -EINVAL;
+    }
+    errno = 0;
+    ret = cb(ctx, buf, count, (loff_t)offset, is_write);
+    if (ret < 0) {
+        int err = errno != 0 ? errno : EIO;
+
+        vfu_dbg(ctx, "region %d: %s of %zu bytes at %#" PRIx64 " failed: %d",
+                idx, is_write ? "write" : "read", count, offset, err);
+        return -err;
+    }
+    if ((size_t)ret != count) {
+        vfu_err(ctx, "region %d: callback handled %zd of %zu bytes", idx, ret,
+                count);
+        return -EINVAL;
+    }
+    return ret;
 }
 
 int

@@ -384,7 +384,7 @@ run_access(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, bool header, char *buf,
     }
 
     if (to_callback) {
-        ret = region_call_cb(ctx, CFG_IDX, buf, count, off, is_write);
+        ret = ctx_call_region_cb(ctx, CFG_IDX, buf, count, off, is_write);
         return ret < 0 ? (int)ret : 0;
     }
     if (!is_write) {
@@ -417,7 +417,7 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
         return -EINVAL;
     }
     if (ctx->regions[CFG_IDX].flags & VFU_REGION_FLAG_ALWAYS_CB) {
-        return region_call_cb(ctx, CFG_IDX, buf, count, offset, is_write);
+        return ctx_call_region_cb(ctx, CFG_IDX, buf, count, offset, is_write);
     }
 
     while (done < count) {

@@ -311,6 +311,9 @@ struct vfu_ctx {
 /* context.c */
 /* Calls the reset callback; returns 0 or -errno. */
 int ctx_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type);
+/* Calls the device's own callback for a region; count or -errno. */
+ssize_t ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
+                           uint64_t offset, bool is_write);
 /* Asks the device to quiesce: 0 done, -EBUSY pending, other -errno failed. */
 int ctx_quiesce(vfu_ctx_t *ctx);
 /* Tears the connection down and keeps the device (see DESIGN: disconnect). */
@@ -400,9 +403,6 @@ int handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg);
 void msg_free(struct vfu_msg *msg);
 
 /* region.c */
-/* Calls the device's own callback for a region; count or -errno. */
-ssize_t region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-                       uint64_t offset, bool is_write);
 void region_free(vfu_ctx_t *ctx);
 int handle_device_get_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_get_region_info(vfu_ctx_t *ctx, struct vfu_msg *msg);

@@ -143,34 +143,6 @@ region_free(vfu_ctx_t *ctx)
     }
 }
 
-ssize_t
-region_call_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-               uint64_t offset, bool is_write)
-{
-    vfu_region_access_cb_t *cb = ctx->regions[idx].cb;
-    ssize_t ret;
-
-    if (cb == NULL) {
-        vfu_err(ctx, "region %d has no access callback", idx);
-        return -EINVAL;
-    }
-    errno = 0;
-    ret = cb(ctx, buf, count, (loff_t)offset, is_write);
-    if (ret < 0) {
-        int err = errno != 0 ? errno : EIO;
-
-        vfu_dbg(ctx, "region %d: %s of %zu bytes at %#" PRIx64 " failed: %d",
-                idx, is_write ? "write" : "read", count, offset, err);
-        return -err;
-    }
-    if ((size_t)ret != count) {
-        vfu_err(ctx, "region %d: callback handled %zd of %zu bytes", idx, ret,
-                count);
-        return -EINVAL;
-    }
-    return ret;
-}
-
 /* Whether [offset, offset + count) may be accessed in region idx. */
 static int
 check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
@@ -212,7 +184,7 @@ bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
             msix_access(ctx, part, buf + done, len, offset + done, is_write,
                         &unmasked);
         } else {
-            ssize_t ret = region_call_cb(ctx, idx, buf + done, len,
+            ssize_t ret = ctx_call_region_cb(ctx, idx, buf + done, len,
                                          offset + done, is_write);
 
             if (ret < 0) {
