@@ -58,7 +58,9 @@ function build(): void {
   fs.mkdirSync(BIN, { recursive: true });
   const flags = [...C_FLAGS, '-g'];
   log(`compiling bench/*.c with ${CC}`);
-  run(ROOT, CC, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', 'vendor/libvfio-user/test/client.c',
+  const testClient = fs.readdirSync(path.join(ROOT, 'vendor/libvfio-user/test')).filter((f) => /^client_.*\.c$/.test(f))
+    .map((f) => `vendor/libvfio-user/test/${f}`);
+  run(ROOT, CC, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', ...testClient,
     '-o', CLIENT], 'bench: compiling bench_client');
   run(ROOT, CC, [...flags, 'bench/echo_peer.c', '-o', path.join(BIN, 'echo_peer')], 'bench: compiling echo_peer');
   // Linked statically, like the addon links the library.

@@ -71,7 +71,10 @@ function mib(kib: number): string {
 async function main(): Promise<number> {
   fs.mkdirSync(path.dirname(CLIENT), { recursive: true });
   run(ROOT, CC, [
-    ...C_FLAGS, '-Ivendor/libvfio-user/test', 'bench/soak_client.c', 'vendor/libvfio-user/test/client.c', '-o', CLIENT,
+    ...C_FLAGS, '-Ivendor/libvfio-user/test', 'bench/soak_client.c',
+    ...fs.readdirSync(path.join(ROOT, 'vendor/libvfio-user/test')).filter((f) => /^client_.*\.c$/.test(f))
+      .map((f) => `vendor/libvfio-user/test/${f}`),
+    '-o', CLIENT,
   ], 'soak: compiling soak_client');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-soak-'));
   const socket = path.join(dir, 'soak.sock');

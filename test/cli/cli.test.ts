@@ -33,7 +33,9 @@ beforeAll(() => {
   const c = join(ROOT, 'vendor', 'libvfio-user');
   execFileSync('cc', [
     '-std=gnu11', '-I', join(c, 'include'), '-I', join(c, 'test'),
-    join(__dirname, 'bar-io.c'), join(c, 'test', 'client.c'), '-o', barIo,
+    join(__dirname, 'bar-io.c'),
+    ...readdirSync(join(c, 'test')).filter((f) => /^client_.*\.c$/.test(f)).map((f) => join(c, 'test', f)),
+    '-o', barIo,
   ]);
 }, 120000);
 
