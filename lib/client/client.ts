@@ -7,7 +7,7 @@
  *
  * @packageDocumentation
  */
-import { errorFromCode, OptionsError, ProtocolError, VfioUserError } from '../errors';
+import { errorFromCode, OptionsError, ProtocolError, TimeoutError, VfioUserError } from '../errors';
 import { os } from '../native';
 import { Channel } from './channel';
 import { MigrationClient } from './migration-client';
@@ -34,6 +34,28 @@ export interface VfioUserClientEvents {
 const DEFAULT_TIMEOUT = 5000;
 
 /**
+ * A failed negotiation, worded for the likeliest cause: a server serves one
+ * client at a time, and one that is busy refuses or ignores the next.
+ */
+function negotiationError(err: unknown, socket: string): unknown {
+  if (!(err instanceof VfioUserError)) {
+    return err;
+  }
+  if (err instanceof TimeoutError) {
+    const busy = new TimeoutError('VERSION', err.timeoutMs);
+    busy.message += `: the server at ${socket} did not negotiate; it serves one client at a time, is another attached?`;
+    return busy;
+  }
+  if (err.code === 'EBUSY') {
+    return errorFromCode('EBUSY', 'connect', `${socket}: the device is busy with another client`);
+  }
+  if (err.code === 'ENOTCONN' || err.code === 'ECONNRESET') {
+    return errorFromCode(err.code, 'connect', `${socket}: the server closed the connection before negotiating (busy with another client?)`);
+  }
+  return err;
+}
+
+/**
  * A vfio-user client: connects to a device's socket, negotiates, and then
  * reads and writes its regions and config space, maps guest memory for DMA,
  * receives its interrupts, and resets it. Every method sends one message
@@ -58,6 +80,8 @@ export class VfioUserClient extends MigrationClient {
    *
    * @throws {@link VfioUserError} ENOENT / ECONNREFUSED when nothing listens, or the server's errno
    * @throws {@link ProtocolError} when the server's VERSION reply is malformed or incompatible
+   * @throws {@link VfioUserError} EBUSY when the server says it serves another client; a
+   *   {@link TimeoutError} whose message says so when it leaves the VERSION unanswered
    */
   static async connect(socket: string, options: VfioUserClientOptions = {}): Promise<VfioUserClient> {
     const timeout = options.timeout ?? DEFAULT_TIMEOUT;
@@ -104,22 +128,27 @@ export class VfioUserClient extends MigrationClient {
       return client;
     } catch (err) {
       channel.close();
-      throw err;
+      throw negotiationError(err, socket);
     }
   }
+
   /** DEVICE_RESET. */
   async reset(): Promise<void> {
     await this.request(Command.DEVICE_RESET);
     this.knownState = undefined;
   }
+
   /**
    * Disconnects, closes the interrupt lines and frees the guest memory. The
-   * device keeps its state for the next client. Idempotent.
+   * device keeps its state for the next client. Idempotent. Resolves once
+   * the event loop has released the socket's and the eventfds' poll handles.
    */
   async close(): Promise<void> {
     this.channel.close();
     this.releaseResources();
+    await new Promise((resolve) => setImmediate(resolve));
   }
+
   private onChannelClosed(reason: Error): void {
     this.releaseResources();
     this.emit('close', reason);

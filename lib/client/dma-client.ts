@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import { errorFromCode } from '../errors';
+import { checkRange } from './arguments';
 import { Command, DmaFlag, readU64, type Message } from './protocol';
 import { GuestMemory, type GuestMemoryOptions } from './guest-memory';
 import { InterruptClient } from './interrupt-client';
@@ -59,6 +60,8 @@ export abstract class DmaClient extends InterruptClient {
 
   /** DMA_UNMAP of any range: the server answers ENOENT unless it is exactly one mapping. */
   async unmapDmaRange(iova: number, size: number): Promise<void> {
+    checkRange('DMA_UNMAP', 'iova', iova, Number.MAX_SAFE_INTEGER);
+    checkRange('DMA_UNMAP', 'size', size, Number.MAX_SAFE_INTEGER);
     const request = Buffer.alloc(DMA_UNMAP_SIZE);
     request.writeUInt32LE(DMA_UNMAP_SIZE, 0);
     request.writeBigUInt64LE(BigInt(iova), 8);

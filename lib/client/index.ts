@@ -17,6 +17,15 @@ export { InterruptClient } from './interrupt-client';
 export { DmaClient } from './dma-client';
 export { MigrationClient, type MigrationFeatures } from './migration-client';
 export type { RequestOptions } from './channel';
+export {
+  ArgumentError,
+  MigrationTransitionError,
+  OptionsError,
+  ProtocolError,
+  RegionAccessError,
+  TimeoutError,
+  VfioUserError,
+} from '../errors';
 export { GuestMemory, type GuestMemoryOptions } from './guest-memory';
 export { InterruptLine } from './interrupt-line';
 export {

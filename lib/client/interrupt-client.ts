@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import { CapabilityId, Msi, Msix, PciCommand, PciConfig, Region, type InterruptKind } from '../constants';
+import { ArgumentError } from '../errors';
 import { irqIndex } from './arguments';
 import { InterruptLine } from './interrupt-line';
 import { Command, encodeU32s, IrqSetFlag } from './protocol';
@@ -35,7 +36,7 @@ export abstract class InterruptClient extends RegionClient {
     const start = options.start ?? 0;
     const count = options.count ?? (await this.getIrqInfo(index)).count - start;
     if (count <= 0) {
-      throw new RangeError(`no ${kind} vectors to enable from ${start}`);
+      throw new ArgumentError('start', `${start} leaves no ${kind} vectors to enable`, 'DEVICE_SET_IRQS');
     }
     const lines: InterruptLine[] = [];
     try {

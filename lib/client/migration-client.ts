@@ -105,7 +105,7 @@ export abstract class MigrationClient extends DmaClient {
    * {@link MigrationClient.migrationChunkSize}); an empty Buffer means there is no more data now.
    */
   async readMigrationData(size = this.migrationChunkSize): Promise<Buffer> {
-    checkRange('size', size, 0xfffffff7);
+    checkRange('MIG_DATA_READ', 'size', size, 0xfffffff7);
     const { payload } = await this.request(Command.MIG_DATA_READ, encodeDataRead(size));
     return decodeDataRead(payload, size);
   }

@@ -8,9 +8,9 @@
 import { EventEmitter } from 'node:events';
 
 import { PciConfig, PciStatus, Region, type InterruptKind } from '../constants';
-import { ProtocolError } from '../errors';
+import { ArgumentError, ProtocolError, RegionAccessError, TimeoutError, VfioUserError } from '../errors';
 import { os } from '../native';
-import { checkRange, irqIndex } from './arguments';
+import { checkAccess, checkRange, irqIndex } from './arguments';
 import type { Channel, RequestOptions } from './channel';
 import type { VfioUserClientEvents } from './client';
 import {
@@ -146,7 +146,7 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
 
   /** DEVICE_GET_REGION_INFO, asking again with room for the capabilities when there are some. */
   async getRegionInfo(index: number): Promise<RegionInfo> {
-    checkRange('region', index, 0xffffffff);
+    checkRange('DEVICE_GET_REGION_INFO', 'region', index, 0xffffffff);
     let argsz = REGION_INFO_SIZE;
     for (;;) {
       const request = Buffer.alloc(REGION_INFO_SIZE);
@@ -172,11 +172,15 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
     return { flags: payload.readUInt32LE(4), index: payload.readUInt32LE(8), count: payload.readUInt32LE(12) };
   }
 
-  /** REGION_READ of `count` bytes at `offset`, in one message. */
+  /**
+   * REGION_READ of `count` bytes at `offset`, in one message.
+   *
+   * @throws {@link ArgumentError} for a region, offset or count out of range, before sending
+   * @throws {@link RegionAccessError} when the server refuses, saying why when the client can tell
+   */
   async readRegion(region: number, offset: number, count: number): Promise<Buffer> {
-    checkRange('region', region, 0xffffffff);
-    checkRange('count', count, 0xffffffff);
-    const { payload } = await this.request(Command.REGION_READ, encodeRegionAccess(region, offset, count));
+    checkAccess('REGION_READ', region, offset, count);
+    const { payload } = await this.regionRequest(Command.REGION_READ, 'REGION_READ', region, offset, count, encodeRegionAccess(region, offset, count));
     this.expectLength('REGION_READ', payload, 16);
     const got = payload.readUInt32LE(12);
     if (got !== count || payload.length !== 16 + count) {
@@ -185,13 +189,16 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
     return payload.subarray(16);
   }
 
-  /** REGION_WRITE of `data` at `offset`, in one message. */
+  /**
+   * REGION_WRITE of `data` at `offset`, in one message.
+   *
+   * @throws {@link ArgumentError} for a region or offset out of range, before sending
+   * @throws {@link RegionAccessError} when the server refuses, saying why when the client can tell
+   */
   async writeRegion(region: number, offset: number, data: Uint8Array): Promise<void> {
-    checkRange('region', region, 0xffffffff);
-    const { payload } = await this.request(
-      Command.REGION_WRITE,
-      Buffer.concat([encodeRegionAccess(region, offset, data.length), data]),
-    );
+    checkAccess('REGION_WRITE', region, offset, data.length);
+    const body = Buffer.concat([encodeRegionAccess(region, offset, data.length), data]);
+    const { payload } = await this.regionRequest(Command.REGION_WRITE, 'REGION_WRITE', region, offset, data.length, body);
     this.expectLength('REGION_WRITE', payload, 16);
     if (payload.readUInt32LE(12) !== data.length) {
       throw new ProtocolError('REGION_WRITE', `wrote ${data.length} bytes, the reply says ${payload.readUInt32LE(12)}`);
@@ -204,8 +211,9 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
     body.writeBigUInt64LE(BigInt(writes.length), 0);
     writes.forEach((w, i) => {
       if (w.data.length < 1 || w.data.length > 8) {
-        throw new RangeError(`writes[${i}] has ${w.data.length} bytes; REGION_WRITE_MULTI takes 1 to 8`);
+        throw new ArgumentError(`writes[${i}].data`, `has ${w.data.length} bytes; each write takes 1 to 8`, 'REGION_WRITE_MULTI');
       }
+      checkAccess('REGION_WRITE_MULTI', w.region, w.offset, w.data.length);
       const at = 8 + MULTI_WRITE_ENTRY * i;
       encodeRegionAccess(w.region, w.offset, w.data.length).copy(body, at);
       body.set(w.data, at + 16);
@@ -216,14 +224,14 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
   }
 
   /** Reads a BAR: {@link RegionClient.readRegion} on region `bar`. */
-  readBar(bar: number, offset: number, count: number): Promise<Buffer> {
-    checkRange('bar', bar, 5);
+  async readBar(bar: number, offset: number, count: number): Promise<Buffer> {
+    checkRange('REGION_READ', 'bar', bar, 5);
     return this.readRegion(bar, offset, count);
   }
 
   /** Writes a BAR: {@link RegionClient.writeRegion} on region `bar`. */
-  writeBar(bar: number, offset: number, data: Uint8Array): Promise<void> {
-    checkRange('bar', bar, 5);
+  async writeBar(bar: number, offset: number, data: Uint8Array): Promise<void> {
+    checkRange('REGION_WRITE', 'bar', bar, 5);
     return this.writeRegion(bar, offset, data);
   }
 
@@ -308,6 +316,42 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
     }
     return undefined;
   }
+  /**
+   * Sends a region access; an error reply becomes a {@link RegionAccessError}
+   * that says why when region info can tell (past the end, no such region).
+   */
+  private async regionRequest(command: number, name: string, region: number, offset: number, count: number, body: Buffer): Promise<Message> {
+    try {
+      return await this.request(command, body);
+    } catch (err) {
+      if (!(err instanceof VfioUserError) || err.syscall !== name || err instanceof TimeoutError || err instanceof ProtocolError || err.code === 'ENOTCONN') {
+        throw err;
+      }
+      throw new RegionAccessError(err.errno, name, region, offset, count, await this.explainRefusal(region, offset, count));
+    }
+  }
+
+  /** What region info says about a refused access, if anything. */
+  private async explainRefusal(region: number, offset: number, count: number): Promise<string | undefined> {
+    let size: number;
+    try {
+      const info = await this.getRegionInfo(region);
+      if (info.fd !== undefined) {
+        os.close(info.fd);
+      }
+      size = info.size;
+    } catch {
+      return undefined;
+    }
+    if (size === 0) {
+      return 'the device has no such region';
+    }
+    if (offset + count > size) {
+      return `past the end of the region, size 0x${size.toString(16)}`;
+    }
+    return undefined;
+  }
+
   protected expectLength(what: string, payload: Buffer, min: number): void {
     if (payload.length < min) {
       throw new ProtocolError(what, `reply payload of ${payload.length} bytes, expected at least ${min}`);
