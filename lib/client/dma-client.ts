@@ -31,7 +31,7 @@ export abstract class DmaClient extends InterruptClient {
    * in this process and the client answers the server's DMA_READ and
    * DMA_WRITE messages from it, as QEMU does for guest RAM that is not
    * shared. The client keeps it until {@link DmaClient.unmapDma} or
-   * {@link DmaClient.close}.
+   * {@link VfioUserClient.close}.
    */
   async mapDma(options: { iova: number; size: number } & GuestMemoryOptions): Promise<GuestMemory> {
     const memory = new GuestMemory(options.iova, options.size, options);
