@@ -223,7 +223,7 @@ function main(): void {
   server.on('error', (err) => {
     process.stderr.write(`ts_device: ${err.message}\n`);
   });
-  const stop = (): void => server.close();
+  const stop = (): void => void server.close();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

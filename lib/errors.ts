@@ -107,6 +107,63 @@ export class OptionsError extends ConfigurationError {
 }
 
 /**
+ * An argument of a call is wrong: a negative offset, a BAR index above 5,
+ * a count that does not fit the protocol. Thrown before anything is sent.
+ */
+export class ArgumentError extends ConfigurationError {
+  /**
+   * @param argument - name of the offending argument, e.g. `'offset'`
+   * @param message - what is wrong with it
+   * @param operation - the call it was given to, e.g. `'REGION_READ'`
+   */
+  constructor(argument: string, message: string, operation: string) {
+    super(argument, message, operation);
+    this.name = 'ArgumentError';
+    this.message = `${operation}: ${argument} ${message}`;
+  }
+}
+
+/**
+ * The server refused a region access (REGION_READ or REGION_WRITE). The
+ * message names the region and the range, and why when the client can
+ * tell: `REGION_READ of BAR0 [0x1000, +4) failed: EINVAL (past the end of
+ * the region, size 0x1000)`.
+ */
+export class RegionAccessError extends VfioUserError {
+  /** Region index: 0-5 the BARs, 6 the ROM, 7 config space, 8 VGA. */
+  readonly region: number;
+  /** First byte of the access. */
+  readonly offset: number;
+  /** Bytes accessed. */
+  readonly count: number;
+
+  /**
+   * @param errno - the server's errno
+   * @param command - `'REGION_READ'` or `'REGION_WRITE'`
+   * @param region - region index
+   * @param offset - first byte
+   * @param count - bytes
+   * @param reason - why, when known
+   */
+  constructor(errno: number, command: string, region: number, offset: number, count: number, reason?: string) {
+    super(errno, command);
+    this.name = 'RegionAccessError';
+    this.message = `${command} of ${regionName(region)} [0x${offset.toString(16)}, +${count}) failed: ${this.code}${reason === undefined ? '' : ` (${reason})`}`;
+    this.region = region;
+    this.offset = offset;
+    this.count = count;
+  }
+}
+
+/** How people call a region: `'BAR0'`, `'ROM'`, `'config space'`. */
+function regionName(region: number): string {
+  if (region >= 0 && region <= 5) {
+    return `BAR${region}`;
+  }
+  return ['ROM', 'config space', 'VGA'][region - 6] ?? `region ${region}`;
+}
+
+/**
  * A BAR handler or a hook misbehaved in a way the server can tell: it
  * returned something it must not (a value from a region handler, which
  * fills `data`; a value of the wrong type or width from a register's read

@@ -70,6 +70,7 @@ export {
   type ResetKind,
 } from './constants';
 export {
+  ArgumentError,
   ConfigurationError,
   DeviceDescriptionError,
   DeviceStoppedError,
@@ -81,6 +82,7 @@ export {
   MigrationTransitionError,
   OptionsError,
   ProtocolError,
+  RegionAccessError,
   TimeoutError,
   VfioUserError,
 } from './errors';

@@ -85,7 +85,7 @@ let exitHookInstalled = false;
 
 function closeAllOnExit(): void {
   for (const server of [...openServers]) {
-    server.close();
+    void server.close();
   }
 }
 
@@ -263,21 +263,23 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   /**
    * Stops serving: disconnects the client, if one is connected (the device
    * then sees a `'lost-connection'` reset), removes the socket and lets the
-   * process exit. Idempotent.
+   * process exit. Idempotent. The work is done when it returns; the promise
+   * resolves once the event loop has also released the socket's poll
+   * handle, so that nothing of the server is left open.
    */
-  close(): void {
-    if (this.closed) {
-      return;
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      openServers.delete(this);
+      try {
+        this.context.close();
+      } finally {
+        bindDevice(this.device, undefined);
+        dmaBind(this.device.dma, undefined);
+        this.emit('close');
+      }
     }
-    this.closed = true;
-    openServers.delete(this);
-    try {
-      this.context.close();
-    } finally {
-      bindDevice(this.device, undefined);
-      dmaBind(this.device.dma, undefined);
-      this.emit('close');
-    }
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   private trigger(vector: number): boolean {

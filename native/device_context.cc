@@ -827,6 +827,13 @@ void DeviceContext::Destroy() {
     started_ = false;
     Unref();
   }
+  // The context is done: async hooks (and jest --detectOpenHandles) see it
+  // end now, not when the GC collects the object. Later error reports go
+  // out with no async context, which N-API allows.
+  if (async_context_ != nullptr) {
+    napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+  }
 }
 
 // ------------------------------------------------------------------ buffers

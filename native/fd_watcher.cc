@@ -94,6 +94,11 @@ Napi::Value FdWatcher::Close(const Napi::CallbackInfo& info) {
   closed_ = true;
   poll_.Close();
   KeepAlive(false);
+  // No callback follows a close: end the async resource now rather than at GC.
+  if (async_context_ != nullptr) {
+    napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+  }
   return info.Env().Undefined();
 }
 

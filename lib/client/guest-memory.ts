@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-import { errorFromCode } from '../errors';
+import { ArgumentError, errorFromCode } from '../errors';
 import { os } from '../native';
 
 /** How a {@link GuestMemory} is created. */
@@ -55,7 +55,7 @@ export class GuestMemory {
     options: GuestMemoryOptions = {},
   ) {
     if (!Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(size) || size <= 0) {
-      throw new RangeError(`guest memory needs a non-negative iova and a positive size, not ${iova}/${size}`);
+      throw new ArgumentError('iova and size', `must be a non-negative iova and a positive size, not ${iova}/${size}`, 'guest memory');
     }
     this.shared = options.shared !== false;
     this.readable = options.readable !== false;

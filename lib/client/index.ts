@@ -3,19 +3,29 @@
  *
  * @packageDocumentation
  */
+export { VfioUserClient, type VfioUserClientEvents, type VfioUserClientOptions } from './client';
 export {
-  VfioUserClient,
+  RegionClient,
   type DeviceInfo,
   type IrqInfo,
-  type MigrationFeatures,
   type MultiWrite,
   type RegionInfo,
   type SparseMmapArea,
-  type VfioUserClientEvents,
-  type VfioUserClientOptions,
   type VfioUserReply,
-} from './client';
+} from './region-client';
+export { InterruptClient } from './interrupt-client';
+export { DmaClient } from './dma-client';
+export { MigrationClient, type MigrationFeatures } from './migration-client';
 export type { RequestOptions } from './channel';
+export {
+  ArgumentError,
+  MigrationTransitionError,
+  OptionsError,
+  ProtocolError,
+  RegionAccessError,
+  TimeoutError,
+  VfioUserError,
+} from '../errors';
 export { GuestMemory, type GuestMemoryOptions } from './guest-memory';
 export { InterruptLine } from './interrupt-line';
 export {

@@ -8,7 +8,7 @@ import { errorFromCode, TimeoutError } from '../errors';
 import { os, type FdWatcher } from '../native';
 
 interface Waiter {
-  readonly resolve: (count: bigint) => void;
+  readonly resolve: (count: number) => void;
   readonly reject: (err: Error) => void;
   readonly timer: NodeJS.Timeout | undefined;
 }
@@ -43,30 +43,31 @@ export class InterruptLine {
 
   /**
    * How many times the interrupt fired since the last `take` or `wait`,
-   * without waiting: 0n when it did not.
+   * without waiting: 0 when it did not.
    */
-  take(): bigint {
+  take(): number {
     if (this.closed) {
-      return 0n;
+      return 0;
     }
-    return os.eventfdRead(this.fd) ?? 0n;
+    // An eventfd counts up to 2^64 - 2; a test never gets near 2^53.
+    return Number(os.eventfdRead(this.fd) ?? 0n);
   }
 
   /**
-   * Resolves with the number of times the interrupt fired (at least 1n) as
+   * Resolves with the number of times the interrupt fired (at least 1) as
    * soon as it has fired, at once if it already has.
    *
    * @param timeoutMs - reject with a {@link TimeoutError} after this long (0: wait forever; default 5000)
    */
-  wait(timeoutMs = 5000): Promise<bigint> {
+  wait(timeoutMs = 5000): Promise<number> {
     if (this.closed) {
       return Promise.reject(errorFromCode('EBADF', `wait for ${this.kind} ${this.vector}`, 'the line is closed'));
     }
     const count = this.take();
-    if (count > 0n) {
+    if (count > 0) {
       return Promise.resolve(count);
     }
-    return new Promise<bigint>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const timer =
         timeoutMs > 0
           ? setTimeout(() => {
@@ -100,7 +101,7 @@ export class InterruptLine {
 
   private deliver(): void {
     const count = this.take();
-    if (count === 0n) {
+    if (count === 0) {
       return;
     }
     // Every waiter learns of the same firing.

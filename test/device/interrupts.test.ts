@@ -23,8 +23,8 @@ describe('interrupts reach the client', () => {
     expect(device.intx()).toBe(false); // no eventfd yet
     const [line] = await client.enableInterrupts('intx');
     expect(device.intx()).toBe(true);
-    expect(await line.wait(1000)).toBe(1n);
-    expect(line.take()).toBe(0n);
+    expect(await line.wait(1000)).toBe(1);
+    expect(line.take()).toBe(0);
     expect(device.isMasked('intx')).toBe(false);
   });
 
@@ -35,7 +35,7 @@ describe('interrupts reach the client', () => {
     await client.write16(CONFIG, PciConfig.COMMAND, PciCommand.INTX_DISABLE);
     expect(device.isMasked('intx')).toBe(true);
     expect(device.intx()).toBe(true);
-    expect(await line.wait(1000)).toBe(1n);
+    expect(await line.wait(1000)).toBe(1);
   });
 
   test('INTx is refused by a device that did not describe it', async () => {
@@ -52,18 +52,18 @@ describe('interrupts reach the client', () => {
     expect(lines.map((l) => l.vector)).toEqual([0, 1, 2, 3]);
     await client.write16(CONFIG, cap + Msi.FLAGS, Msi.FLAGS_ENABLE | (2 << 4));
     expect(device.msi(2)).toBe(true);
-    expect(await lines[2].wait(1000)).toBe(1n);
-    expect(lines[1].take()).toBe(0n);
+    expect(await lines[2].wait(1000)).toBe(1);
+    expect(lines[1].take()).toBe(0);
 
     // Per-vector mask bit 1 (64-bit capability: mask at +16, pending at +20).
     await client.write32(CONFIG, cap + Msi.MASK_64, 0x2);
     expect(device.isMasked('msi', 1)).toBe(true);
     expect(device.msi(1)).toBe(true);
-    expect(lines[1].take()).toBe(0n);
+    expect(lines[1].take()).toBe(0);
     expect(device.isPending('msi', 1)).toBe(true);
     expect((await client.read32(CONFIG, cap + Msi.PENDING_64)) & 0x2).toBe(0x2);
     await client.write32(CONFIG, cap + Msi.MASK_64, 0);
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
     expect(device.isPending('msi', 1)).toBe(false);
 
     expect(() => device.msi(4)).toThrow(RangeError);
@@ -76,19 +76,19 @@ describe('interrupts reach the client', () => {
     expect(lines).toHaveLength(4);
     await enableMsix(client, device);
     expect(device.msix(3)).toBe(true);
-    expect(await lines[3].wait(1000)).toBe(1n);
+    expect(await lines[3].wait(1000)).toBe(1);
 
     await setEntryMask(client, 0, true);
     expect(device.isMasked('msix', 0)).toBe(true);
     expect(device.msix(0)).toBe(true);
-    expect(lines[0].take()).toBe(0n);
+    expect(lines[0].take()).toBe(0);
     expect(device.isPending('msix', 0)).toBe(true);
     const pba = 4 * Msix.ENTRY_SIZE; // right after the 4-entry table
     expect(Number(await client.read64(MSIX_BAR, pba))).toBe(0x1);
 
     const delivered = lines[0].wait(1000);
     await setEntryMask(client, 0, false);
-    expect(await delivered).toBe(1n);
+    expect(await delivered).toBe(1);
     expect(device.isPending('msix', 0)).toBe(false);
     expect(Number(await client.read64(MSIX_BAR, pba))).toBe(0);
   });
@@ -101,10 +101,10 @@ describe('interrupts reach the client', () => {
     expect(device.isMasked('msix', 2)).toBe(true);
     device.msix(1);
     device.msix(2);
-    expect(lines[1].take() + lines[2].take()).toBe(0n);
+    expect(lines[1].take() + lines[2].take()).toBe(0);
     await client.write16(CONFIG, cap + Msix.FLAGS, Msix.FLAGS_ENABLE);
-    expect(await lines[1].wait(1000)).toBe(1n);
-    expect(await lines[2].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
+    expect(await lines[2].wait(1000)).toBe(1);
   });
 
   test('MSI-X: a device does not raise MSI-X while the driver has it disabled', async () => {
@@ -115,11 +115,11 @@ describe('interrupts reach the client', () => {
     const [line] = await client.enableInterrupts('msix', { count: 1, configure: false });
     expect(device.msix(0)).toBe(false);
     expect(device.isPending('msix', 0)).toBe(false);
-    expect(intx.take()).toBe(0n);
+    expect(intx.take()).toBe(0);
     await enableMsix(client, device);
     expect((await rejection(line.wait(50))).code).toBe('ETIMEDOUT');
     expect(device.msix(0)).toBe(true);
-    expect(await line.wait(1000)).toBe(1n);
+    expect(await line.wait(1000)).toBe(1);
   });
 
   test('each kind is raised only in its own interrupt mode', async () => {
@@ -131,21 +131,21 @@ describe('interrupts reach the client', () => {
     expect(device.msi(0)).toBe(false);
     expect(device.msix(0)).toBe(false);
     expect(device.intx()).toBe(true);
-    expect(await line.wait(1000)).toBe(1n);
+    expect(await line.wait(1000)).toBe(1);
 
     const msiCap = device.capabilityOffset('msi')!;
     await client.write16(CONFIG, msiCap + Msi.FLAGS, Msi.FLAGS_ENABLE);
     expect(device.intx()).toBe(false);
     expect(device.msix(0)).toBe(false);
     expect(device.msi(0)).toBe(true);
-    expect(await msi[0].wait(1000)).toBe(1n);
+    expect(await msi[0].wait(1000)).toBe(1);
 
     await enableMsix(client, device); // MSI-X wins while both are enabled
     expect(device.intx()).toBe(false);
     expect(device.msi(0)).toBe(false);
     expect(device.msix(0)).toBe(true);
-    expect(await msix[0].wait(1000)).toBe(1n);
-    expect(line.take() + msi[0].take()).toBe(0n);
+    expect(await msix[0].wait(1000)).toBe(1);
+    expect(line.take() + msi[0].take()).toBe(0);
   });
 
   test('enableInterrupts turns the type on in config space, as a driver does', async () => {
@@ -159,7 +159,7 @@ describe('interrupts reach the client', () => {
     const [x] = await client.enableInterrupts('msix', { count: 1 });
     expect((await client.read16(CONFIG, msix + Msix.FLAGS)) & 0xc000).toBe(Msix.FLAGS_ENABLE);
     device.msix(0);
-    expect(await x.wait(1000)).toBe(1n);
+    expect(await x.wait(1000)).toBe(1);
     await client.write16(CONFIG, msix + Msix.FLAGS, 0);
     const msi = device.capabilityOffset('msi')!;
     await client.enableInterrupts('msi', { count: 3 });
@@ -188,10 +188,10 @@ describe('interrupts reach the client', () => {
     expect(device.isMasked('msix', 2)).toBe(true);
     expect(device.isMasked('msix', 3)).toBe(false);
     device.msix(2);
-    expect(lines[2].take()).toBe(0n);
+    expect(lines[2].take()).toBe(0);
     await client.unmaskInterrupts('msix', 1, 2);
     expect(device.maskEvents[1]).toEqual(['msix', 1, 2, false]);
-    expect(await lines[2].wait(1000)).toBe(1n);
+    expect(await lines[2].wait(1000)).toBe(1);
   });
 
   test('a client can trigger vectors itself', async () => {
@@ -200,7 +200,7 @@ describe('interrupts reach the client', () => {
     const lines = await client.enableInterrupts('msix');
     await enableMsix(client, device);
     await client.triggerInterrupts('msix', 1, 1);
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
   });
 
   test('without eventfds an interrupt goes nowhere; disabling removes them', async () => {
@@ -212,7 +212,7 @@ describe('interrupts reach the client', () => {
     await enableMsix(client, device);
     expect(device.msix(1)).toBe(false);
     expect(device.msix(0)).toBe(true);
-    expect(await line.wait(1000)).toBe(1n);
+    expect(await line.wait(1000)).toBe(1);
     await client.disableInterrupts('msix');
     expect(device.msix(0)).toBe(false);
     expect((await rejection(line.wait(10))).code).toBe('EBADF');
@@ -240,6 +240,6 @@ describe('interrupts reach the client', () => {
     expect(lines).toHaveLength(40);
     await client.write16(CONFIG, device.capabilityOffset('msix')! + Msix.FLAGS, Msix.FLAGS_ENABLE);
     expect(device.msix(39)).toBe(true);
-    expect(await lines[39].wait(1000)).toBe(1n);
+    expect(await lines[39].wait(1000)).toBe(1);
   });
 });

@@ -45,10 +45,10 @@ describe('subclass members do not collide with the library internals', () => {
     const { client } = await serveAndConnect(device);
     const [intx] = await client.enableInterrupts('intx');
     expect(device.intx()).toBe(true);
-    expect(await intx.wait(1000)).toBe(1n);
+    expect(await intx.wait(1000)).toBe(1);
     const lines = await client.enableInterrupts('msix');
     expect(device.msix(1)).toBe(true);
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
     expect(device.isMasked('msix', 0)).toBe(false);
     expect(() => device.msix(2)).toThrow(RangeError);
     expect(device.log).toEqual([]);
@@ -63,20 +63,20 @@ describe('subclass members do not collide with the library internals', () => {
 
     const [intx] = await client.enableInterrupts('intx');
     expect(device.intx()).toBe(true);
-    expect(await intx.wait(1000)).toBe(1n);
+    expect(await intx.wait(1000)).toBe(1);
     await client.write16(Region.CONFIG, PciConfig.COMMAND, PciCommand.INTX_DISABLE);
     expect(device.isMasked('intx')).toBe(true);
 
     const msi = await client.enableInterrupts('msi');
     expect(device.intx()).toBe(false);
     expect(device.msi(1)).toBe(true);
-    expect(await msi[1].wait(1000)).toBe(1n);
+    expect(await msi[1].wait(1000)).toBe(1);
     expect(device.isPending('msi', 1)).toBe(false);
 
     const msix = await client.enableInterrupts('msix');
     expect(device.msi(0)).toBe(false);
     expect(device.msix(1)).toBe(true);
-    expect(await msix[1].wait(1000)).toBe(1n);
+    expect(await msix[1].wait(1000)).toBe(1);
     expect(() => device.msix(2)).toThrow(RangeError);
     expect(device.capabilityOffset('msix')).toBe(await client.findCapability(0x11));
 

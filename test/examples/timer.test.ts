@@ -1,4 +1,5 @@
-import { Region, VfioUserClient, VfioUserServer } from 'vfio-user';
+import { Region, VfioUserServer } from 'vfio-user';
+import { VfioUserClient } from 'vfio-user/client';
 
 import { Timer } from '../../examples/timer';
 import { socketPath } from '../helpers';
@@ -11,7 +12,7 @@ test('the timer expires and raises MSI-X vector 0', async () => {
   const [expired] = await client.enableInterrupts('msix');
   await client.write32(0, 0x4, 5); // COUNT = 5 ms
   await client.write32(0, 0x0, 1); // CTRL.ENABLE
-  await expired.wait();
+  expect(await expired.wait()).toBe(1);
   expect(await client.read32(0, 0x8)).toBe(1); // STATUS.EXPIRED
   expect(await client.read32(0, 0x4)).toBe(0);
 
@@ -22,5 +23,5 @@ test('the timer expires and raises MSI-X vector 0', async () => {
   expect(await client.read16(Region.CONFIG, 0)).toBe(0x1b36);
 
   await client.close();
-  server.close();
+  await server.close();
 });

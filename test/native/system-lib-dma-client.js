@@ -20,7 +20,7 @@ async function runJob(client, irq, source, target, length) {
   await client.write32(0, REG.TARGET, target);
   await client.write32(0, REG.LENGTH, length);
   await client.write32(0, REG.GO, 1);
-  assert.equal(await irq.wait(10000), 1n, `no interrupt for the job 0x${source.toString(16)} -> 0x${target.toString(16)}`);
+  assert.equal(await irq.wait(10000), 1, `no interrupt for the job 0x${source.toString(16)} -> 0x${target.toString(16)}`);
   return client.read32(0, REG.STATUS);
 }
 
