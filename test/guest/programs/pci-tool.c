@@ -8,6 +8,9 @@
  *   pci-tool caps DEV                            prints "cap ID@OFFSET" lines
  *   pci-tool edu-dma DEV                         copies RAM->card->RAM, checks both
  *   pci-tool uio-irqs DEV UIODEV COUNT           COUNT edu raises, one uio event each
+ *   pci-tool uio-wait UIODEV                     prints "uio-waiting" once listening, waits
+ *                                                for one uio event, prints the count
+ *   pci-tool intx-enable DEV                     clears command bit 10 (INTx disable)
  *
  * DEV is a sysfs device directory, e.g. /sys/bus/pci/devices/0000:00:01.0.
  * Exit status 0 means every check held; failures say why on stderr.
@@ -296,6 +299,36 @@ uio_irqs(const char *dev, const char *uio_dev, int count)
     return 0;
 }
 
+static int
+uio_wait(const char *uio_dev)
+{
+    int uio = open(uio_dev, O_RDONLY);
+    struct pollfd p = { .fd = uio, .events = POLLIN };
+    uint32_t events;
+
+    if (uio < 0) {
+        die(uio_dev);
+    }
+    /* Events before the open are not reported: only now may the host act. */
+    printf("uio-waiting\n");
+    fflush(stdout);
+    if (poll(&p, 1, 60000) != 1 || read(uio, &events, 4) != 4) {
+        fprintf(stderr, "pci-tool: no interrupt on %s\n", uio_dev);
+        return 1;
+    }
+    printf("uio event count %u\n", events);
+    return 0;
+}
+
+static int
+intx_enable(const char *dev)
+{
+    int cfg = open_in(dev, "config", O_RDWR);
+
+    set_config16(cfg, 4, config16(cfg, 4) & ~0x400);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -317,6 +350,12 @@ main(int argc, char **argv)
     }
     if (argc == 5 && strcmp(argv[1], "uio-irqs") == 0) {
         return uio_irqs(argv[2], argv[3], atoi(argv[4]));
+    }
+    if (argc == 3 && strcmp(argv[1], "uio-wait") == 0) {
+        return uio_wait(argv[2]);
+    }
+    if (argc == 3 && strcmp(argv[1], "intx-enable") == 0) {
+        return intx_enable(argv[2]);
     }
     fprintf(stderr, "usage: see the comment at the top of pci-tool.c\n");
     return 2;
