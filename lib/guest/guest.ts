@@ -122,6 +122,8 @@ export class Guest {
     };
     qemu.stdout?.on('data', collect);
     qemu.stderr?.on('data', collect);
+    // Typing into a guest that just powered off must not crash the test.
+    qemu.stdin?.on('error', () => undefined);
     this.outcome = new Promise<GuestResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new GuestError(`the guest did not finish within ${timeoutMs} ms`, this.consoleText));
@@ -304,22 +306,28 @@ export class Guest {
 
 async function waitForQmp(path: string, qemu: ChildProcess): Promise<QmpConnection> {
   let stderr = '';
-  qemu.stderr?.on('data', (chunk: Buffer) => {
+  const collect = (chunk: Buffer): void => {
     stderr += chunk.toString();
-  });
+  };
+  qemu.stderr?.on('data', collect);
   const died = new Promise<never>((_, reject) => {
     qemu.once('exit', (code) => reject(new Error(`QEMU exited during start (code ${code}): ${stderr}`)));
   });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await Promise.race([QmpConnection.open(path), died]);
-    } catch (err) {
-      if (qemu.exitCode !== null || attempt > 300) {
-        qemu.kill('SIGKILL');
-        throw err;
+  died.catch(() => undefined);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await Promise.race([QmpConnection.open(path), died]);
+      } catch (err) {
+        if (qemu.exitCode !== null || attempt > 300) {
+          qemu.kill('SIGKILL');
+          throw err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
     }
+  } finally {
+    qemu.stderr?.off('data', collect);
   }
 }
 

@@ -7,7 +7,7 @@
 import { runGuest } from 'vfio-user/guest';
 
 import { EduDevice } from '../../examples/edu';
-import { keyValues, pciToolFiles, SHELL_PRELUDE } from './guest-tools';
+import { keyValues, pciToolFiles, report, SHELL_PRELUDE } from './guest-tools';
 
 jest.setTimeout(300000);
 
@@ -37,6 +37,7 @@ echo irqs_after=$(irq_count $irq)
 `,
   });
   const output = result.output;
+  report('edu', result);
   // The whole output in the message when the script failed.
   expect(`exit ${result.exitCode}\n${output}`).toMatch(/^exit 0\n/);
   const values = keyValues(output.replace(/ (?=\w+=)/g, '\n'));

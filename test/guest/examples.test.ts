@@ -10,7 +10,7 @@ import type { ResetKind } from 'vfio-user';
 
 import { GpioCard } from '../../examples/gpio';
 import { Timer } from '../../examples/timer';
-import { keyValues, pciToolFiles, SHELL_PRELUDE } from './guest-tools';
+import { keyValues, pciToolFiles, report, SHELL_PRELUDE } from './guest-tools';
 
 jest.setTimeout(300000);
 
@@ -61,6 +61,7 @@ echo timer.count_after_reset=$(pci-tool read $t 0 4 4)
     expect(gpio.outputs).toBe(0xa5a5);
     gpio.setInputs(0x1);
     const result = await guest.wait();
+    report('gpio and timer', result);
     expect(`exit ${result.exitCode}\n${result.output}`).toMatch(/^exit 0\n/);
     const v = keyValues(result.output);
     expect(v['gpio.class']).toBe('0x088000');

@@ -1,12 +1,12 @@
 /**
  * What the guest tests share: the static pci-tool built once per test file,
- * a shell prelude that finds devices by ID, and a parser for the
- * `key=value` lines the scripts print.
+ * a shell prelude that finds devices by ID, a parser for the `key=value`
+ * lines the scripts print, and the report of what the guest did.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { compileStaticProgram, type GuestFile } from 'vfio-user/guest';
+import { compileStaticProgram, type GuestFile, type GuestResult } from 'vfio-user/guest';
 
 let pciTool: Promise<Buffer> | undefined;
 
@@ -26,6 +26,11 @@ dev_of() {
 }
 irq_count() { awk -v irq="$1:" '$1 == irq { print $2 }' /proc/interrupts; }
 `;
+
+/** Prints what the guest did with a device, so that a test run shows it (also when it passes). */
+export function report(device: string, result: GuestResult): void {
+  console.log(`${device} in a Linux guest (${(result.durationMs / 1000).toFixed(1)} s, exit ${result.exitCode}):\n${result.output}`);
+}
 
 /** The `key=value` lines of a script's output as an object (later keys win). */
 export function keyValues(output: string): Record<string, string> {

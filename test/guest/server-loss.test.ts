@@ -11,7 +11,7 @@ import { VfioUserServer } from 'vfio-user';
 import { Guest } from 'vfio-user/guest';
 
 import { EduDevice } from '../../examples/edu';
-import { keyValues, pciToolFiles, SHELL_PRELUDE } from './guest-tools';
+import { keyValues, pciToolFiles, report, SHELL_PRELUDE } from './guest-tools';
 
 jest.setTimeout(300000);
 
@@ -47,6 +47,7 @@ echo after=$(pci-tool read $d 0 0 4)
     await guest.replug('vfu0', socket);
     guest.send('go\n');
     const result = await guest.wait();
+    report('edu (server killed, then replugged)', result);
     expect(`exit ${result.exitCode}\n${result.output}`).toMatch(/^exit 0\n/);
     const v = keyValues(result.output);
     expect(v.before).toBe('0x10000ed');
