@@ -32,7 +32,9 @@
  * card buffer as it was (chunks read from guest memory are kept apart until
  * the last one arrived; chunks already written to guest memory stay
  * there), raises no interrupt and clears the start bit; the error is kept
- * in {@link EduDevice.dmaError}.
+ * in {@link EduDevice.dmaError} and reported with `dma.reportFault`, so the
+ * server emits `'dma-fault'` and logs it. A guest address above 2^53 (no
+ * exact JavaScript number) fails the same way rather than being rounded.
  *
  * Interrupts go out as MSI when the driver enabled MSI, as INTx otherwise.
  * The DMA engine uses `device.dma.read()` / `write()`, so it works whether
@@ -107,6 +109,14 @@ interface DmaJob {
   done: number;
   /** Guest memory to the card: what has been read, copied into the buffer when all has. */
   readonly staging: Buffer | undefined;
+}
+
+/**
+ * A 64-bit address register as a number, or -1 when it is beyond 2^53 and
+ * `Number()` would round it to another address.
+ */
+function exactAddress(value: bigint): number {
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : -1;
 }
 
 /** Whether a DMA's card side lies in the buffer. */
@@ -326,6 +336,12 @@ export class EduDevice extends PciDevice {
       return;
     }
     const job = this.makeJob(Number(command));
+    if (job.guest < 0) {
+      const register = job.toRam ? 'dmaDst' : 'dmaSrc';
+      this.endDma(job.command, new RangeError(
+        `DMA guest address 0x${this.regs.get(register).toString(16)} is beyond what a DMA address can be (2^53)`));
+      return;
+    }
     if (!fitsBuffer(job)) {
       this.endDma(job.command, new RangeError(
         `DMA of ${job.count} bytes at card address 0x${(job.card + EduRegister.BUFFER).toString(16)} leaves the buffer`));
@@ -341,8 +357,8 @@ export class EduDevice extends PciDevice {
     return {
       command,
       toRam,
-      guest: Number(this.regs.get(toRam ? 'dmaDst' : 'dmaSrc')),
-      card: Number(this.regs.get(toRam ? 'dmaSrc' : 'dmaDst')) - EduRegister.BUFFER,
+      guest: exactAddress(this.regs.get(toRam ? 'dmaDst' : 'dmaSrc')),
+      card: exactAddress(this.regs.get(toRam ? 'dmaSrc' : 'dmaDst')) - EduRegister.BUFFER,
       count,
       done: 0,
       staging: toRam || count > EDU_BUFFER_SIZE ? undefined : Buffer.alloc(count),
@@ -390,6 +406,10 @@ export class EduDevice extends PciDevice {
   private endDma(command: number, error: Error | undefined): void {
     this.job = undefined;
     this.dmaError = error;
+    if (error !== undefined) {
+      // The guest programmed it: the server's 'dma-fault' event and log show it.
+      this.dma.reportFault(error);
+    }
     this.regs.clearBits('dmaCmd', BigInt(EduDmaCommand.START));
     if (error === undefined && (command & EduDmaCommand.IRQ) !== 0) {
       this.raise(EduIrq.DMA);

@@ -27,7 +27,10 @@ export interface PmOptions {
   readonly pmeSupport?: number;
   /** Device-specific initialisation is needed after D0 (default false). */
   readonly dsi?: boolean;
-  /** Going from D3hot to D0 does not reset the device (default true). */
+  /**
+   * Going from D3hot to D0 does not reset the device (default true; a
+   * device description refuses false, as the library does not perform that reset).
+   */
   readonly noSoftReset?: boolean;
 }
 

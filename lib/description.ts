@@ -516,6 +516,10 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     if (d.pm !== true) {
       checkObject('pm', d.pm);
       checkFields('pm', d.pm, PM_FIELDS);
+      if (d.pm.noSoftReset === false) {
+        // Linux would pick the PM reset method and find nothing reset.
+        throw new DeviceDescriptionError('pm.noSoftReset', 'false is not supported: D3hot to D0 does not reset the device; give it FLR (pcie) or place it behind a root port');
+      }
     }
     add('pm', pmCapability(d.pm === true ? {} : d.pm));
   }

@@ -39,6 +39,8 @@ export interface DmaSpaceEvents {
    * then they are empty.
    */
   unmap: [mapping: DmaMapping];
+  /** The device reported a failed DMA the guest programmed ({@link DmaSpace.reportFault}). */
+  fault: [error: Error];
 }
 
 /**
@@ -250,6 +252,16 @@ export class DmaSpace extends EventEmitter<DmaSpaceEvents> {
    */
   async write(iova: number, data: Uint8Array): Promise<void> {
     await this.#access(iova, data, true);
+  }
+
+  /**
+   * Reports a DMA the guest programmed that failed (an unmapped or read-only
+   * address, say): emits `'fault'`, which the server turns into its
+   * `'dma-fault'` event and a warning in its log, so that the fault is seen
+   * outside the device. The device itself goes on serving.
+   */
+  reportFault(error: Error): void {
+    this.emit('fault', error);
   }
 
   /** Index of the entry holding `iova`, or of the first after it, or -1 past the end. */

@@ -37,6 +37,12 @@ export interface VfioUserServerOptions {
   readonly socket: string;
   /** Most verbose syslog level of the library's messages emitted as `'log'` (0-7, default 3: errors). */
   readonly logLevel?: number;
+  /**
+   * Milliseconds a BAR handler or reset hook may run before the server warns
+   * (`'slow-handler'` and a `'log'` warning); default 1000. QEMU waits at most
+   * `x-msg-timeout` (5000 ms by default) for a reply and then drops the device.
+   */
+  readonly slowHandlerMs?: number;
 }
 
 /** Events of a {@link VfioUserServer} and their arguments. */
@@ -49,8 +55,12 @@ export interface VfioUserServerEvents {
   reset: [kind: ResetKind];
   /** A BAR handler or hook threw (the client got an error reply), or serving failed. */
   error: [error: Error];
-  /** A message of the C library. */
+  /** A message of the C library, or a warning of the server itself (slow handlers, DMA faults). */
   log: [level: number, message: string];
+  /** A BAR handler or reset hook ran longer than `slowHandlerMs`: `name` says which. */
+  'slow-handler': [name: string, milliseconds: number];
+  /** The device reported a DMA the guest programmed that failed ({@link DmaSpace.reportFault}). */
+  'dma-fault': [error: Error];
   /**
    * The client moved the device to another migration state (one event per
    * step of a longer path: RUNNING to STOP_COPY is two).
@@ -66,6 +76,8 @@ const IO_VIEW_BYTES = 64;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const LOG_WARNING = 4;
+/** Well under QEMU's 5000 ms x-msg-timeout, and far above any handler that keeps up. */
+const DEFAULT_SLOW_HANDLER_MS = 1000;
 const { ENOTCONN } = constants.errno;
 
 const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
@@ -140,6 +152,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   private readonly handlerNames: Array<{ readonly read: string; readonly write: string }> = [];
   private readonly migration: MigrationRunner | undefined;
   private closed = false;
+  private readonly slowHandlerMs: number;
 
   /**
    * Sets the device up in the library and starts listening.
@@ -165,6 +178,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     const logLevel = options.logLevel ?? 3;
     if (!Number.isInteger(logLevel) || logLevel < 0 || logLevel > 7) {
       throw new OptionsError('logLevel', `must be a syslog level from 0 to 7, not ${String(logLevel)}`);
+    }
+    this.slowHandlerMs = options.slowHandlerMs ?? DEFAULT_SLOW_HANDLER_MS;
+    if (typeof this.slowHandlerMs !== 'number' || !(this.slowHandlerMs > 0)) {
+      throw new OptionsError('slowHandlerMs', `must be a positive number of milliseconds, not ${String(this.slowHandlerMs)}`);
     }
     this.device = device;
     this.socket = socket;
@@ -227,6 +244,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         capabilityOffsets: offsets,
       };
       bindDevice(device, binding);
+      device.dma.on('fault', this.reportDmaFault);
       dmaBind(device.dma, {
         transfer: (iova, data, isWrite) => this.transfer(iova, data, isWrite),
         markDirty: dirtyMarker(ctx),
@@ -235,6 +253,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     } catch (err) {
       this.context.close();
       bindDevice(device, undefined);
+      device.dma.off('fault', this.reportDmaFault);
       dmaBind(device.dma, undefined);
       throw asVfioUserError(err, 'setup');
     }
@@ -275,6 +294,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         this.context.close();
       } finally {
         bindDevice(this.device, undefined);
+        this.device.dma.off('fault', this.reportDmaFault);
         dmaBind(this.device.dma, undefined);
         this.emit('close');
       }
@@ -314,6 +334,20 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         }
       }
     });
+  }
+
+  private readonly reportDmaFault = (err: Error): void => {
+    this.emit('dma-fault', err);
+    this.emit('log', LOG_WARNING, `DMA fault: ${err.message}`);
+  };
+
+  /** Warns when a handler that QEMU waits on has run for `slowHandlerMs` or more since `started`. */
+  private checkSlow(name: string, started: number): void {
+    const took = performance.now() - started;
+    if (took >= this.slowHandlerMs) {
+      this.emit('slow-handler', name, took);
+      this.emit('log', LOG_WARNING, `${name} took ${Math.round(took)} ms: QEMU drops a device whose reply takes longer than its x-msg-timeout (5000 ms by default)`);
+    }
   }
 
   private reportError(err: Error): void {
@@ -468,11 +502,13 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         if (handler === undefined) {
           return;
         }
+        const started = performance.now();
         if (isWrite) {
           if (data.length > IO_VIEW_BYTES) {
             markAsUntransferable(data.buffer); // memory of the library's message
           }
           refuseThenable(handler.write(offset, data), this.handlerNames[region].write);
+          this.checkSlow(this.handlerNames[region].write, started);
         } else {
           // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
           // which it has already zeroed; clearing a 4-byte view here again
@@ -482,6 +518,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
             data.fill(0);
           }
           checkReadResult(handler.read(offset, data), data, this.handlerNames[region].read);
+          this.checkSlow(this.handlerNames[region].read, started);
         }
       },
       reset: (type: number): void => {
@@ -490,6 +527,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           // The library also says so when closed with no client: nothing was lost.
           return;
         }
+        const started = performance.now();
         if (kind !== 'lost-connection') {
           for (const [index, handler] of this.handlers.entries()) {
             refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
@@ -498,6 +536,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           holdInterrupts(device, noInterrupts());
         }
         refuseThenable(device.onReset(kind), 'onReset');
+        this.checkSlow('onReset', started);
         this.emit('reset', kind);
       },
       irqState: (type: number, start: number, count: number, masked: boolean): void => {

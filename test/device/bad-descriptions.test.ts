@@ -89,6 +89,7 @@ const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
   ['MSI option misspelt', { msi: { vectors: 1, mask: true } }, 'msi.mask', /not a field/],
   ['MSI 64-bit flag not a boolean', { msi: { vectors: 1, address64: 1 } }, 'msi.address64', /true or false/],
   ['PM version 4', { pm: { version: 4 } }, 'pm.version', /1 to 3/],
+  ['PM soft reset, which the library does not perform', { pm: { noSoftReset: false } }, 'pm.noSoftReset', /D3hot to D0 does not reset/],
   ['PCIe without the express type', { pcie: true, pciType: 'conventional' }, 'pcie', /express/],
   ['PCIe max payload not a power of two', { pcie: { maxPayloadSize: 300 } }, 'pcie.maxPayloadSize', /power of two/],
   ['vendor capability not bytes', { vendorCapabilities: ['abc'] }, 'vendorCapabilities', /Uint8Array/],

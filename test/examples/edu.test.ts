@@ -107,9 +107,13 @@ describe('the edu example through the client', () => {
       expect(edu.dmaError).toBeUndefined();
     });
 
-    test('a DMA outside the card buffer or guest memory copies nothing and raises nothing', async () => {
+    test('a DMA outside the card buffer or guest memory copies nothing, raises nothing, and is reported', async () => {
       const edu = new EduDevice();
-      const { client } = await serveAndConnect(edu);
+      const { client, server } = await serveAndConnect(edu);
+      const faults: Error[] = [];
+      const warnings: string[] = [];
+      server.on('dma-fault', (err) => faults.push(err));
+      server.on('log', (_level, message) => warnings.push(message));
       await client.mapDma({ iova: RAM, size: 0x1000, shared });
       const [msi] = await client.enableInterrupts('msi');
       edu.buffer.buffer.fill(0x77);
@@ -127,6 +131,19 @@ describe('the edu example through the client', () => {
       await client.write32(BAR0, EduRegister.DMA_CMD, EduDmaCommand.START | EduDmaCommand.IRQ);
       await waitDma(client);
       expect(edu.dmaError).toBeInstanceOf(RangeError);
+
+      // Above 2^53 an address has no exact number: it fails rather than rounding to another one.
+      await client.write64(BAR0, EduRegister.DMA_SRC, (1n << 60n) + BigInt(RAM));
+      await client.write64(BAR0, EduRegister.DMA_DST, BigInt(EduRegister.BUFFER));
+      await client.write64(BAR0, EduRegister.DMA_COUNT, 0x10n);
+      await client.write32(BAR0, EduRegister.DMA_CMD, EduDmaCommand.START | EduDmaCommand.IRQ);
+      await waitDma(client);
+      expect(edu.dmaError?.message).toMatch(/0x1000000000100000 is beyond/);
+      // Each failure reached the server's 'dma-fault' event and its log.
+      expect(faults.map((e) => e.message)).toEqual([
+        expect.stringMatching(/./), expect.stringMatching(/leaves the buffer/), expect.stringMatching(/is beyond/),
+      ]);
+      expect(warnings.filter((m) => m.startsWith('DMA fault: '))).toHaveLength(3);
 
       expect(edu.buffer.buffer.every((b) => b === 0x77)).toBe(true);
       expect(await client.read32(BAR0, EduRegister.IRQ_STATUS)).toBe(0);

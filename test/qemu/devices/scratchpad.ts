@@ -98,7 +98,7 @@ export class Scratchpad extends PciDevice {
         { index: 4, size: IO_RAM_SIZE, memory: false, handler: () => this.ioRam },
       ],
       intx: true,
-      pm: { version: 3, noSoftReset: false },
+      pm: { version: 3 },
       msi: { vectors: VECTORS, address64: true, perVectorMask: true },
       msix: { vectors: VECTORS, bar: 2, tableOffset: 0, pbaOffset: 0x1000 },
       pcie: { flr: true },

@@ -469,6 +469,8 @@ void irq_free(vfu_ctx_t *ctx);
  */
 void irq_msix_control_changed(vfu_ctx_t *ctx);
 void irq_msi_control_changed(vfu_ctx_t *ctx);
+/* Command bit 10 cleared: a held-back INTx goes out. */
+void irq_intx_control_changed(vfu_ctx_t *ctx);
 int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
