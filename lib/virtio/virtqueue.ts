@@ -180,7 +180,7 @@ export class Virtqueue {
       const ring = Buffer.from(await load(this.host.dma, this.driverAddress + RING_HEADER, 2 * this.size));
       const table = await load(this.host.dma, this.descAddress, VIRTQ_DESC_SIZE * this.size);
       for (let k = 0; k < pending; k++) {
-        const head = ring.readUInt16LE(2 * ((this.#lastAvail + k) % this.size));
+        const head = ring.readUInt16LE(2 * (this.#lastAvail % this.size));
         const request = await this.#parseChain(table, head);
         if (epoch !== this.#epoch) {
           return;
