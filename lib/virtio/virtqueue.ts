@@ -68,7 +68,8 @@ export class Virtqueue {
   #epoch = 0;
   #draining = false;
   #kickedWhileDraining = false;
-  #flushQueued = false;
+  /** Completions whose used-ring writes are queued or in flight. */
+  #unpublished = 0;
   /** Used-ring writes and interrupt decisions, in order (DMA messages may be slower than the code that issues them). */
   #usedWrites: Promise<void> = Promise.resolve();
 
@@ -97,7 +98,7 @@ export class Virtqueue {
     this.#publishedUsed = 0;
     this.#signalledUsed = 0;
     this.#epoch++;
-    this.#flushQueued = false;
+    this.#unpublished = 0;
     this.#usedWrites = Promise.resolve();
   }
 
@@ -272,16 +273,17 @@ export class Virtqueue {
     element.writeUInt32LE(usedLength, 4);
     const index = Buffer.alloc(2);
     index.writeUInt16LE(idx);
+    this.#unpublished++;
     this.#afterUsedWrites(epoch, async () => {
       await store(this.host.dma, this.deviceAddress + RING_HEADER + USED_ELEM_SIZE * slot, element);
       await store(this.host.dma, this.deviceAddress + 2, index);
       this.#publishedUsed = idx;
+      // The last completion written decides on the interrupt for all
+      // written since the previous decision.
+      if (--this.#unpublished === 0) {
+        await this.#maybeInterrupt(epoch);
+      }
     });
-    if (!this.#flushQueued) {
-      // Completions of the same turn of the event loop share one interrupt.
-      this.#flushQueued = true;
-      process.nextTick(() => this.#afterUsedWrites(epoch, () => this.#maybeInterrupt(epoch)));
-    }
     return true;
   }
 
@@ -302,7 +304,6 @@ export class Virtqueue {
 
   /** Interrupts unless the driver asked not to be (used_event, or avail.flags without EVENT_IDX). */
   async #maybeInterrupt(epoch: number): Promise<void> {
-    this.#flushQueued = false;
     const published = this.#publishedUsed;
     const previous = this.#signalledUsed;
     if (published === previous) {
