@@ -36,6 +36,11 @@ class EchoDevice extends VirtioDevice {
     return this.held.length;
   }
 
+  /** Completes the oldest held request. */
+  releaseOne(): void {
+    this.held.shift()?.();
+  }
+
   /** Completes held requests, last first. */
   release(): void {
     for (const resolve of this.held.splice(0).reverse()) {
@@ -135,6 +140,26 @@ describe.each([
     await queue.waitUsed(1);
     expect(await lines[1].wait(1000)).toBe(1n);
     expect(queue.availEvent()).toBe(2);
+  });
+
+  test('EVENT_IDX: a completion made while the previous one is still being written still gets its interrupt', async () => {
+    const echo = new EchoDevice();
+    echo.hold = true;
+    const { client, driver } = await start(echo, shared);
+    const lines = await client.enableInterrupts('msix');
+    const [queue] = await driver.bringUp({ features: EVENT_IDX, msix: true });
+    queue.setUsedEvent(1); // only the second completion interrupts
+    queue.post({ out: [Buffer.from('a')], inLengths: [1] });
+    queue.post({ out: [Buffer.from('b')], inLengths: [1] });
+    await queue.kick();
+    const deadline = Date.now() + 2000;
+    while (echo.heldCount < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    echo.releaseOne();
+    setImmediate(() => echo.releaseOne());
+    await queue.waitUsed(2);
+    expect(await lines[1].wait(1000)).toBe(1n);
   });
 
   test('without EVENT_IDX, avail.flags NO_INTERRUPT suppresses the interrupt', async () => {
