@@ -9,6 +9,7 @@ module.exports = {
     '^vfio-user$': '<rootDir>/lib/index.ts',
     '^vfio-user/client$': '<rootDir>/lib/client/index.ts',
     '^vfio-user/guest$': '<rootDir>/lib/guest/index.ts',
+    '^vfio-user/virtio$': '<rootDir>/lib/virtio/index.ts',
   },
   testTimeout: 30000,
 };
