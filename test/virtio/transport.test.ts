@@ -91,7 +91,7 @@ describe('the modern virtio PCI transport', () => {
     const generation = await driver.readCommon(Cfg.CONFIG_GENERATION, 1);
     device.config.writeUInt32LE(7, 0);
     device.configChanged();
-    expect(await lines[0].wait(1000)).toBe(1n);
+    expect(await lines[0].wait(1000)).toBe(1);
     expect(await driver.readCommon(Cfg.CONFIG_GENERATION, 1)).toBe((generation + 1) & 0xff);
     expect((await driver.readDeviceConfig(0, 4)).readUInt32LE()).toBe(7);
   });
@@ -102,7 +102,7 @@ describe('the modern virtio PCI transport', () => {
     const [intx] = await client.enableInterrupts('intx');
     await driver.bringUp({ queues: 2 });
     device.configChanged();
-    expect(await intx.wait(1000)).toBe(1n);
+    expect(await intx.wait(1000)).toBe(1);
     expect(await driver.readIsr()).toBe(VirtioIsr.CONFIG);
     expect(await driver.readIsr()).toBe(0);
   });

@@ -110,8 +110,8 @@ describe.each([
     const [, q1] = await driver.bringUp({ queues: 2, msix: true });
     q1.post({ out: [Buffer.from('x')], inLengths: [1] });
     await q1.kick();
-    expect(await lines[2].wait(1000)).toBe(1n);
-    expect(lines[1].take()).toBe(0n);
+    expect(await lines[2].wait(1000)).toBe(1);
+    expect(lines[1].take()).toBe(0);
 
     await client.disableInterrupts('msix');
     await client.writeConfig(echo.capabilityOffset('msix')! + 2, Buffer.from([0, 0]));
@@ -119,7 +119,7 @@ describe.each([
     const [q0] = await driver.bringUp({ queues: 2 });
     q0.post({ out: [Buffer.from('y')], inLengths: [1] });
     await q0.kick();
-    expect(await intx.wait(1000)).toBe(1n);
+    expect(await intx.wait(1000)).toBe(1);
     expect(await driver.readIsr()).toBe(VirtioIsr.QUEUE);
   });
 
@@ -134,11 +134,11 @@ describe.each([
     await queue.waitUsed(1);
     expect(queue.availEvent()).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(lines[1].take()).toBe(0n);
+    expect(lines[1].take()).toBe(0);
     queue.post({ out: [Buffer.from('b')], inLengths: [1] });
     await queue.kick();
     await queue.waitUsed(1);
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
     expect(queue.availEvent()).toBe(2);
   });
 
@@ -159,7 +159,7 @@ describe.each([
     echo.releaseOne();
     setImmediate(() => echo.releaseOne());
     await queue.waitUsed(2);
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
   });
 
   test('without EVENT_IDX, avail.flags NO_INTERRUPT suppresses the interrupt', async () => {
@@ -172,11 +172,11 @@ describe.each([
     await queue.kick();
     await queue.waitUsed(1);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(lines[1].take()).toBe(0n);
+    expect(lines[1].take()).toBe(0);
     queue.setAvailFlags(0);
     queue.post({ out: [Buffer.from('b')], inLengths: [1] });
     await queue.kick();
-    expect(await lines[1].wait(1000)).toBe(1n);
+    expect(await lines[1].wait(1000)).toBe(1);
   });
 
   test('a request completed after a reset is dropped, and the queue works again after bring-up', async () => {
@@ -216,7 +216,7 @@ describe.each([
     const [queue] = await driver.bringUp({ msix: true, features });
     await misbehave(driver, queue);
     await queue.kick();
-    expect(await lines[0].wait(2000)).toBe(1n); // the configuration interrupt
+    expect(await lines[0].wait(2000)).toBe(1); // the configuration interrupt
     expect((await driver.status()) & VirtioStatus.NEEDS_RESET).toBe(VirtioStatus.NEEDS_RESET);
     expect(echo.needsResetReason?.message).toMatch(reason);
     expect(echo.seen).toHaveLength(0);
@@ -301,7 +301,7 @@ describe.each([
     expect(await driver.readCommon(0x1c, 2)).toBe(0); // not enabled
     expect((await driver.status()) & VirtioStatus.NEEDS_RESET).toBe(VirtioStatus.NEEDS_RESET);
     await driver.driverOk();
-    expect(lines[0].take()).toBe(0n); // no configuration interrupt before DRIVER_OK
+    expect(lines[0].take()).toBe(0); // no configuration interrupt before DRIVER_OK
     expect(echo.needsResetReason?.message).toMatch(/descriptor table at 0x90000000/);
     const [again] = await driver.bringUp();
     again.post({ out: [Buffer.from('ok')], inLengths: [2] });
