@@ -69,16 +69,21 @@ iov_advance(struct iovec **iov, size_t *iovcnt, size_t n)
 
 /*
  * The events to poll s for: the main socket's requests wait while replies
- * do (so a client that does not read them is not served more); the twin
+ * do (so a client that does not read them is not served more), unless our
+ * own DMA messages await answers: a client such as QEMU may be blocked
+ * writing one of those answers and read nothing until we take it. The twin
  * socket always takes the client's replies.
  */
 static uint32_t
 poll_events(vfu_ctx_t *ctx, const struct vfu_stream *s)
 {
-    if (s == &ctx->conn.twin) {
-        return s->tx_head != NULL ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    if (s->tx_head == NULL) {
+        return EPOLLIN;
     }
-    return s->tx_head != NULL ? EPOLLOUT : EPOLLIN;
+    if (s == &ctx->conn.twin || ctx->xfers.chunks != NULL) {
+        return EPOLLIN | EPOLLOUT;
+    }
+    return EPOLLOUT;
 }
 
 /* Keeps what the socket did not take, to go out when it has room. */
@@ -113,10 +118,11 @@ tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov,
     s->tx_bytes += len;
     if (s->tx_tail != NULL) {
         s->tx_tail->next = tx;
-        s->tx_tail = tx;
-        return 0;
+    } else {
+        s->tx_head = tx;
     }
-    s->tx_head = s->tx_tail = tx;
+    s->tx_tail = tx;
+    /* Again even when the queue was not empty: a DMA message may be new. */
     return tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
 }
 
