@@ -63,10 +63,10 @@ describe.each([
   });
 });
 
-// The same test with guest memory reached by DMA messages hangs today: a
-// DMA_READ to QEMU (mke2fs's 180-256 KiB writes) never completes. It is
-// left out until that is understood (see docs/virtio.md).
-describe('Linux virtio_blk, shared guest memory', () => {
+describe.each([
+  ['shared guest memory', true],
+  ['guest memory reached by DMA messages', false],
+])('Linux virtio_blk, %s', (_, sharedMemory) => {
   test('virtio_blk: /dev/vda of the file\'s size, O_DIRECT patterns, ext2 written, remounted, checked; the host sees it all', async () => {
     const image = join(dir, `disk.img`);
     writeFileSync(image, Buffer.alloc(DISK_SIZE));
@@ -83,7 +83,7 @@ describe('Linux virtio_blk, shared guest memory', () => {
     try {
       const result = await runGuest({
         devices: [{ device: blk }],
-        sharedMemory: true,
+        sharedMemory,
         modules: ['virtio_pci', 'virtio_blk'],
         files,
         script: [
