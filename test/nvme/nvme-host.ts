@@ -46,7 +46,7 @@ interface HostQueue {
   cqHead: number;
   phase: number;
   nextCid: number;
-  readonly done: Map<number, HostCompletion>;
+  readonly done: Map<number, HostCompletion[]>;
 }
 
 /** The driver. Memory: the first pages of `memory` are the driver's, handed out by {@link NvmeHost.allocate}. */
@@ -122,7 +122,20 @@ export class NvmeHost {
 
   /** Writes a command into the queue and rings (or shadows) the tail; returns its command ID. */
   async submit(queueId: number, fields: CommandFields): Promise<number> {
+    const [cid] = await this.submitAll(queueId, [fields]);
+    return cid;
+  }
+
+  /** Writes commands into the queue and rings the tail once for all; returns their command IDs. */
+  async submitAll(queueId: number, commands: readonly CommandFields[]): Promise<number[]> {
     const queue = this.queue(queueId);
+    const old = queue.sqTail;
+    const cids = commands.map((fields) => this.place(queue, fields));
+    await this.ringTail(queue, old);
+    return cids;
+  }
+
+  private place(queue: HostQueue, fields: CommandFields): number {
     const cid = fields.cid ?? queue.nextCid;
     queue.nextCid = (cid + 1) & 0xffff;
     const entry = Buffer.alloc(64);
@@ -132,9 +145,7 @@ export class NvmeHost {
     entry.writeBigUInt64LE(BigInt(fields.prp2 ?? 0), 32);
     [fields.cdw10, fields.cdw11, fields.cdw12, fields.cdw13].forEach((dword, i) => entry.writeUInt32LE((dword ?? 0) >>> 0, 40 + 4 * i));
     this.memory.write(queue.sqBase + queue.sqTail * 64, entry);
-    const old = queue.sqTail;
     queue.sqTail = (queue.sqTail + 1) % queue.entries;
-    await this.ringTail(queue, old);
     return cid;
   }
 
@@ -158,9 +169,8 @@ export class NvmeHost {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       await this.reap(queue);
-      const found = queue.done.get(cid);
+      const found = queue.done.get(cid)?.shift();
       if (found !== undefined) {
-        queue.done.delete(cid);
         return found;
       }
       if (Date.now() > deadline) {
@@ -175,7 +185,7 @@ export class NvmeHost {
     const queue = this.queue(queueId);
     await new Promise((resolve) => setTimeout(resolve, ms));
     await this.reap(queue);
-    const all = [...queue.done.values()];
+    const all = [...queue.done.values()].flat();
     queue.done.clear();
     return all;
   }
@@ -210,7 +220,7 @@ export class NvmeHost {
         cid: entry.readUInt16LE(12),
         status: statusWord >>> 1,
       };
-      queue.done.set(completion.cid, completion);
+      queue.done.set(completion.cid, [...(queue.done.get(completion.cid) ?? []), completion]);
       queue.cqHead = (queue.cqHead + 1) % queue.entries;
       if (queue.cqHead === 0) {
         queue.phase ^= 1;
