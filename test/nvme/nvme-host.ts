@@ -135,6 +135,24 @@ export class NvmeHost {
     return cids;
   }
 
+  /**
+   * Submits commands one by one, each with its own doorbell decision, as
+   * a CPU does: MMIO writes are posted, so the next submission does not
+   * wait for the previous doorbell to reach the device.
+   */
+  async submitPosted(queueId: number, commands: readonly CommandFields[]): Promise<number[]> {
+    const queue = this.queue(queueId);
+    const rings: Array<Promise<void>> = [];
+    const cids = commands.map((fields) => {
+      const old = queue.sqTail;
+      const cid = this.place(queue, fields);
+      rings.push(this.ringTail(queue, old));
+      return cid;
+    });
+    await Promise.all(rings);
+    return cids;
+  }
+
   private place(queue: HostQueue, fields: CommandFields): number {
     const cid = fields.cid ?? queue.nextCid;
     queue.nextCid = (cid + 1) & 0xffff;
