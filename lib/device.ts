@@ -126,10 +126,11 @@ export class PciDevice {
    * neither MSI nor MSI-X enabled in config space, as on hardware; while it
    * has, this does nothing and returns false.
    *
-   * The command register's Interrupt Disable bit does not stop it: under PCI
-   * that bit only keeps the function's interrupt off the wire, and the
-   * client applies it (QEMU raises an INTx signalled meanwhile once the
-   * driver clears the bit). {@link PciDevice.isMasked} reports the bit.
+   * The Status register's Interrupt Status bit shows the assertion until the
+   * client unmasks INTx after the guest's end of interrupt (or a reset). The
+   * command register's Interrupt Disable bit keeps the interrupt off the
+   * wire: it is held and goes out when the driver clears the bit.
+   * {@link PciDevice.isMasked} reports the bit.
    *
    * While the device is stopped for migration the interrupt is held and
    * raised when it runs again (see {@link PciDevice.migrationState}).
@@ -188,8 +189,8 @@ export class PciDevice {
 
   /**
    * Whether an interrupt vector is masked now: by the client's SET_IRQS, by
-   * the command register's Interrupt Disable bit (INTx, which the client
-   * applies: {@link PciDevice.intx} signals regardless), by its per-vector
+   * the command register's Interrupt Disable bit (INTx, held meanwhile:
+   * {@link PciDevice.intx} returns true), by its per-vector
    * mask bit (MSI), or by the function mask or its table entry (MSI-X).
    */
   isMasked(kind: InterruptKind, vector = 0): boolean {

@@ -54,34 +54,7 @@ if [ "${QEMU_REFRESH:-0}" != 1 ] && has_vfio_user "$launcher"; then
     finish
 fi
 
-# The Debian archive this host already downloads from: deb822 stanzas in
-# sources.list.d first, then one-line entries in sources.list. Security and
-# foreign repositories are skipped; only the archive URL itself is taken.
-host_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$f" ] || continue
-        awk '
-            function flush() {
-                if (uri != "" && suites ~ /(bookworm|trixie|forky|sid|stable|testing|unstable)/ &&
-                    suites !~ /security/ && uri !~ /security/ && found == "") found = uri
-                uri = ""; suites = ""
-            }
-            /^[[:space:]]*$/ { flush(); next }
-            tolower($1) == "uris:" { uri = $2 }
-            tolower($1) == "suites:" { $1 = ""; suites = $0 }
-            END { flush(); if (found != "") print found }
-        ' "$f"
-    done | head -n 1
-    if [ -r /etc/apt/sources.list ]; then
-        awk '$1 == "deb" {
-                 for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { u = $i; s = $(i + 1); break }
-                 if (u != "" && u !~ /security/ && s !~ /security/) { print u; exit }
-             }' /etc/apt/sources.list
-    fi
-}
-
-mirror=${QEMU_MIRROR:-$(host_mirror | head -n 1)}
+mirror=${QEMU_MIRROR:-$(bash "$repo/scripts/debian-mirror.sh")}
 [ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set QEMU_MIRROR"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg

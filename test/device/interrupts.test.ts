@@ -1,4 +1,4 @@
-import { Msi, Msix, PciCommand, PciConfig, PciDevice, Region, type VfioUserClient } from '../../lib';
+import { Msi, Msix, PciCommand, PciConfig, PciDevice, PciStatus, Region, type VfioUserClient } from '../../lib';
 import { TestDevice } from '../fixtures/test-device';
 import { rejection, serveAndConnect } from '../helpers';
 
@@ -28,14 +28,32 @@ describe('interrupts reach the client', () => {
     expect(device.isMasked('intx')).toBe(false);
   });
 
-  test('INTx is signalled while Interrupt Disable is set: the client applies the bit', async () => {
+  test('INTx shows in Status until the client unmasks it after the guest\'s end of interrupt', async () => {
+    const device = new TestDevice();
+    const { client } = await serveAndConnect(device);
+    const [line] = await client.enableInterrupts('intx');
+    const status = async (): Promise<number> => (await client.read16(CONFIG, PciConfig.STATUS)) & PciStatus.INTERRUPT;
+    expect(await status()).toBe(0);
+    expect(device.intx()).toBe(true);
+    expect(await line.wait(1000)).toBe(1n);
+    expect(await status()).toBe(PciStatus.INTERRUPT);
+    await client.unmaskInterrupts('intx');
+    expect(await status()).toBe(0);
+  });
+
+  test('INTx is held while Interrupt Disable is set and goes out once when the driver clears it', async () => {
     const device = new TestDevice();
     const { client } = await serveAndConnect(device);
     const [line] = await client.enableInterrupts('intx');
     await client.write16(CONFIG, PciConfig.COMMAND, PciCommand.INTX_DISABLE);
     expect(device.isMasked('intx')).toBe(true);
     expect(device.intx()).toBe(true);
+    expect((await rejection(line.wait(100))).code).toBe('ETIMEDOUT');
+    expect((await client.read16(CONFIG, PciConfig.STATUS)) & PciStatus.INTERRUPT).toBe(PciStatus.INTERRUPT);
+    await client.write16(CONFIG, PciConfig.COMMAND, 0);
     expect(await line.wait(1000)).toBe(1n);
+    await client.write16(CONFIG, PciConfig.COMMAND, 0);
+    expect((await rejection(line.wait(100))).code).toBe('ETIMEDOUT');
   });
 
   test('INTx is refused by a device that did not describe it', async () => {

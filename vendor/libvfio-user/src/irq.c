@@ -154,11 +154,40 @@ msix_entry_masked(vfu_ctx_t *ctx, uint32_t v)
            (ctx->irqs.msix_table[ctrl] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
+/* Command bit 10: the driver forbids the function to assert INTx. */
+static bool
+intx_disabled(vfu_ctx_t *ctx)
+{
+    return ctx->pci.cfg != NULL &&
+           (pci_get16(ctx->pci.cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE);
+}
+
+/*
+ * Status bit 3 (Interrupt Status) shows whether the function asserts INTx,
+ * whatever command bit 10 says: drivers that share a line (uio_pci_generic)
+ * read it to tell whether an interrupt is theirs.
+ */
+static void
+set_intx_status(vfu_ctx_t *ctx, bool asserted)
+{
+    if (ctx->pci.cfg == NULL) {
+        return;
+    }
+    if (asserted) {
+        ctx->pci.cfg[PCI_STATUS] |= PCI_STATUS_INTERRUPT;
+    } else {
+        ctx->pci.cfg[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
+    }
+}
+
 static bool
 vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
 {
     if (ctx->irqs.masked[type][v]) {
         return true;
+    }
+    if (type == VFU_DEV_INTX_IRQ) {
+        return intx_disabled(ctx);
     }
     if (m->has_msix) {
         return !m->msix.enabled || m->msix.function_masked ||
@@ -205,6 +234,9 @@ signal_vector(vfu_ctx_t *ctx, int type, uint32_t v)
 static int
 trigger_vector(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
 {
+    if (type == VFU_DEV_INTX_IRQ) {
+        set_intx_status(ctx, true);
+    }
     if (vector_masked(ctx, m, type, v)) {
         set_pending(ctx, m, type, v, true);
         return 0;
@@ -408,6 +440,7 @@ irq_reset(vfu_ctx_t *ctx)
     if (ctx->irqs.msix_table != NULL) {
         memset(ctx->irqs.msix_table, 0, ctx->irqs.msix_table_len);
     }
+    set_intx_status(ctx, false);
 }
 
 void
@@ -431,6 +464,30 @@ void
 irq_msi_control_changed(vfu_ctx_t *ctx)
 {
     release_pending(ctx, VFU_DEV_MSI_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSI_IRQ]);
+}
+
+void
+irq_intx_control_changed(vfu_ctx_t *ctx)
+{
+    release_pending(ctx, VFU_DEV_INTX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ]);
+}
+
+/*
+ * The client unmasks INTx after the guest's end of interrupt: the assertion
+ * it signalled is over, and Interrupt Status clears, unless an interrupt
+ * raised meanwhile was held back, which this unmask delivers (or keeps
+ * holding while command bit 10 forbids it).
+ */
+static void
+intx_unmasked(vfu_ctx_t *ctx)
+{
+    bool held = ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ] > 0 &&
+                ctx->irqs.pending[VFU_DEV_INTX_IRQ][0];
+
+    release_pending(ctx, VFU_DEV_INTX_IRQ, 0, 1);
+    if (!held) {
+        set_intx_status(ctx, false);
+    }
 }
 
 /* Bits a client may change in each byte of a table entry. */
@@ -684,7 +741,9 @@ handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg)
             return -ENOTSUP;
         }
         set_masks(ctx, &req, bools, action == VFIO_IRQ_SET_ACTION_MASK);
-        if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
+        if (action == VFIO_IRQ_SET_ACTION_UNMASK && req.index == VFU_DEV_INTX_IRQ) {
+            intx_unmasked(ctx);
+        } else if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
             release_pending(ctx, (int)req.index, req.start, req.count);
         }
         return 0;

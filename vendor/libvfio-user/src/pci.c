@@ -353,6 +353,7 @@ static void
 header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
 {
     struct vfu_pci *pci = &ctx->pci;
+    uint16_t command = pci_get16(pci->cfg + PCI_COMMAND);
     int i;
 
     for (i = 0; i < PCI_BARS_NR; i++) {
@@ -363,6 +364,10 @@ header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
     address_reg_prepare(pci, PCI_ROM_ADDRESS, rom_writable_bits(ctx), 0, off,
                         count);
     pci_merge_write(pci, off, val, count);
+    if ((command & PCI_COMMAND_INTX_DISABLE) &&
+        !(pci_get16(pci->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE)) {
+        irq_intx_control_changed(ctx);
+    }
 }
 
 /* One run of bytes with a single owner; 0 or -errno. */

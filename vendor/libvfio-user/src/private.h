@@ -437,6 +437,8 @@ void irq_free(vfu_ctx_t *ctx);
 /* Config space changed MSI-X enable/function mask or MSI enable/mask bits. */
 void irq_msix_control_changed(vfu_ctx_t *ctx);
 void irq_msi_control_changed(vfu_ctx_t *ctx);
+/* Command bit 10 cleared: a held-back INTx goes out. */
+void irq_intx_control_changed(vfu_ctx_t *ctx);
 /*
  * Accesses to a BAR holding the MSI-X table or PBA: the library emulates
  * them; other bytes go to the device's callback. count or -errno.

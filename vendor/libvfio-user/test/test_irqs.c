@@ -1,6 +1,7 @@
 /*
  * Interrupts over a real socket: GET_IRQ_INFO, SET_IRQS (eventfds, masks,
- * client triggers, every bad request), vfu_irq_trigger on the type config
+ * client triggers, every bad request), INTx's Interrupt Status and
+ * Interrupt Disable bits, vfu_irq_trigger on the type config
  * space enables (or, without MSI/MSI-X capabilities, on the type installed
  * last), pending interrupts held back by SET_IRQS masks and by the
  * function's own MSI/MSI-X state, the emulated MSI-X table and PBA, what
@@ -444,6 +445,85 @@ test_intx(void)
     CHECK_EQ(vfu_test_count_open_fds(), base + 2);
     CHECK_ERRNO(trigger(&f, 0), ENOENT);
     close_fds(efd, 2);
+    fixture_stop(&f);
+}
+
+/* Status bit 3 (Interrupt Status) as the client reads it. */
+static bool
+intx_status(struct fixture *f)
+{
+    uint64_t status = 0;
+
+    CHECK_EQ(vfu_test_cfg_read_val(&f->c, PCI_STATUS, 2, &status), 0);
+    return (status & PCI_STATUS_INTERRUPT) != 0;
+}
+
+static void
+set_command(struct fixture *f, uint16_t command)
+{
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, PCI_COMMAND, 2, command), 0);
+}
+
+static void
+test_intx_status(void)
+{
+    struct fixture f;
+    int efd;
+
+    if (!fixture_start(&f, "intx-status", true)) {
+        return;
+    }
+    REQUIRE(new_eventfds(&efd, 1));
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &efd), 0);
+    CHECK(!intx_status(&f));
+
+    /* Asserted from the trigger until the client unmasks after the EOI. */
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_wait(efd, WAIT_MS), 1);
+    CHECK(intx_status(&f));
+    /* Read-only to the client, even written as 1. */
+    CHECK_EQ(vfu_test_cfg_write_val(&f.c, PCI_STATUS, 2, PCI_STATUS_INTERRUPT), 0);
+    CHECK(intx_status(&f));
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, UNMASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK(!intx_status(&f));
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+
+    /* Command bit 10: status shows the interrupt, nothing is signalled
+     * until the driver clears the bit, then exactly once. */
+    set_command(&f, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
+    CHECK_OK(trigger(&f, 0));
+    CHECK(intx_status(&f));
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+    set_command(&f, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+    set_command(&f, PCI_COMMAND_MEMORY);
+    CHECK_EQ(vfu_test_eventfd_read(efd), 1);
+    CHECK(intx_status(&f));
+    set_command(&f, PCI_COMMAND_MEMORY);
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, UNMASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK(!intx_status(&f));
+
+    /* Raised again before the EOI while masked: the unmask delivers it and
+     * status stays set for that new assertion; the next unmask clears it. */
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, MASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK_OK(trigger(&f, 0));
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, UNMASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK_EQ(vfu_test_eventfd_read(efd), 1);
+    CHECK(intx_status(&f));
+    CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, UNMASK_NONE, 0, 1, NULL, 0), 0);
+    CHECK(!intx_status(&f));
+
+    /* A reset de-asserts, also an interrupt held by command bit 10. */
+    set_command(&f, PCI_COMMAND_INTX_DISABLE);
+    CHECK_OK(trigger(&f, 0));
+    CHECK(intx_status(&f));
+    CHECK_EQ(vfu_test_device_reset(&f.c), 0);
+    CHECK(!intx_status(&f));
+    set_command(&f, 0);
+    CHECK_EQ(vfu_test_eventfd_read(efd), 0);
+    close_fds(&efd, 1);
     fixture_stop(&f);
 }
 
@@ -1177,6 +1257,7 @@ main(void)
     RUN_TEST(test_setup_errors);
     RUN_TEST(test_irq_info);
     RUN_TEST(test_intx);
+    RUN_TEST(test_intx_status);
     RUN_TEST(test_msix);
     RUN_TEST(test_pending_until_eventfd);
     RUN_TEST(test_msi);
