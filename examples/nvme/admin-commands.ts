@@ -274,7 +274,7 @@ export class AdminCommands {
       return fail(Status.INVALID_QUEUE_IDENTIFIER | Status.DNR, `submission queue ${id} does not exist`);
     }
     queue.shadow = undefined; // no fetch again from what is going away
-    for (const cid of [...queue.inFlight]) {
+    for (const cid of [...queue.inFlight.keys()]) {
       controller.finish(queue, cid, { result: 0, status: Status.ABORTED_SQ_DELETION });
     }
     controller.submissionQueues[id] = undefined;

@@ -17,7 +17,8 @@ import { AsyncEvent, Cc, CQ_ENTRY_SIZE, Csts, MAX_IO_QUEUES, MAX_QUEUE_ENTRIES, 
 import type { ControllerIdentity } from './identify';
 import { IoCommands } from './io-commands';
 import type { BackingFile } from './namespace';
-import { CompletionQueue, SubmissionQueue, type ShadowSlots } from './queues';
+import { CompletionQueue, SubmissionQueue, type PendingCompletion, type ShadowSlots } from './queues';
+import { loadControllerState, NVME_STATE_VERSION, saveControllerState } from './migration-state';
 import { applyRegisterWrite, registerImage, REGISTER_BLOCK_SIZE, type RegisterValues } from './registers';
 
 /** Largest memory page size exponent (CAP.MPSMAX: 2^(12 + 4) = 64 KiB). */
@@ -60,7 +61,7 @@ export class NvmeController extends PciDevice {
    * posts nothing.
    */
   private epoch = 0;
-  private readonly admin: AdminCommands;
+  /** @internal */ readonly admin: AdminCommands;
   /** @internal */ readonly io: IoCommands;
   private readonly interruptsDue = new Set<CompletionQueue>();
   private outstanding = 0;
@@ -87,6 +88,11 @@ export class NvmeController extends PciDevice {
       intx: true,
       msix: { vectors: MAX_IO_QUEUES + 1, bar: 4 },
       pcie: { flr: true },
+      migration: {
+        version: NVME_STATE_VERSION,
+        save: () => saveControllerState(this),
+        load: (state) => this.loadState(state),
+      },
     });
     this.admin = new AdminCommands(this);
     this.io = new IoCommands(this);
@@ -112,6 +118,38 @@ export class NvmeController extends PciDevice {
     if (kind !== 'lost-connection') {
       this.resetRegisters();
     }
+  }
+
+  /**
+   * Stops for migration: commands in flight stay in their queues' lists
+   * and post nothing from here (their late results are dropped); the
+   * state carries their entries, and whoever runs next runs them again.
+   */
+  override onStop(): void {
+    this.epoch++;
+    this.interruptsDue.clear();
+  }
+
+  /** Runs again, here or on the destination: commands in flight at the stop run again, queues are fetched and drained. */
+  override onResume(): void {
+    for (const sq of this.submissionQueues) {
+      if (sq === undefined) {
+        continue;
+      }
+      const held = sq.id === 0 ? new Set(this.admin.heldEventRequests) : new Set<number>();
+      for (const [cid, entry] of sq.inFlight) {
+        if (!held.has(cid)) {
+          this.run(sq, decodeCommand(entry, 0));
+        }
+      }
+      this.fetch(sq);
+    }
+    this.completionQueues.forEach((cq) => cq !== undefined && this.drainBacklog(cq));
+  }
+
+  private loadState(state: Buffer): void {
+    this.epoch++;
+    loadControllerState(this, state);
   }
 
   private resetRegisters(): void {
@@ -253,10 +291,12 @@ export class NvmeController extends PciDevice {
 
   /**
    * @internal Fetches and starts the queue's commands up to its tail. With a
-   * shadow doorbell the tail comes from guest memory, read again whenever
-   * a command of the queue completes; the event index is moved up to the
-   * tail only when the queue has nothing in flight, so the host rings the
-   * MMIO doorbell only for a submission to an idle queue.
+   * shadow doorbell the tail comes from guest memory; once the queue is
+   * drained the event index is set to the tail, so the host rings the MMIO
+   * doorbell for its next submission, and submissions the host makes
+   * before the controller gets there cost no message. (An event index left
+   * behind while commands run would save more messages but leave new
+   * commands waiting for a completion.)
    */
   fetch(sq: SubmissionQueue): void {
     if (sq.fetching) {
@@ -279,10 +319,11 @@ export class NvmeController extends PciDevice {
           }
           for (let i = 0; i < count; i++) {
             sq.head = (sq.head + 1) % sq.size;
-            this.start(sq, decodeCommand(entries, i * SQ_ENTRY_SIZE));
+            const at = i * SQ_ENTRY_SIZE;
+            this.start(sq, decodeCommand(entries, at), Buffer.from(entries.subarray(at, at + SQ_ENTRY_SIZE)));
           }
         }
-        if (sq.shadow !== undefined && sq.inFlight.size === 0 && this.current(sq, epoch)) {
+        if (sq.shadow !== undefined && this.current(sq, epoch)) {
           await this.dma.write(sq.shadow.eventIndex, u32(sq.tail));
           sq.fetchAgain ||= await this.shadowMoved(sq);
         }
@@ -298,6 +339,10 @@ export class NvmeController extends PciDevice {
       })
       .finally(() => {
         sq.fetching = false;
+        if (sq.fetchAgain) {
+          // Asked for while a loop of an older generation (before a stop or reset) was ending.
+          this.fetch(sq);
+        }
       });
   }
 
@@ -321,25 +366,27 @@ export class NvmeController extends PciDevice {
     return (await this.dma.read(sq.shadow!.doorbell, 4)).readUInt32LE(0) !== sq.tail;
   }
 
-  /** Runs one command; its completion is posted when it finishes, unless it is held or a reset came first. */
-  private start(sq: SubmissionQueue, command: Command): void {
+  /** Takes a fetched command: refuses a command ID already in flight, else runs it. */
+  private start(sq: SubmissionQueue, command: Command, entry: Buffer): void {
     this.statistics.commands++;
     if (sq.inFlight.has(command.cid)) {
       this.post(sq, command.cid, { result: 0, status: Status.COMMAND_ID_CONFLICT | Status.DNR });
       return;
     }
-    sq.inFlight.add(command.cid);
+    sq.inFlight.set(command.cid, entry);
+    this.run(sq, command);
+  }
+
+  /** @internal Runs a command in flight; its completion is posted when it finishes, unless it is held or a reset or stop came first. */
+  run(sq: SubmissionQueue, command: Command): void {
     this.outstanding++;
     const epoch = this.epoch;
+    const kind = sq.id === 0 ? 'admin' : 'I/O';
     const handled = sq.id === 0 ? this.admin.execute(command) : this.io.execute(command);
     void Promise.resolve(handled)
       .catch((err: unknown): Completion => {
-        if (err instanceof CommandError) {
-          this.lastCommandError = `${sq.id === 0 ? 'admin' : 'I/O'} opcode 0x${command.opcode.toString(16)}: ${err.message}`;
-          return { result: 0, status: err.status };
-        }
-        this.lastCommandError = `${sq.id === 0 ? 'admin' : 'I/O'} opcode 0x${command.opcode.toString(16)}: ${(err as Error).message}`;
-        return { result: 0, status: Status.INTERNAL_ERROR };
+        this.lastCommandError = `${kind} opcode 0x${command.opcode.toString(16)}: ${(err as Error).message}`;
+        return { result: 0, status: err instanceof CommandError ? err.status : Status.INTERNAL_ERROR };
       })
       .then((completion) => {
         if (completion !== HELD) {
@@ -355,9 +402,6 @@ export class NvmeController extends PciDevice {
       return;
     }
     this.post(sq, cid, completion);
-    if (sq.shadow !== undefined) {
-      this.fetch(sq);
-    }
   }
 
   private settle(): void {
@@ -369,41 +413,43 @@ export class NvmeController extends PciDevice {
     }
   }
 
-  /** Writes a completion entry into the queue's CQ (or waits for room), then signals the CQ's interrupt. */
+  /** Writes a completion entry into the queue's CQ (or queues it until there is room), then signals the CQ's interrupt. */
   private post(sq: SubmissionQueue, cid: number, completion: Completion): void {
     const cq = this.completionQueues[sq.cqId];
     if (cq === undefined) {
       return;
     }
     this.statistics.completions++;
-    const write = (): void => {
-      const { slot, phase } = cq.claim();
-      const entry = Buffer.alloc(CQ_ENTRY_SIZE);
-      entry.writeUInt32LE(completion.result >>> 0, 0);
-      entry.writeUInt16LE(sq.head, 8);
-      entry.writeUInt16LE(sq.id, 10);
-      entry.writeUInt16LE(cid, 12);
-      entry.writeUInt16LE(((completion.status << 1) | phase) & 0xffff, 14);
-      const epoch = this.epoch;
-      void this.dma.write(cq.base + slot * CQ_ENTRY_SIZE, entry).then(
-        () => this.interruptSoon(cq, epoch),
-        (err: Error) => {
-          this.lastCommandError = `completion queue ${cq.id}: ${err.message}`;
-        },
-      );
-    };
+    const pending = { sqId: sq.id, cid, result: completion.result, status: completion.status };
     if (cq.full || cq.backlog.length > 0) {
-      cq.backlog.push(write);
+      cq.backlog.push(pending);
       this.refreshShadowHead(cq);
     } else {
-      write();
+      this.writeCompletion(cq, pending);
     }
+  }
+
+  private writeCompletion(cq: CompletionQueue, pending: PendingCompletion): void {
+    const { slot, phase } = cq.claim();
+    const entry = Buffer.alloc(CQ_ENTRY_SIZE);
+    entry.writeUInt32LE(pending.result >>> 0, 0);
+    entry.writeUInt16LE(this.submissionQueues[pending.sqId]?.head ?? 0, 8);
+    entry.writeUInt16LE(pending.sqId, 10);
+    entry.writeUInt16LE(pending.cid, 12);
+    entry.writeUInt16LE(((pending.status << 1) | phase) & 0xffff, 14);
+    const epoch = this.epoch;
+    void this.dma.write(cq.base + slot * CQ_ENTRY_SIZE, entry).then(
+      () => this.interruptSoon(cq, epoch),
+      (err: Error) => {
+        this.lastCommandError = `completion queue ${cq.id}: ${err.message}`;
+      },
+    );
   }
 
   /** @internal Posts what waited for room in a completion queue. */
   drainBacklog(cq: CompletionQueue): void {
     while (cq.backlog.length > 0 && !cq.full) {
-      cq.backlog.shift()!();
+      this.writeCompletion(cq, cq.backlog.shift()!);
     }
   }
 

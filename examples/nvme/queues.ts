@@ -9,14 +9,22 @@ export interface ShadowSlots {
   readonly eventIndex: number;
 }
 
+/** A completion that waits for room in its completion queue. */
+export interface PendingCompletion {
+  readonly sqId: number;
+  readonly cid: number;
+  readonly result: number;
+  readonly status: number;
+}
+
 /** A submission queue. */
 export class SubmissionQueue {
   /** Next entry the controller fetches. */
   head = 0;
   /** One past the last entry the host submitted. */
   tail = 0;
-  /** Command IDs of commands fetched and not yet completed. */
-  readonly inFlight = new Set<number>();
+  /** Commands fetched and not yet completed, by command ID: their entries, to run again after a migration. */
+  readonly inFlight = new Map<number, Buffer>();
   /** A fetch loop is running. */
   fetching = false;
   /** The tail moved while the fetch loop ran: it goes round once more. */
@@ -42,7 +50,7 @@ export class CompletionQueue {
   /** Phase tag of the entries the controller writes in this pass. */
   phase = 1;
   /** Completions waiting for room, in order. */
-  readonly backlog: Array<() => void> = [];
+  readonly backlog: PendingCompletion[] = [];
   shadow: ShadowSlots | undefined;
   /** Submission queues that complete here. */
   readonly submissionQueues = new Set<number>();

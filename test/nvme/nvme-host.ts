@@ -57,10 +57,16 @@ export class NvmeHost {
   private doorbellBuffer: { doorbells: number; eventIndexes: number } | undefined;
 
   constructor(
-    readonly client: VfioUserClient,
-    readonly memory: GuestMemory,
+    public client: VfioUserClient,
+    public memory: GuestMemory,
   ) {
     this.next = memory.iova;
+  }
+
+  /** Goes on with the same queues on another controller (after a migration) and its copy of the memory. */
+  moveTo(client: VfioUserClient, memory: GuestMemory): void {
+    this.client = client;
+    this.memory = memory;
   }
 
   /** Page-aligned memory for the driver's use, zeroed. */
