@@ -35,6 +35,22 @@ describe('NVMe controller registers and state machine', () => {
     expect(await client.read32(BAR0, NvmeRegister.CSTS)).toBe(Csts.CFS);
   });
 
+  test('a function-level reset (PCI Express Initiate FLR) clears the controller and its registers; it enables again', async () => {
+    const { client, host, controller } = await rig(true);
+    await host.createQueuePair(1);
+    const pcie = (await client.findCapability(0x10))!;
+    const control = await client.read16(Region.CONFIG, pcie + 8);
+    await client.write16(Region.CONFIG, pcie + 8, control | 0x8000);
+    expect(await client.read32(BAR0, NvmeRegister.CC)).toBe(0);
+    expect(await client.read32(BAR0, NvmeRegister.CSTS)).toBe(0);
+    expect(await client.read64(BAR0, NvmeRegister.ASQ)).toBe(0n);
+    expect(controller.submissionQueues.length).toBe(0);
+    host.forgetQueues();
+    await host.enable();
+    await host.createQueuePair(1);
+    await host.expectSuccess(1, { opcode: 0x00, nsid: 1 });
+  });
+
   test('INTMS / INTMC set and clear mask bits; shutdown reports SHST complete', async () => {
     const { client, host } = await rig(false);
     await client.write32(BAR0, NvmeRegister.INTMS, 0x5);
