@@ -8,7 +8,7 @@
  * Config. The commands themselves are in admin-commands.ts and
  * io-commands.ts.
  */
-import { PciDevice, type RegionHandler } from 'vfio-user';
+import { PciDevice, type RegionHandler, type ResetKind } from 'vfio-user';
 
 import { AdminCommands } from './admin-commands';
 import { decodeCommand, HELD, type Command, type Completion } from './command';
@@ -114,7 +114,7 @@ export class NvmeController extends PciDevice {
   }
 
   /** A PCI reset (DEVICE_RESET or FLR) resets the controller and clears its registers; a lost connection keeps them. */
-  override onReset(kind: 'device' | 'lost-connection' | 'flr'): void {
+  override onReset(kind: ResetKind): void {
     if (kind !== 'lost-connection') {
       this.resetRegisters();
     }

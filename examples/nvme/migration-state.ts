@@ -82,7 +82,11 @@ export function loadControllerState(parts: MigratableParts, state: Buffer): void
       && Number.isSafeInteger(q.base) && (q.phase === 0 || q.phase === 1) && isIndex(q.vector, MAX_IO_QUEUES + 1), `completion queue ${q.id}`);
     const queue = new CompletionQueue(q.id, q.base, q.size, q.interruptsEnabled === true, q.vector);
     Object.assign(queue, { head: q.head, tail: q.tail, phase: q.phase });
-    queue.backlog.push(...q.backlog);
+    for (const pending of q.backlog) {
+      check(isIndex(pending.sqId, MAX_IO_QUEUES + 1) && isIndex(pending.cid, 0x10000) && isIndex(pending.status, 0x8000)
+        && Number.isSafeInteger(pending.result), `completion waiting in queue ${q.id}`);
+      queue.backlog.push({ sqId: pending.sqId, cid: pending.cid, result: pending.result, status: pending.status });
+    }
     cqs[q.id] = queue;
   }
   for (const q of saved.submissionQueues) {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { migrate } from 'vfio-user';
 
 import { BackingFile, NvmeController, DEFAULT_IDENTITY, NvmeRegister } from '../../examples/nvme';
+import { loadControllerState, saveControllerState } from '../../examples/nvme/migration-state';
 import { connect, serve } from '../helpers';
 import { BAR0, NvmeHost } from './nvme-host';
 import { makeDisk, RAM, RAM_SIZE } from './setup';
@@ -100,4 +101,29 @@ describe.each([['shared memory', true], ['DMA messages', false]])('NVMe migratio
       await Promise.all([a.controller.namespace.close(), b.namespace.close()]);
     }
   });
+});
+
+test('a state that does not hold together is refused and changes nothing', async () => {
+  const controller = new NvmeController(await BackingFile.open(makeDisk()), DEFAULT_IDENTITY);
+  try {
+    const good = JSON.parse(saveControllerState(controller).toString());
+    const queue = { id: 1, base: 0x10000, size: 64, interruptsEnabled: true, vector: 1, head: 0, tail: 0, phase: 1, backlog: [] };
+    const bad = [
+      { ...good, completionQueues: [{ ...queue, size: 5000 }] },
+      { ...good, completionQueues: [{ ...queue, head: 64 }] },
+      { ...good, completionQueues: [{ ...queue, backlog: [{ sqId: 1, cid: 70000, result: 0, status: 0 }] }] },
+      { ...good, submissionQueues: [{ id: 1, base: 0, size: 64, cqId: 3, head: 0, tail: 0, inFlight: [] }] },
+      { ...good, completionQueues: [queue], submissionQueues: [{ id: 1, base: 0, size: 64, cqId: 1, head: 0, tail: 0, inFlight: [[1, 'AAAA']] }] },
+    ];
+    for (const state of bad) {
+      expect(() => loadControllerState(controller, Buffer.from(JSON.stringify(state)))).toThrow(RangeError);
+    }
+    expect(() => loadControllerState(controller, Buffer.from('not json'))).toThrow(SyntaxError);
+    expect(controller.completionQueues.length).toBe(0);
+    expect(controller.submissionQueues.length).toBe(0);
+    loadControllerState(controller, Buffer.from(JSON.stringify({ ...good, completionQueues: [queue] })));
+    expect(controller.completionQueues[1]?.size).toBe(64);
+  } finally {
+    await controller.namespace.close();
+  }
 });
