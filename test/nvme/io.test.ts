@@ -106,7 +106,7 @@ describe.each([['shared memory', true], ['DMA messages', false]])('NVMe I/O comm
     lines.forEach((line) => line.take());
     await host.expectSuccess(2, { opcode: 0x00, nsid: 1 });
     expect(await lines[5].wait(1000)).toBeGreaterThan(0n);
-    expect(lines[1].take()).toBe(0n);
+    expect(lines[1].take()).toBe(0);
     await host.expectSuccess(1, { opcode: 0x00, nsid: 1 });
     expect(await lines[1].wait(1000)).toBeGreaterThan(0n);
     await client.disableInterrupts('msix');
