@@ -84,7 +84,7 @@ describe.each([['shared memory', true], ['DMA messages', false]])('NVMe migratio
       for (const cid of cids) {
         expect((await host.wait(1, cid)).status).toBe(0);
       }
-      expect(await interrupts[1].wait(2000)).toBeGreaterThan(0n);
+      expect(await interrupts[1].wait(2000)).toBeGreaterThan(0);
       const file = readFileSync(disk);
       for (let i = 0; i < WRITES; i++) {
         expect(file.subarray(i * 4096, (i + 1) * 4096).equals(pattern(4096, i))).toBe(true);
