@@ -77,6 +77,7 @@ export {
   type DmaErrorReason,
   errnoName,
   HandlerError,
+  LibraryFeatureError,
   MigrationStreamError,
   MigrationTransitionError,
   OptionsError,

@@ -13,6 +13,7 @@
             'src/dirty.c',
             'src/dma.c',
             'src/dma_transfer.c',
+            'src/ext.c',
             'src/ioeventfd.c',
             'src/irq.c',
             'src/json.c',

@@ -437,6 +437,14 @@ void irq_free(vfu_ctx_t *ctx);
 /* Config space changed MSI-X enable/function mask or MSI enable/mask bits. */
 void irq_msix_control_changed(vfu_ctx_t *ctx);
 void irq_msi_control_changed(vfu_ctx_t *ctx);
+/* The type vfu_irq_trigger signals now (config space decides). */
+int irq_mode(vfu_ctx_t *ctx);
+/*
+ * A vector's mask (SET_IRQS, or the function's own bits for it) and pending
+ * state, for libvfio-user-ext.h: 0 or -EINVAL.
+ */
+int irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
+                     bool *pending);
 /*
  * Accesses to a BAR holding the MSI-X table or PBA: the library emulates
  * them; other bytes go to the device's callback. count or -errno.
