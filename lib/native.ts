@@ -43,13 +43,13 @@ export interface DeviceHandlers {
   /** The mapping at `iova` goes away; its `memory` is detached after this returns. */
   dmaUnregister?(iova: number, length: number): void;
   /** A client connected and negotiated. */
-  attach?(): void;
-  /** The client is gone (disconnected, or close() while it was attached). */
-  detach?(): void;
+  connect?(): void;
+  /** The client is gone (disconnected, or close() while it was connected). */
+  disconnect?(): void;
   /** A message of the C library, with its syslog level (LOG_ERR 3 ... LOG_DEBUG 7). */
   log?(level: number, message: string): void;
   /**
-   * An exception thrown by a handler, or a failure to attach or serve.
+   * An exception thrown by a handler, or a failure to connect a client or to serve.
    * Called after the library returns, never with an exception pending. With
    * no error handler (or if it throws) the error becomes an uncaught
    * exception, or is thrown by the method that was running.
@@ -123,8 +123,8 @@ export interface DeviceContext {
   irqVectorState(type: number, vector: number): number;
   /** Stops serving and destroys the context (handlers.reset(1), socket removed). Idempotent; from a handler it takes effect when the library returns. */
   close(): void;
-  /** A client is attached. */
-  readonly attached: boolean;
+  /** A client is connected. */
+  readonly connected: boolean;
   /** Registers the migration callbacks (needs the three migration handlers). */
   setupMigration(): void;
   /**

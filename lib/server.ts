@@ -251,7 +251,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
 
   /** True while a client is connected. */
   get connected(): boolean {
-    return !this.closed && this.context.attached;
+    return !this.closed && this.context.connected;
   }
 
   /** The device's migration state (`'running'` when it does not migrate). */
@@ -495,7 +495,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
       reset: (type: number): void => {
         const kind = RESET_KINDS[type] ?? 'device';
-        if (kind === 'lost-connection' && !this.context.attached) {
+        if (kind === 'lost-connection' && !this.context.connected) {
           // The library also says so when closed with no client: nothing was lost.
           return;
         }
@@ -537,11 +537,11 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           device.dma.emit('unmap', mapping);
         }
       },
-      attach: (): void => {
+      connect: (): void => {
         refuseThenable(device.onConnect(), 'onConnect');
         this.emit('connect');
       },
-      detach: (): void => {
+      disconnect: (): void => {
         refuseThenable(device.onDisconnect(), 'onDisconnect');
         this.emit('disconnect');
       },

@@ -14,8 +14,8 @@
 namespace vfio_user {
 
 const char* const DeviceContext::kHandlerNames[kHandlerCount] = {
-    "regionAccess", "reset",  "irqState", "dmaRegister", "dmaUnregister",
-    "attach",       "detach", "log",      "error",       "quiesce",
+    "regionAccess", "reset", "irqState", "dmaRegister", "dmaUnregister",
+    "connect", "disconnect", "log", "error", "quiesce",
     "migrationTransition", "migrationRead", "migrationWrite",
 };
 
@@ -44,7 +44,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
           InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
           InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
           InstanceMethod<&DeviceContext::DirtyGranule>("dirtyGranule"),
-          InstanceAccessor<&DeviceContext::GetAttached>("attached"),
+          InstanceAccessor<&DeviceContext::GetConnected>("connected"),
       });
 }
 
@@ -220,8 +220,8 @@ Napi::Value DeviceContext::Close(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value DeviceContext::GetAttached(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), attached_);
+Napi::Value DeviceContext::GetConnected(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), connected_);
 }
 
 void DeviceContext::Destroy() {
@@ -237,10 +237,10 @@ void DeviceContext::Destroy() {
   ctx_ = nullptr;
   close_requested_ = false;
   DetachAllBuffers();
-  if (attached_) {
-    attached_ = false;
-    if (CanCallJs() && HasHandler(kDetach)) {
-      CallHandler(kDetach, 0, nullptr, nullptr);
+  if (connected_) {
+    connected_ = false;
+    if (CanCallJs() && HasHandler(kDisconnect)) {
+      CallHandler(kDisconnect, 0, nullptr, nullptr);
     }
   }
   if (started_) {

@@ -58,8 +58,8 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kIrqState,
     kDmaRegister,
     kDmaUnregister,
-    kAttach,
-    kDetach,
+    kConnect,
+    kDisconnect,
     kLog,
     kError,
     kQuiesce,
@@ -92,7 +92,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
   static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value GetAttached(const Napi::CallbackInfo& info);
+  Napi::Value GetConnected(const Napi::CallbackInfo& info);
   // The interrupt type the function signals (vfu_dev_irq_type).
   Napi::Value InterruptMode(const Napi::CallbackInfo& info);
   // A vector's kVectorMasked | kVectorPending bits.
@@ -195,7 +195,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   PollDriver poll_;
   int poll_fd_ = -1;
   bool started_ = false;      // serving; holds a reference to this object
-  bool attached_ = false;
+  bool connected_ = false;
   bool realized_ = false;
   bool closed_ = false;
   bool close_requested_ = false;  // close() from a handler, done after it

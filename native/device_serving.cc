@@ -65,7 +65,7 @@ void DeviceContext::Serve(int status) {
 
   Enter();
   while (!close_requested_) {
-    if (!attached_) {
+    if (!connected_) {
       int ret = vfu_attach_ctx(ctx_);
       int err = errno;
       note_fd();
@@ -81,10 +81,10 @@ void DeviceContext::Serve(int status) {
         }
         break;
       }
-      attached_ = true;
+      connected_ = true;
       progress = true;
-      if (CanCallJs() && HasHandler(kAttach)) {
-        CallHandler(kAttach, 0, nullptr, nullptr);
+      if (CanCallJs() && HasHandler(kConnect)) {
+        CallHandler(kConnect, 0, nullptr, nullptr);
       }
       continue;
     }
@@ -102,11 +102,11 @@ void DeviceContext::Serve(int status) {
     if (err == ENOTCONN) {
       // The library has reset the device and closed the connection; another
       // client may already be waiting.
-      attached_ = false;
+      connected_ = false;
       fd_changed = true;
       progress = true;
-      if (CanCallJs() && HasHandler(kDetach)) {
-        CallHandler(kDetach, 0, nullptr, nullptr);
+      if (CanCallJs() && HasHandler(kDisconnect)) {
+        CallHandler(kDisconnect, 0, nullptr, nullptr);
       }
       continue;
     }

@@ -48,10 +48,10 @@ afterEach(() => {
 describe('serving', () => {
   test('a client attaches and its accesses reach regionAccess', async () => {
     const { ctx, handlers, socket } = device();
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     const c = await client(socket);
-    await until(() => ctx.attached);
-    expect(handlers.named('attach')).toHaveLength(1);
+    await until(() => ctx.connected);
+    expect(handlers.named('connect')).toHaveLength(1);
 
     const info = await c.request(CMD.DEVICE_GET_INFO, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
     expect(info.errno).toBe(0);
@@ -180,7 +180,7 @@ describe('serving', () => {
     ctx.setLogLevel(3); // LOG_ERR: no attach/detach notices
     const c = await client(socket);
     c.close();
-    await until(() => !ctx.attached);
+    await until(() => !ctx.connected);
     expect(handlers.named('log')).toEqual([]);
     expect(() => ctx.setLogLevel(8)).toThrow(expect.objectContaining({ name: 'TypeError' }));
   });
@@ -292,7 +292,7 @@ describe('errors', () => {
     await bad.closed;
     await until(() => handlers.errors.length === 1);
     expect(handlers.errors[0]).toMatchObject({ code: 'EINVAL', syscall: 'vfu_attach_ctx' });
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     const good = await client(socket);
     expect((await good.read(0, 0, 1))[0]).toBe(0xab);
   });
@@ -306,10 +306,10 @@ describe('errors', () => {
     const bytes = message(id, CMD.VERSION, versionPayload());
     c.sendRaw(bytes.subarray(0, 5));
     await tick(20);
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     c.sendRaw(bytes.subarray(5));
     expect((await reply).errno).toBe(0);
-    expect(ctx.attached).toBe(true);
+    expect(ctx.connected).toBe(true);
   });
 });
 
@@ -465,10 +465,10 @@ describe('connections', () => {
       expect((await c.request(CMD.DEVICE_RESET, Buffer.alloc(0))).errno).toBe(0);
       expect((await c.read(0, 4, 4)).length).toBe(4);
       c.close();
-      await until(() => !ctx.attached);
+      await until(() => !ctx.connected);
     }
-    expect(handlers.named('attach')).toHaveLength(3);
-    expect(handlers.named('detach')).toHaveLength(3);
+    expect(handlers.named('connect')).toHaveLength(3);
+    expect(handlers.named('disconnect')).toHaveLength(3);
     expect(handlers.named('reset')).toEqual([
       ['reset', 0],
       ['reset', 1],
@@ -505,7 +505,7 @@ describe('connections', () => {
       w.start(true, false);
       return w;
     }
-    handlers.onDetach = () => {
+    handlers.onDisconnect = () => {
       while (opened.length < 256 && !opened.includes(serverFd[0])) {
         opened.push(os.eventfd(0, true));
       }
@@ -513,7 +513,7 @@ describe('connections', () => {
     };
     try {
       c.close();
-      await until(() => !ctx.attached);
+      await until(() => !ctx.connected);
       expect(opened).toContain(serverFd[0]);
       expect(watcher).toBeDefined();
       expect(handlers.errors).toEqual([]);
@@ -538,11 +538,11 @@ describe('connections', () => {
     const memory = handlers.named('dmaRegister')[0][4] as ArrayBuffer;
     ctx.close();
     expect(fs.existsSync(socket)).toBe(false);
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     expect(config.byteLength).toBe(0);
     expect(memory.byteLength).toBe(0);
     expect(handlers.named('reset')).toEqual([['reset', 1]]);
-    expect(handlers.named('detach')).toHaveLength(1);
+    expect(handlers.named('disconnect')).toHaveLength(1);
     expect(handlers.named('dmaUnregister')).toHaveLength(1);
     await c.closed;
     ctx.close(); // idempotent
@@ -574,9 +574,9 @@ describe('connections', () => {
     expect([...ra]).toEqual([0xaa, 0xaa, 0xaa, 0xaa]);
     expect([...rb]).toEqual([0xbb, 0xbb, 0xbb, 0xbb]);
     ca.close();
-    await until(() => !a.ctx.attached);
+    await until(() => !a.ctx.connected);
     expect((await cb.read(0, 0, 1))[0]).toBe(0xbb);
-    expect(b.ctx.attached).toBe(true);
+    expect(b.ctx.connected).toBe(true);
   });
 
   test('log() gets the library messages', async () => {

@@ -65,7 +65,7 @@ async function main() {
       },
       reset(type) { calls.push(['reset', type]); },
       dmaRegister(iova, length, prot, mem) { calls.push(['dma', iova, length, prot, mem && mem.byteLength]); },
-      attach() { calls.push(['attach']); },
+      connect() { calls.push(['connect']); },
       error(err) { errors.push(err); },
     },
     views,
@@ -85,7 +85,7 @@ async function main() {
   const fd = os.connect(socket);
   const version = Buffer.concat([Buffer.from([0, 0, 2, 0]), Buffer.from('{"capabilities":{"max_msg_fds":8}}\0')]);
   assert.equal((await request(fd, 1, 1, version)).errno, 0);
-  assert.equal(ctx.attached, true);
+  assert.equal(ctx.connected, true);
 
   const read = Buffer.alloc(16);
   read.writeUInt32LE(0x10, 0);
@@ -117,7 +117,7 @@ async function main() {
   assert.equal(fs.existsSync(socket), false);
   os.close(fd);
   assert.deepEqual(calls, [
-    ['attach'],
+    ['connect'],
     ['access', 0, 0x10, 4, false],
     ['dma', 0x40000, 0x2000, 3, 0x2000],
     ['reset', 1],
