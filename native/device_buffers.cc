@@ -31,8 +31,7 @@ Napi::Value DeviceContext::ConfigSpace(const Napi::CallbackInfo& info) {
   if (config_buffer_ != nullptr && config_data_ == config) {
     napi_get_reference_value(env, config_buffer_, &buffer);
     size_t length = 0;
-    if (buffer != nullptr &&
-        napi_get_arraybuffer_info(env, buffer, nullptr, &length) == napi_ok &&
+    if (buffer != nullptr && napi_get_arraybuffer_info(env, buffer, nullptr, &length) == napi_ok &&
         length == size) {
       return Napi::Value(env, buffer);
     }

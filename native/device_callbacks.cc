@@ -21,8 +21,7 @@ bool DeviceContext::CanCallJs() const {
   return !js_disabled_ && !addon_->tearing_down;
 }
 
-int DeviceContext::CallHandler(Handler h, size_t argc, const napi_value* argv,
-                               napi_value* result) {
+int DeviceContext::CallHandler(Handler h, size_t argc, const napi_value* argv, napi_value* result) {
   napi_value fn, receiver, exception;
   if (napi_get_reference_value(env_, handlers_fn_[h], &fn) != napi_ok ||
       napi_get_reference_value(env_, handlers_, &receiver) != napi_ok) {
@@ -90,20 +89,18 @@ bool DeviceContext::ReportErrors(bool from_js) {
 // ---------------------------------------------------------------- region access
 
 template <int kRegion>
-ssize_t DeviceContext::RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count,
-                                      loff_t offset, bool is_write) {
-  return From(ctx)->RegionAccess(kRegion, buf, count, static_cast<uint64_t>(offset),
-                                 is_write);
+ssize_t DeviceContext::RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
+                                      bool is_write) {
+  return From(ctx)->RegionAccess(kRegion, buf, count, static_cast<uint64_t>(offset), is_write);
 }
 
 vfu_region_access_cb_t* const DeviceContext::kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS] = {
-    RegionAccessCb<0>, RegionAccessCb<1>, RegionAccessCb<2>,
-    RegionAccessCb<3>, RegionAccessCb<4>, RegionAccessCb<5>,
-    RegionAccessCb<6>, RegionAccessCb<7>, RegionAccessCb<8>,
+    RegionAccessCb<0>, RegionAccessCb<1>, RegionAccessCb<2>, RegionAccessCb<3>, RegionAccessCb<4>,
+    RegionAccessCb<5>, RegionAccessCb<6>, RegionAccessCb<7>, RegionAccessCb<8>,
 };
 
-ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count,
-                                    uint64_t offset, bool is_write) {
+ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count, uint64_t offset,
+                                    bool is_write) {
   if (!CanCallJs() || !HasHandler(kRegionAccess)) {
     errno = EIO;
     return -1;
@@ -128,8 +125,7 @@ ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count,
   } else {
     // A view onto the message itself, detached after the call so that JS
     // keeps no pointer into memory the library reuses.
-    napi_status status =
-        napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &argv[2]);
+    napi_status status = napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &argv[2]);
     if (status == napi_no_external_buffers_allowed) {
       status = napi_create_buffer_copy(env_, count, buf, &copy, &argv[2]);
     }
@@ -197,8 +193,7 @@ int DeviceContext::QuiesceCb(vfu_ctx_t* ctx) {
 // ------------------------------------------------------------------------ irqs
 
 template <int kType>
-void DeviceContext::IrqStateCb(vfu_ctx_t* ctx, uint32_t start, uint32_t count,
-                               bool mask) {
+void DeviceContext::IrqStateCb(vfu_ctx_t* ctx, uint32_t start, uint32_t count, bool mask) {
   DeviceContext* self = From(ctx);
   if (!self->CanCallJs() || !self->HasHandler(kIrqState)) {
     return;
@@ -232,8 +227,8 @@ void DeviceContext::DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
   if (info->vaddr != nullptr) {
     napi_value memory;
     napi_ref ref;
-    if (napi_create_external_arraybuffer(env, info->vaddr, length, nullptr, nullptr,
-                                         &memory) == napi_ok &&
+    if (napi_create_external_arraybuffer(env, info->vaddr, length, nullptr, nullptr, &memory) ==
+            napi_ok &&
         napi_create_reference(env, memory, 1, &ref) == napi_ok) {
       // A mapping repeated exactly is registered again: the new buffer
       // replaces the old one.
@@ -311,8 +306,7 @@ void DeviceContext::LogCb(vfu_ctx_t* ctx, int level, const char* message) {
   HandleScope scope(self->env_);
   napi_value argv[2];
   napi_create_int32(self->env_, level, &argv[0]);
-  if (napi_create_string_utf8(self->env_, message, NAPI_AUTO_LENGTH, &argv[1]) !=
-      napi_ok) {
+  if (napi_create_string_utf8(self->env_, message, NAPI_AUTO_LENGTH, &argv[1]) != napi_ok) {
     return;
   }
   self->CallHandler(kLog, 2, argv, nullptr);

@@ -13,39 +13,41 @@
 
 namespace vfio_user {
 
+// One row per group of handlers.
+// clang-format off
 const char* const DeviceContext::kHandlerNames[kHandlerCount] = {
     "regionAccess", "reset", "irqState", "dmaRegister", "dmaUnregister",
     "connect", "disconnect", "log", "error", "quiesce",
     "migrationTransition", "migrationRead", "migrationWrite",
 };
+// clang-format on
 
 Napi::Function DeviceContext::Define(Napi::Env env) {
-  return DefineClass(
-      env, "DeviceContext",
-      {
-          InstanceMethod<&DeviceContext::PciInit>("pciInit"),
-          InstanceMethod<&DeviceContext::SetIds>("setIds"),
-          InstanceMethod<&DeviceContext::SetClass>("setClass"),
-          InstanceMethod<&DeviceContext::SetRevision>("setRevision"),
-          InstanceMethod<&DeviceContext::SetupRegion>("setupRegion"),
-          InstanceMethod<&DeviceContext::AddCapability>("addCapability"),
-          InstanceMethod<&DeviceContext::SetupIrqs>("setupIrqs"),
-          InstanceMethod<&DeviceContext::SetupDma>("setupDma"),
-          InstanceMethod<&DeviceContext::SetLogLevel>("setLogLevel"),
-          InstanceMethod<&DeviceContext::Realize>("realize"),
-          InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
-          InstanceMethod<&DeviceContext::Start>("start"),
-          InstanceMethod<&DeviceContext::Close>("close"),
-          InstanceMethod<&DeviceContext::InterruptMode>("interruptMode"),
-          InstanceMethod<&DeviceContext::IrqVectorState>("irqVectorState"),
-          InstanceMethod<&DeviceContext::SetupMigration>("setupMigration"),
-          InstanceMethod<&DeviceContext::MarkDirty>("markDirty"),
-          InstanceMethod<&DeviceContext::MsixTable>("msixTable"),
-          InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
-          InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
-          InstanceMethod<&DeviceContext::DirtyGranule>("dirtyGranule"),
-          InstanceAccessor<&DeviceContext::GetConnected>("connected"),
-      });
+  return DefineClass(env, "DeviceContext",
+                     {
+                         InstanceMethod<&DeviceContext::PciInit>("pciInit"),
+                         InstanceMethod<&DeviceContext::SetIds>("setIds"),
+                         InstanceMethod<&DeviceContext::SetClass>("setClass"),
+                         InstanceMethod<&DeviceContext::SetRevision>("setRevision"),
+                         InstanceMethod<&DeviceContext::SetupRegion>("setupRegion"),
+                         InstanceMethod<&DeviceContext::AddCapability>("addCapability"),
+                         InstanceMethod<&DeviceContext::SetupIrqs>("setupIrqs"),
+                         InstanceMethod<&DeviceContext::SetupDma>("setupDma"),
+                         InstanceMethod<&DeviceContext::SetLogLevel>("setLogLevel"),
+                         InstanceMethod<&DeviceContext::Realize>("realize"),
+                         InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
+                         InstanceMethod<&DeviceContext::Start>("start"),
+                         InstanceMethod<&DeviceContext::Close>("close"),
+                         InstanceMethod<&DeviceContext::InterruptMode>("interruptMode"),
+                         InstanceMethod<&DeviceContext::IrqVectorState>("irqVectorState"),
+                         InstanceMethod<&DeviceContext::SetupMigration>("setupMigration"),
+                         InstanceMethod<&DeviceContext::MarkDirty>("markDirty"),
+                         InstanceMethod<&DeviceContext::MsixTable>("msixTable"),
+                         InstanceMethod<&DeviceContext::RestoreMsix>("restoreMsix"),
+                         InstanceMethod<&DeviceContext::DmaTransfer>("dmaTransfer"),
+                         InstanceMethod<&DeviceContext::DirtyGranule>("dirtyGranule"),
+                         InstanceAccessor<&DeviceContext::GetConnected>("connected"),
+                     });
 }
 
 DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
@@ -77,8 +79,7 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
     if (fn.IsFunction()) {
       handlers_fn_[h] = Napi::Persistent(fn.As<Napi::Function>());
     } else if (!fn.IsUndefined()) {
-      std::string message = std::string("handlers.") + kHandlerNames[h] +
-                            " must be a function";
+      std::string message = std::string("handlers.") + kHandlerNames[h] + " must be a function";
       ThrowType(env, message.c_str());
       return;
     }
@@ -92,8 +93,7 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
     if (env.IsExceptionPending()) {
       return;
     }
-    if (!view.IsTypedArray() ||
-        view.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+    if (!view.IsTypedArray() || view.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
         view.As<Napi::Uint8Array>().ElementLength() != n) {
       ThrowType(env, "ioViews[n] must be a Buffer of n bytes");
       return;
@@ -112,15 +112,14 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
   }
 
   napi_value resource_name;
-  napi_create_string_utf8(env, "vfio-user:DeviceContext", NAPI_AUTO_LENGTH,
-                          &resource_name);
+  napi_create_string_utf8(env, "vfio-user:DeviceContext", NAPI_AUTO_LENGTH, &resource_name);
   if (napi_async_init(env, handlers, resource_name, &async_context_) != napi_ok) {
     return;
   }
 
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  ctx_ = vfu_create_ctx(VFU_TRANS_SOCK, path.c_str(), LIBVFIO_USER_FLAG_ATTACH_NB,
-                        this, VFU_DEV_TYPE_PCI);
+  ctx_ = vfu_create_ctx(VFU_TRANS_SOCK, path.c_str(), LIBVFIO_USER_FLAG_ATTACH_NB, this,
+                        VFU_DEV_TYPE_PCI);
   if (ctx_ == nullptr) {
     ThrowErrno(env, errno, "vfu_create_ctx");
     return;
@@ -129,8 +128,8 @@ DeviceContext::DeviceContext(const Napi::CallbackInfo& info)
   // then costs no napi_unwrap (a private-symbol lookup on the receiver).
   trigger_handle_ = new TriggerHandle{this, 2};
   napi_value trigger;
-  if (napi_create_function(env, "irqTrigger", NAPI_AUTO_LENGTH, IrqTriggerEntry,
-                           trigger_handle_, &trigger) != napi_ok ||
+  if (napi_create_function(env, "irqTrigger", NAPI_AUTO_LENGTH, IrqTriggerEntry, trigger_handle_,
+                           &trigger) != napi_ok ||
       napi_add_finalizer(
           env, trigger, trigger_handle_,
           [](napi_env, void* data, void*) {
@@ -194,7 +193,9 @@ bool DeviceContext::CheckOpen(Napi::Env env, const char* method) {
 // Every library call that may call a handler goes between Enter() and
 // Leave(): a close() from inside a handler waits until the library returns,
 // and the handlers' exceptions are reported once it has.
-void DeviceContext::Enter() { in_library_++; }
+void DeviceContext::Enter() {
+  in_library_++;
+}
 
 bool DeviceContext::Leave(bool from_js) {
   in_library_--;

@@ -157,10 +157,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
 
   static DeviceContext* From(vfu_ctx_t* ctx);
   template <int kRegion>
-  static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count,
-                                loff_t offset, bool is_write);
-  ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset,
-                       bool is_write);
+  static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
+                                bool is_write);
+  ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset, bool is_write);
   static int ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type);
   static int QuiesceCb(vfu_ctx_t* ctx);
   template <int kType>
@@ -194,13 +193,13 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
 
   PollDriver poll_;
   int poll_fd_ = -1;
-  bool started_ = false;      // serving; holds a reference to this object
+  bool started_ = false;  // serving; holds a reference to this object
   bool connected_ = false;
   bool realized_ = false;
   bool closed_ = false;
   bool close_requested_ = false;  // close() from a handler, done after it
   bool js_disabled_ = false;
-  int in_library_ = 0;        // depth of library calls that call handlers
+  int in_library_ = 0;  // depth of library calls that call handlers
   int repeated_poll_errors_ = 0;
 
   // Config space size as the library sizes it: by PCI type, or the config

@@ -39,8 +39,7 @@ Napi::Value DeviceContext::PciInit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-vfu_pci_config_space_t* DeviceContext::RequireConfigSpace(Napi::Env env,
-                                                          const char* syscall) {
+vfu_pci_config_space_t* DeviceContext::RequireConfigSpace(Napi::Env env, const char* syscall) {
   vfu_pci_config_space_t* config = vfu_pci_get_config_space(ctx_);
   if (config == nullptr) {
     // The library would write through a null pointer.
@@ -52,8 +51,7 @@ vfu_pci_config_space_t* DeviceContext::RequireConfigSpace(Napi::Env env,
 Napi::Value DeviceContext::SetIds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int vendor, device, sub_vendor, sub_device;
-  if (!CheckOpen(env, "setIds") ||
-      !IntArg(info, 0, "vendor", 0, UINT16_MAX, &vendor) ||
+  if (!CheckOpen(env, "setIds") || !IntArg(info, 0, "vendor", 0, UINT16_MAX, &vendor) ||
       !IntArg(info, 1, "device", 0, UINT16_MAX, &device) ||
       !IntArg(info, 2, "subVendor", 0, UINT16_MAX, &sub_vendor) ||
       !IntArg(info, 3, "subDevice", 0, UINT16_MAX, &sub_device) ||
@@ -80,8 +78,7 @@ Napi::Value DeviceContext::SetClass(const Napi::CallbackInfo& info) {
 Napi::Value DeviceContext::SetRevision(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int revision;
-  if (!CheckOpen(env, "setRevision") ||
-      !IntArg(info, 0, "revision", 0, UINT8_MAX, &revision)) {
+  if (!CheckOpen(env, "setRevision") || !IntArg(info, 0, "revision", 0, UINT8_MAX, &revision)) {
     return env.Undefined();
   }
   vfu_pci_config_space_t* config = RequireConfigSpace(env, "setRevision");
@@ -97,8 +94,7 @@ Napi::Value DeviceContext::SetupRegion(const Napi::CallbackInfo& info) {
   uint64_t size;
   if (!CheckOpen(env, "setupRegion") ||
       !IntArg(info, 0, "index", 0, VFU_PCI_DEV_NUM_REGIONS - 1, &index) ||
-      !SizeArg(info, 1, "size", &size) ||
-      !IntArg(info, 2, "flags", 0, INT32_MAX, &flags)) {
+      !SizeArg(info, 1, "size", &size) || !IntArg(info, 2, "flags", 0, INT32_MAX, &flags)) {
     return env.Undefined();
   }
   if (!info[3].IsUndefined() && !info[3].IsNull() && !FdArg(info, 3, &fd)) {
@@ -119,8 +115,7 @@ Napi::Value DeviceContext::SetupRegion(const Napi::CallbackInfo& info) {
       }
       Napi::Value offset = pair.As<Napi::Array>().Get(0u);
       Napi::Value length = pair.As<Napi::Array>().Get(1u);
-      if (!offset.IsNumber() || !length.IsNumber() ||
-          offset.As<Napi::Number>().DoubleValue() < 0 ||
+      if (!offset.IsNumber() || !length.IsNumber() || offset.As<Napi::Number>().DoubleValue() < 0 ||
           length.As<Napi::Number>().DoubleValue() < 0 ||
           offset.As<Napi::Number>().DoubleValue() > kMaxSafeInteger ||
           length.As<Napi::Number>().DoubleValue() > kMaxSafeInteger) {
@@ -128,8 +123,8 @@ Napi::Value DeviceContext::SetupRegion(const Napi::CallbackInfo& info) {
         return env.Undefined();
       }
       struct iovec area;
-      area.iov_base = reinterpret_cast<void*>(
-          static_cast<uintptr_t>(offset.As<Napi::Number>().Int64Value()));
+      area.iov_base =
+          reinterpret_cast<void*>(static_cast<uintptr_t>(offset.As<Napi::Number>().Int64Value()));
       area.iov_len = static_cast<size_t>(length.As<Napi::Number>().Int64Value());
       areas.push_back(area);
     }
@@ -175,8 +170,7 @@ Napi::Value DeviceContext::SetupIrqs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int type;
   uint32_t count;
-  if (!CheckOpen(env, "setupIrqs") ||
-      !IntArg(info, 0, "type", 0, VFU_DEV_NUM_IRQS - 1, &type) ||
+  if (!CheckOpen(env, "setupIrqs") || !IntArg(info, 0, "type", 0, VFU_DEV_NUM_IRQS - 1, &type) ||
       !Uint32Arg(info, 1, "count", &count)) {
     return env.Undefined();
   }
@@ -206,8 +200,7 @@ Napi::Value DeviceContext::SetupDma(const Napi::CallbackInfo& info) {
 Napi::Value DeviceContext::SetLogLevel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int level;
-  if (!CheckOpen(env, "setLogLevel") ||
-      !IntArg(info, 0, "level", LOG_EMERG, LOG_DEBUG, &level)) {
+  if (!CheckOpen(env, "setLogLevel") || !IntArg(info, 0, "level", LOG_EMERG, LOG_DEBUG, &level)) {
     return env.Undefined();
   }
   if (vfu_setup_log(ctx_, HasHandler(kLog) ? LogCb : nullptr, level) < 0) {

@@ -2,9 +2,8 @@
 
 namespace vfio_user {
 
-bool CallJs(napi_env env, napi_async_context async_context, napi_value receiver,
-            napi_value fn, size_t argc, const napi_value* argv, napi_value* result,
-            napi_value* exception) {
+bool CallJs(napi_env env, napi_async_context async_context, napi_value receiver, napi_value fn,
+            size_t argc, const napi_value* argv, napi_value* result, napi_value* exception) {
   napi_value value;
   *exception = nullptr;
   if (napi_make_callback(env, async_context, receiver, fn, argc, argv, &value) == napi_ok) {

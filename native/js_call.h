@@ -33,9 +33,8 @@ class HandleScope {
 // after it). True when it returned; otherwise false, with the exception it
 // threw taken off the environment into *exception (nullptr when there is
 // none, as when the environment runs no more JS). result may be null.
-bool CallJs(napi_env env, napi_async_context async_context, napi_value receiver,
-            napi_value fn, size_t argc, const napi_value* argv, napi_value* result,
-            napi_value* exception);
+bool CallJs(napi_env env, napi_async_context async_context, napi_value receiver, napi_value fn,
+            size_t argc, const napi_value* argv, napi_value* result, napi_value* exception);
 
 // Detaches the ArrayBuffer under a typed array or Buffer, so that JS keeps
 // no way into memory it was only lent for one call.

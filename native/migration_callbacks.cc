@@ -27,8 +27,9 @@ Napi::Value DeviceContext::SetupMigration(const Napi::CallbackInfo& info) {
   }
   if (!HasHandler(kMigrationTransition) || !HasHandler(kMigrationRead) ||
       !HasHandler(kMigrationWrite)) {
-    ThrowType(env, "migration needs the migrationTransition, migrationRead and "
-                   "migrationWrite handlers");
+    ThrowType(env,
+              "migration needs the migrationTransition, migrationRead and "
+              "migrationWrite handlers");
     return env.Undefined();
   }
   vfu_migration_callbacks_t callbacks = {};
@@ -89,8 +90,7 @@ ssize_t DeviceContext::MigrationData(Handler h, void* buf, uint64_t count) {
   // A view of the library's own buffer: read_data fills it in place, and
   // write_data's bytes are not copied. It is detached after the call so that
   // JS keeps no pointer into memory the library reuses.
-  napi_status status = napi_create_external_buffer(env_, count, buf, nullptr,
-                                                   nullptr, &view);
+  napi_status status = napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &view);
   if (status == napi_no_external_buffers_allowed) {
     status = reading ? napi_create_buffer(env_, count, &copy, &view)
                      : napi_create_buffer_copy(env_, count, buf, &copy, &view);
@@ -157,8 +157,8 @@ Napi::Value DeviceContext::MarkDirty(const Napi::CallbackInfo& info) {
     }
     dma_sg_t* sg = reinterpret_cast<dma_sg_t*>(storage);
     errno = 0;
-    int ret = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)), length, sg,
-                              entries, PROT_WRITE);
+    int ret = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)),
+                              length, sg, entries, PROT_WRITE);
     if (ret >= 0) {
       vfu_sgl_mark_dirty(ctx_, sg, static_cast<size_t>(ret));
       return env.Undefined();

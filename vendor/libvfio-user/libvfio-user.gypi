@@ -28,7 +28,7 @@
           ],
           'include_dirs': ['include', 'src'],
           'defines': ['_GNU_SOURCE'],
-          'cflags': ['-fPIC', '-fvisibility=hidden', '-Wall'],
+          'cflags': ['-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wno-unused-parameter'],
           'cflags_c': ['-std=gnu11'],
           'direct_dependent_settings': {
             'include_dirs': ['include'],
