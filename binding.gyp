@@ -28,9 +28,15 @@
         'native/addon.cc',
         'native/copy_bytes.cc',
         'native/device_callbacks.cc',
+        'native/device_buffers.cc',
         'native/device_context.cc',
+        'native/device_dma.cc',
+        'native/device_interrupts.cc',
+        'native/device_serving.cc',
+        'native/device_setup.cc',
         'native/errors.cc',
         'native/fd_watcher.cc',
+        'native/js_call.cc',
         'native/migration_callbacks.cc',
         'native/os_helpers.cc',
         'native/poll_driver.cc',
@@ -55,12 +61,8 @@
           'ldflags': ['-Wl,-rpath,<!(pkg-config --variable=libdir libvfio-user)'],
         }, {
           'dependencies': ['vfio_user_c'],
-          'defines': ['VFIO_USER_VENDORED=1'],
-          # Reads the library's internals, for what its public API does not
-          # tell; C, like the library's private header.
-          'sources': ['native/library_internals.c'],
-          'include_dirs': ['vendor/libvfio-user/src'],
-          'cflags_c': ['-std=gnu11', '-D_GNU_SOURCE', '-fvisibility=hidden', '-Wall'],
+          # Our library: its extensions (libvfio-user-ext.h) are there.
+          'defines': ['VFIO_USER_EXT=1'],
           # Keep the static library's vfu_* symbols out of the addon's
           # dynamic symbol table, so that they cannot clash with another
           # libvfio-user loaded in the same process.

@@ -262,8 +262,6 @@ export const RegionFlag = {
   WRITE: 0x2,
   /** Memory BAR (an I/O BAR otherwise). */
   MEM: 0x4,
-  /** Every config access goes to the callback. */
-  ALWAYS_CB: 0x8,
   /** 64-bit memory BAR. */
   BITS_64: 0x10,
   /** Prefetchable memory BAR. */
@@ -274,10 +272,6 @@ export const RegionFlag = {
 export const CapabilityFlag = {
   /** An extended capability, at 0x100 or above. */
   EXTENDED: 0x1,
-  /** Accesses go to the config-space callback. */
-  CALLBACK: 0x2,
-  /** Client writes fail. */
-  READONLY: 0x4,
 } as const;
 
 /** PCI types of `vfu_pci_init`. */

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { Msi, Msix, PciCommand, PciConfig, type InterruptKind, type ResetKind } from './constants';
+import { type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
@@ -14,14 +14,18 @@ import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
  * @internal
  */
 export interface DeviceBinding {
-  /** Raises a vector of the type config space enables; false when the client set no eventfd for it. */
-  trigger(vector: number): boolean;
+  /**
+   * Raises a vector of `kind` if config space makes `kind` the function's
+   * interrupt type; false when it does not, or the client set no eventfd.
+   */
+  trigger(kind: InterruptKind, vector: number): boolean;
+  /** The interrupt type the function signals now, as the library decides it. */
+  interruptMode(): InterruptKind;
+  /** A vector's mask (client's or the function's own) and pending state, from the library. */
+  vectorMasked(kind: InterruptKind, vector: number): boolean;
+  vectorPending(kind: InterruptKind, vector: number): boolean;
   /** The live config space. */
   configSpace(): Buffer;
-  /** A per-vector MSI-X mask bit in the emulated table. */
-  msixVectorMasked(vector: number): boolean;
-  /** An MSI-X vector held pending. */
-  msixPending(vector: number): boolean;
   /** Config-space offsets of the capabilities added. */
   readonly capabilityOffsets: ReadonlyMap<CapabilityKind, readonly number[]>;
 }
@@ -37,14 +41,8 @@ export function noInterrupts(): HeldInterrupts {
 /** Per-device state that is not part of the public API. */
 class DeviceRuntime {
   binding: DeviceBinding | undefined;
-  readonly masked: Record<InterruptKind, Set<number>> = noInterrupts();
   migrationState: MigrationState = 'running';
   held: HeldInterrupts = noInterrupts();
-  // What raising an interrupt reads, looked up once when the device is
-  // bound: the config space and its MSI-X / MSI flags offsets (-1: none).
-  config: Buffer = Buffer.alloc(0);
-  msixFlags = -1;
-  msiFlags = -1;
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -144,11 +142,7 @@ export class PciDevice {
     if (runtime.plan.irqs.intx === 0) {
       throw new Error('the device description has no intx: true');
     }
-    const { binding } = runtime;
-    if (binding === undefined || interruptMode(runtime) !== 'intx') {
-      return false;
-    }
-    return raise(runtime, binding, 'intx', 0);
+    return signal(runtime, 'intx', 0);
   }
 
   /**
@@ -196,31 +190,7 @@ export class PciDevice {
   isMasked(kind: InterruptKind, vector = 0): boolean {
     const runtime = runtimeOf(this);
     checkVector(runtime, kind, vector);
-    if (runtime.masked[kind].has(vector)) {
-      return true;
-    }
-    const { binding } = runtime;
-    if (binding === undefined) {
-      return false;
-    }
-    const config = binding.configSpace();
-    if (kind === 'intx') {
-      return (config.readUInt16LE(PciConfig.COMMAND) & PciCommand.INTX_DISABLE) !== 0;
-    }
-    if (kind === 'msi') {
-      const cap = capabilityOffsetOf(runtime, 'msi');
-      const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
-      if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
-        return false;
-      }
-      const maskOffset = cap + ((flags & Msi.FLAGS_64BIT) !== 0 ? Msi.MASK_64 : Msi.MASK_32);
-      return ((config.readUInt32LE(maskOffset) >>> vector) & 1) === 1;
-    }
-    const cap = capabilityOffsetOf(runtime, 'msix');
-    if (cap !== undefined && (config.readUInt16LE(cap + Msix.FLAGS) & Msix.FLAGS_MASKALL) !== 0) {
-      return true;
-    }
-    return binding.msixVectorMasked(vector);
+    return runtime.binding?.vectorMasked(kind, vector) ?? false;
   }
 
   /**
@@ -233,21 +203,7 @@ export class PciDevice {
     if (runtime.held[kind].has(vector)) {
       return true;
     }
-    const { binding } = runtime;
-    if (binding === undefined) {
-      return false;
-    }
-    if (kind === 'msix') {
-      return binding.msixPending(vector);
-    }
-    const cap = capabilityOffsetOf(runtime, 'msi');
-    const config = binding.configSpace();
-    const flags = cap === undefined ? 0 : config.readUInt16LE(cap + Msi.FLAGS);
-    if (cap === undefined || (flags & Msi.FLAGS_MASKBIT) === 0) {
-      return false;
-    }
-    const pendingOffset = cap + ((flags & Msi.FLAGS_64BIT) !== 0 ? Msi.PENDING_64 : Msi.PENDING_32);
-    return ((config.readUInt32LE(pendingOffset) >>> vector) & 1) === 1;
+    return runtime.binding?.vectorPending(kind, vector) ?? false;
   }
 
   /**
@@ -333,20 +289,6 @@ function capabilityOffsetOf(runtime: DeviceRuntime, kind: CapabilityKind): numbe
   return runtime.binding?.capabilityOffsets.get(kind)?.[0];
 }
 
-/** Whether a flags word of config space (MSI-X or MSI message control) has `bit` set; false without one. */
-function flagSet(config: Buffer, flags: number, bit: number): boolean {
-  return flags >= 0 && ((config[flags] | (config[flags + 1] << 8)) & bit) !== 0;
-}
-
-/** The interrupt type the function signals, chosen by config space as the library chooses it. */
-function interruptMode(runtime: DeviceRuntime): InterruptKind {
-  const { config } = runtime;
-  if (flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE)) {
-    return 'msix';
-  }
-  return flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE) ? 'msi' : 'intx';
-}
-
 function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number): void {
   const count = runtime.plan.irqs[kind];
   if (!Number.isInteger(vector) || vector < 0 || vector >= count) {
@@ -354,26 +296,24 @@ function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number
   }
 }
 
-/** msi() and msix(): the hot path of interrupts, so the mode test is inline. */
-function signal(runtime: DeviceRuntime, kind: 'msi' | 'msix', vector: number): boolean {
+/**
+ * Raises a vector if `kind` is the function's interrupt type (the library
+ * decides), or holds it while the device is stopped for migration.
+ */
+function signal(runtime: DeviceRuntime, kind: InterruptKind, vector: number): boolean {
   checkVector(runtime, kind, vector);
-  const { binding, config } = runtime;
-  if (binding === undefined || flagSet(config, runtime.msixFlags, Msix.FLAGS_ENABLE) !== (kind === 'msix')) {
+  const { binding } = runtime;
+  if (binding === undefined) {
     return false;
   }
-  if (kind === 'msi' && !flagSet(config, runtime.msiFlags, Msi.FLAGS_ENABLE)) {
+  if (isRunningState(runtime.migrationState)) {
+    return binding.trigger(kind, vector);
+  }
+  if (binding.interruptMode() !== kind) {
     return false;
   }
-  return raise(runtime, binding, kind, vector);
-}
-
-/** Signals a vector, or holds it while the device is stopped for migration. */
-function raise(runtime: DeviceRuntime, binding: DeviceBinding, kind: InterruptKind, vector: number): boolean {
-  if (!isRunningState(runtime.migrationState)) {
-    runtime.held[kind].add(vector);
-    return true;
-  }
-  return binding.trigger(vector);
+  runtime.held[kind].add(vector);
+  return true;
 }
 
 /** @internal The validated plan of a device. */
@@ -388,25 +328,6 @@ export function bindDevice(device: PciDevice, binding: DeviceBinding | undefined
     throw new Error('the device is already being served');
   }
   runtime.binding = binding;
-  runtime.config = binding?.configSpace() ?? Buffer.alloc(0);
-  const flagsOffset = (kind: CapabilityKind, field: number): number => {
-    const cap = binding?.capabilityOffsets.get(kind)?.[0];
-    return cap === undefined ? -1 : cap + field;
-  };
-  runtime.msixFlags = flagsOffset('msix', Msix.FLAGS);
-  runtime.msiFlags = flagsOffset('msi', Msi.FLAGS);
-}
-
-/** @internal Records a mask change from the client. */
-export function recordMask(device: PciDevice, kind: InterruptKind, start: number, count: number, masked: boolean): void {
-  const set = runtimeOf(device).masked[kind];
-  for (let v = start; v < start + count; v++) {
-    if (masked) {
-      set.add(v);
-    } else {
-      set.delete(v);
-    }
-  }
 }
 
 /** @internal Records the device's migration state. */
@@ -437,8 +358,8 @@ export function deliverHeldInterrupts(device: PciDevice): void {
   if (binding === undefined) {
     return;
   }
-  const mode = interruptMode(runtime);
+  const mode = binding.interruptMode();
   for (const vector of held[mode]) {
-    binding.trigger(vector);
+    binding.trigger(mode, vector);
   }
 }

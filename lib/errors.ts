@@ -220,6 +220,28 @@ export function errorFromCode(code: string, syscall: string, detail?: string): V
 }
 
 /**
+ * The addon is built against a system libvfio-user, which lacks our
+ * library's extensions (`libvfio-user-ext.h`) that `feature` needs. `errno`
+ * is ENOTSUP (`code` `'EOPNOTSUPP'`, its name on Linux); build the addon
+ * with the package's own library (the default) to use it.
+ */
+export class LibraryFeatureError extends VfioUserError {
+  /** What was asked for, e.g. `'interrupt mask and pending state'`. */
+  readonly feature: string;
+
+  /** @param feature - what needs our library */
+  constructor(feature: string) {
+    super(
+      errnoValue('ENOTSUP') ?? 95,
+      feature,
+      "needs the package's own C library; the addon is built against a system libvfio-user",
+    );
+    this.name = 'LibraryFeatureError';
+    this.feature = feature;
+  }
+}
+
+/**
  * The device is stopped for migration (its migration state is `'stop'`,
  * `'stop-copy'` or `'resuming'`): it may do no DMA until it runs again.
  * Thrown by the DMA calls of a {@link PciDevice}; `code` is `'EBUSY'`.

@@ -78,6 +78,7 @@ export {
   type DmaErrorReason,
   errnoName,
   HandlerError,
+  LibraryFeatureError,
   MigrationStreamError,
   MigrationTransitionError,
   OptionsError,

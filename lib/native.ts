@@ -43,13 +43,13 @@ export interface DeviceHandlers {
   /** The mapping at `iova` goes away; its `memory` is detached after this returns. */
   dmaUnregister?(iova: number, length: number): void;
   /** A client connected and negotiated. */
-  attach?(): void;
-  /** The client is gone (disconnected, or close() while it was attached). */
-  detach?(): void;
+  connect?(): void;
+  /** The client is gone (disconnected, or close() while it was connected). */
+  disconnect?(): void;
   /** A message of the C library, with its syslog level (LOG_ERR 3 ... LOG_DEBUG 7). */
   log?(level: number, message: string): void;
   /**
-   * An exception thrown by a handler, or a failure to attach or serve.
+   * An exception thrown by a handler, or a failure to connect a client or to serve.
    * Called after the library returns, never with an exception pending. With
    * no error handler (or if it throws) the error becomes an uncaught
    * exception, or is thrown by the method that was running.
@@ -107,34 +107,42 @@ export interface DeviceContext {
   configSpace(): ArrayBuffer;
   /** Starts serving on the event loop; keeps the process alive until close(). */
   start(): void;
-  /** Signals interrupt vector `vector` of the active IRQ type; throws ENOENT (no eventfd) or EINVAL (out of range). */
-  irqTrigger(vector: number): void;
+  /**
+   * Signals interrupt vector `vector` if IRQ type `type` is the one config
+   * space enables (true), else does nothing (false); throws ENOENT (no
+   * eventfd) or EINVAL (out of range). A system library ignores `type` and
+   * signals the type the client installed last.
+   */
+  irqTrigger(vector: number, type: number): boolean;
+  /** The IRQ type the function signals now (extensions only; ENOTSUP otherwise). */
+  interruptMode(): number;
+  /**
+   * A vector's state: bit 0 masked (by SET_IRQS or the function's own bits),
+   * bit 1 pending (extensions only; ENOTSUP otherwise).
+   */
+  irqVectorState(type: number, vector: number): number;
   /** Stops serving and destroys the context (handlers.reset(1), socket removed). Idempotent; from a handler it takes effect when the library returns. */
   close(): void;
-  /** A client is attached. */
-  readonly attached: boolean;
-  /** The Mask bit of an MSI-X vector in the emulated table (vendored library only; ENOTSUP otherwise). */
-  msixVectorMasked(vector: number): boolean;
-  /** Whether an MSI-X vector has an interrupt held pending (vendored library only; ENOTSUP otherwise). */
-  msixPending(vector: number): boolean;
+  /** A client is connected. */
+  readonly connected: boolean;
   /** Registers the migration callbacks (needs the three migration handlers). */
   setupMigration(): void;
   /**
    * The library's dirty-page logging granule (8 bytes, host order; 0 while
    * the client logs no dirty pages), over the library's own memory and
-   * detached at close; undefined with a system library.
+   * detached at close; undefined without the extensions.
    */
   dirtyGranule(): ArrayBuffer | undefined;
   /** Marks client memory the device wrote as dirty (`vfu_addr_to_sgl` + `vfu_sgl_mark_dirty`). */
   markDirty(iova: number, length: number): void;
-  /** A copy of the emulated MSI-X table (vendored library only). */
+  /** A copy of the emulated MSI-X table (extensions only). */
   msixTable(): Buffer;
-  /** Puts back the MSI-X table and pending bits (one byte per vector), then delivers what nothing masks (vendored library only). */
+  /** Puts back the MSI-X table and pending bits (one byte per vector), then delivers what nothing masks (extensions only). */
   restoreMsix(table: Uint8Array, pending: Uint8Array): void;
   /**
    * Copies client memory at `iova` into `data` (DMA_READ) or `data` into it
    * (DMA_WRITE), through the library's scatter-gather API. With the
-   * vendored library the messages are sent at once and `done` is called
+   * extensions the messages are sent at once and `done` is called
    * exactly once, from inside a later run of the library on this thread:
    * with 0 when the client answered them all, its errno for an error reply,
    * or ENOTCONN when it went away, was reset or the context closed (`done`
@@ -233,6 +241,8 @@ export interface NativeAddon {
    * either array (a detached one has length 0).
    */
   copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void;
+  /** Built with our library's extensions (libvfio-user-ext.h); false with a system library. */
+  libraryExtensions: boolean;
 }
 
 /**

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
-import { IrqType, ResetType, type InterruptKind, type ResetKind } from './constants';
+import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, type CapabilityKind } from './description';
 import {
   bindDevice,
@@ -17,7 +17,6 @@ import {
   heldInterrupts,
   holdInterrupts,
   noInterrupts,
-  recordMask,
   setMigrationState,
   type DeviceBinding,
   type HeldInterrupts,
@@ -25,6 +24,7 @@ import {
 } from './device';
 import { DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
 import { checkReadResult, refuseThenable } from './handler-results';
+import { requireLibraryExtensions } from './library-features';
 import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
 import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
 import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
@@ -237,10 +237,14 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       ctx.realize();
       const config = Buffer.from(ctx.configSpace());
       const binding: DeviceBinding = {
-        trigger: (vector) => this.trigger(vector),
+        trigger: (kind, vector) => this.trigger(kind, vector),
+        interruptMode: () => {
+          requireLibraryExtensions('interrupt mode');
+          return INTERRUPT_KINDS[ctx.interruptMode()];
+        },
+        vectorMasked: (kind, vector) => (vectorState(ctx, kind, vector) & VECTOR_MASKED) !== 0,
+        vectorPending: (kind, vector) => (vectorState(ctx, kind, vector) & VECTOR_PENDING) !== 0,
         configSpace: () => config,
-        msixVectorMasked: (vector) => ctx.msixVectorMasked(vector),
-        msixPending: (vector) => ctx.msixPending(vector),
         capabilityOffsets: offsets,
       };
       bindDevice(device, binding);
@@ -266,7 +270,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
 
   /** True while a client is connected. */
   get connected(): boolean {
-    return !this.closed && this.context.attached;
+    return !this.closed && this.context.connected;
   }
 
   /** The device's migration state (`'running'` when it does not migrate). */
@@ -302,10 +306,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  private trigger(vector: number): boolean {
+  private trigger(kind: InterruptKind, vector: number): boolean {
     try {
-      this.context.irqTrigger(vector);
-      return true;
+      return this.context.irqTrigger(vector, irqIndexOf(kind));
     } catch (err) {
       const { code } = err as { code?: unknown };
       // No eventfd for the vector, or the active type has no such vector.
@@ -424,7 +427,12 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         for (const { index, state } of saving) {
           out.u32(index).bytes(state);
         }
-        const pending = Uint8Array.from({ length: plan.irqs.msix }, (_, v) => (ctx().msixPending(v) ? 1 : 0));
+        if (plan.irqs.msix > 0) {
+          requireLibraryExtensions('MSI-X state in migration');
+        }
+        const pending = Uint8Array.from({ length: plan.irqs.msix }, (_, v) =>
+          ctx().irqVectorState(IrqType.MSIX, v) & VECTOR_PENDING ? 1 : 0,
+        );
         out.bytes(plan.irqs.msix > 0 ? ctx().msixTable() : new Uint8Array(0)).bytes(pending);
         const held = heldInterrupts(this.device);
         for (const kind of kinds) {
@@ -473,6 +481,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           }
         }
         input.end();
+        if (plan.irqs.msix > 0) {
+          requireLibraryExtensions('MSI-X state in migration');
+        }
         const ownTable = plan.irqs.msix > 0 ? ctx().msixTable().length : 0;
         if (plan.irqs.msix > 0 && table.length !== ownTable) {
           throw new MigrationStreamError(`the stream's MSI-X table has ${table.length} bytes, this device's ${ownTable}`);
@@ -523,7 +534,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
       reset: (type: number): void => {
         const kind = RESET_KINDS[type] ?? 'device';
-        if (kind === 'lost-connection' && !this.context.attached) {
+        if (kind === 'lost-connection' && !this.context.connected) {
           // The library also says so when closed with no client: nothing was lost.
           return;
         }
@@ -542,7 +553,6 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       irqState: (type: number, start: number, count: number, masked: boolean): void => {
         const kind = INTERRUPT_KINDS[type];
         if (kind !== undefined) {
-          recordMask(device, kind, start, count, masked);
           refuseThenable(device.onInterruptMask(kind, start, count, masked), 'onInterruptMask');
         }
       },
@@ -568,11 +578,11 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           device.dma.emit('unmap', mapping);
         }
       },
-      attach: (): void => {
+      connect: (): void => {
         refuseThenable(device.onConnect(), 'onConnect');
         this.emit('connect');
       },
-      detach: (): void => {
+      disconnect: (): void => {
         refuseThenable(device.onDisconnect(), 'onDisconnect');
         this.emit('disconnect');
       },
@@ -596,6 +606,15 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       },
     };
   }
+}
+
+/** irqVectorState()'s bits. */
+const VECTOR_MASKED = 1;
+const VECTOR_PENDING = 2;
+
+function vectorState(ctx: DeviceContext, kind: InterruptKind, vector: number): number {
+  requireLibraryExtensions('interrupt mask and pending state');
+  return ctx.irqVectorState(irqIndexOf(kind), vector);
 }
 
 /**

@@ -65,6 +65,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   os.Set("FdWatcher", FdWatcher::Define(env));
   exports.Set("os", os);
   exports.Set("copyBytes", CreateCopyBytes(env));
+#ifdef VFIO_USER_EXT
+  exports.Set("libraryExtensions", Napi::Boolean::New(env, true));
+#else
+  exports.Set("libraryExtensions", Napi::Boolean::New(env, false));
+#endif
   return exports;
 }
 

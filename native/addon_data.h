@@ -1,6 +1,6 @@
 // What the addon keeps per Node environment (the main thread and each worker
-// has its own): the class constructors, the live objects to close when the
-// environment goes away, and its uv handles that are not closed yet.
+// has its own): its uv loop, the live objects to close when the environment
+// goes away, and its uv handles that are not closed yet.
 #ifndef VFIO_USER_NATIVE_ADDON_DATA_H
 #define VFIO_USER_NATIVE_ADDON_DATA_H
 

@@ -16,8 +16,8 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;
 
 // Reads info[index] as an integer in [min, max]; on failure throws a
 // TypeError naming the argument and returns false.
-inline bool IntegerArg(const Napi::CallbackInfo& info, size_t index,
-                       const char* name, double min, double max, double* out) {
+inline bool IntegerArg(const Napi::CallbackInfo& info, size_t index, const char* name, double min,
+                       double max, double* out) {
   Napi::Value value = info[index];
   if (value.IsNumber()) {
     double number = value.As<Napi::Number>().DoubleValue();
@@ -33,8 +33,8 @@ inline bool IntegerArg(const Napi::CallbackInfo& info, size_t index,
   return false;
 }
 
-inline bool Uint32Arg(const Napi::CallbackInfo& info, size_t index,
-                      const char* name, uint32_t* out) {
+inline bool Uint32Arg(const Napi::CallbackInfo& info, size_t index, const char* name,
+                      uint32_t* out) {
   double number;
   if (!IntegerArg(info, index, name, 0, UINT32_MAX, &number)) {
     return false;
@@ -43,8 +43,8 @@ inline bool Uint32Arg(const Napi::CallbackInfo& info, size_t index,
   return true;
 }
 
-inline bool IntArg(const Napi::CallbackInfo& info, size_t index,
-                   const char* name, int min, int max, int* out) {
+inline bool IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max,
+                   int* out) {
   double number;
   if (!IntegerArg(info, index, name, min, max, &number)) {
     return false;
@@ -53,8 +53,7 @@ inline bool IntArg(const Napi::CallbackInfo& info, size_t index,
   return true;
 }
 
-inline bool SizeArg(const Napi::CallbackInfo& info, size_t index,
-                    const char* name, uint64_t* out) {
+inline bool SizeArg(const Napi::CallbackInfo& info, size_t index, const char* name, uint64_t* out) {
   double number;
   if (!IntegerArg(info, index, name, 0, kMaxSafeInteger, &number)) {
     return false;

@@ -9,31 +9,9 @@
 
 #include "device_context.h"
 #include "errors.h"
+#include "js_call.h"
 
 namespace vfio_user {
-
-namespace {
-
-// A handle scope for one request: the values made for a call die with it.
-class RequestScope {
- public:
-  explicit RequestScope(napi_env env) : env_(env) {
-    ok_ = napi_open_handle_scope(env, &scope_) == napi_ok;
-  }
-  ~RequestScope() {
-    if (ok_) {
-      napi_close_handle_scope(env_, scope_);
-    }
-  }
-  bool ok() const { return ok_; }
-
- private:
-  napi_env env_;
-  napi_handle_scope scope_ = nullptr;
-  bool ok_;
-};
-
-}  // namespace
 
 DeviceContext* DeviceContext::From(vfu_ctx_t* ctx) {
   return static_cast<DeviceContext*>(vfu_get_private(ctx));
@@ -43,25 +21,16 @@ bool DeviceContext::CanCallJs() const {
   return !js_disabled_ && !addon_->tearing_down;
 }
 
-int DeviceContext::CallHandler(Handler h, size_t argc, const napi_value* argv,
-                               napi_value* result) {
-  napi_value fn, receiver, value;
+int DeviceContext::CallHandler(Handler h, size_t argc, const napi_value* argv, napi_value* result) {
+  napi_value fn, receiver, exception;
   if (napi_get_reference_value(env_, handlers_fn_[h], &fn) != napi_ok ||
       napi_get_reference_value(env_, handlers_, &receiver) != napi_ok) {
     return EIO;
   }
-  napi_status status =
-      napi_make_callback(env_, async_context_, receiver, fn, argc, argv, &value);
-  if (status == napi_ok) {
-    if (result != nullptr) {
-      *result = value;
-    }
+  if (CallJs(env_, async_context_, receiver, fn, argc, argv, result, &exception)) {
     return 0;
   }
-  bool pending = false;
-  napi_value exception;
-  if (napi_is_exception_pending(env_, &pending) != napi_ok || !pending ||
-      napi_get_and_clear_last_exception(env_, &exception) != napi_ok) {
+  if (exception == nullptr) {
     return EIO;  // e.g. the environment is stopping and runs no more JS
   }
   int err = ErrnoOfException(Napi::Env(env_), exception);
@@ -93,19 +62,14 @@ bool DeviceContext::ReportErrors(bool from_js) {
     if (!ok || error == nullptr || !CanCallJs()) {
       continue;
     }
-    RequestScope scope(env_);
+    HandleScope scope(env_);
     napi_value thrown = error;
     if (HasHandler(kError)) {
-      napi_value fn, receiver, ignored;
+      napi_value fn, receiver;
       napi_get_reference_value(env_, handlers_fn_[kError], &fn);
       napi_get_reference_value(env_, handlers_, &receiver);
-      if (napi_make_callback(env_, async_context_, receiver, fn, 1, &error,
-                             &ignored) == napi_ok) {
-        continue;
-      }
-      bool pending = false;
-      if (napi_is_exception_pending(env_, &pending) != napi_ok || !pending ||
-          napi_get_and_clear_last_exception(env_, &thrown) != napi_ok) {
+      if (CallJs(env_, async_context_, receiver, fn, 1, &error, nullptr, &thrown) ||
+          thrown == nullptr) {
         continue;
       }
     }
@@ -125,25 +89,23 @@ bool DeviceContext::ReportErrors(bool from_js) {
 // ---------------------------------------------------------------- region access
 
 template <int kRegion>
-ssize_t DeviceContext::RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count,
-                                      loff_t offset, bool is_write) {
-  return From(ctx)->RegionAccess(kRegion, buf, count, static_cast<uint64_t>(offset),
-                                 is_write);
+ssize_t DeviceContext::RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
+                                      bool is_write) {
+  return From(ctx)->RegionAccess(kRegion, buf, count, static_cast<uint64_t>(offset), is_write);
 }
 
 vfu_region_access_cb_t* const DeviceContext::kRegionCallbacks[VFU_PCI_DEV_NUM_REGIONS] = {
-    RegionAccessCb<0>, RegionAccessCb<1>, RegionAccessCb<2>,
-    RegionAccessCb<3>, RegionAccessCb<4>, RegionAccessCb<5>,
-    RegionAccessCb<6>, RegionAccessCb<7>, RegionAccessCb<8>,
+    RegionAccessCb<0>, RegionAccessCb<1>, RegionAccessCb<2>, RegionAccessCb<3>, RegionAccessCb<4>,
+    RegionAccessCb<5>, RegionAccessCb<6>, RegionAccessCb<7>, RegionAccessCb<8>,
 };
 
-ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count,
-                                    uint64_t offset, bool is_write) {
+ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count, uint64_t offset,
+                                    bool is_write) {
   if (!CanCallJs() || !HasHandler(kRegionAccess)) {
     errno = EIO;
     return -1;
   }
-  RequestScope scope(env_);
+  HandleScope scope(env_);
   if (!scope.ok()) {
     errno = EIO;
     return -1;
@@ -163,8 +125,7 @@ ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count,
   } else {
     // A view onto the message itself, detached after the call so that JS
     // keeps no pointer into memory the library reuses.
-    napi_status status =
-        napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &argv[2]);
+    napi_status status = napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &argv[2]);
     if (status == napi_no_external_buffers_allowed) {
       status = napi_create_buffer_copy(env_, count, buf, &copy, &argv[2]);
     }
@@ -186,11 +147,7 @@ ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count,
     }
   }
   if (!small && copy == nullptr && argv[2] != nullptr) {
-    napi_value array_buffer;
-    if (napi_get_typedarray_info(env_, argv[2], nullptr, nullptr, nullptr,
-                                 &array_buffer, nullptr) == napi_ok) {
-      napi_detach_arraybuffer(env_, array_buffer);
-    }
+    DetachView(env_, argv[2]);
   }
   if (err != 0) {
     errno = err;
@@ -206,7 +163,7 @@ int DeviceContext::ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type) {
   if (!self->CanCallJs() || !self->HasHandler(kReset)) {
     return 0;
   }
-  RequestScope scope(self->env_);
+  HandleScope scope(self->env_);
   napi_value argv[1];
   napi_create_uint32(self->env_, static_cast<uint32_t>(type), &argv[0]);
   int err = self->CallHandler(kReset, 1, argv, nullptr);
@@ -222,7 +179,7 @@ int DeviceContext::QuiesceCb(vfu_ctx_t* ctx) {
   if (!self->CanCallJs()) {
     return 0;
   }
-  RequestScope scope(self->env_);
+  HandleScope scope(self->env_);
   int err = self->CallHandler(kQuiesce, 0, nullptr, nullptr);
   if (err != 0) {
     // EBUSY would park the request for a vfu_device_quiesced() that no JS
@@ -236,13 +193,12 @@ int DeviceContext::QuiesceCb(vfu_ctx_t* ctx) {
 // ------------------------------------------------------------------------ irqs
 
 template <int kType>
-void DeviceContext::IrqStateCb(vfu_ctx_t* ctx, uint32_t start, uint32_t count,
-                               bool mask) {
+void DeviceContext::IrqStateCb(vfu_ctx_t* ctx, uint32_t start, uint32_t count, bool mask) {
   DeviceContext* self = From(ctx);
   if (!self->CanCallJs() || !self->HasHandler(kIrqState)) {
     return;
   }
-  RequestScope scope(self->env_);
+  HandleScope scope(self->env_);
   napi_value argv[4];
   napi_create_uint32(self->env_, kType, &argv[0]);
   napi_create_uint32(self->env_, start, &argv[1]);
@@ -263,7 +219,7 @@ void DeviceContext::DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
     return;
   }
   napi_env env = self->env_;
-  RequestScope scope(env);
+  HandleScope scope(env);
   uint64_t iova = reinterpret_cast<uintptr_t>(info->iova.iov_base);
   size_t length = info->iova.iov_len;
   napi_value argv[4];
@@ -271,8 +227,8 @@ void DeviceContext::DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
   if (info->vaddr != nullptr) {
     napi_value memory;
     napi_ref ref;
-    if (napi_create_external_arraybuffer(env, info->vaddr, length, nullptr, nullptr,
-                                         &memory) == napi_ok &&
+    if (napi_create_external_arraybuffer(env, info->vaddr, length, nullptr, nullptr, &memory) ==
+            napi_ok &&
         napi_create_reference(env, memory, 1, &ref) == napi_ok) {
       // A mapping repeated exactly is registered again: the new buffer
       // replaces the old one.
@@ -295,7 +251,7 @@ void DeviceContext::DmaRegisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
 void DeviceContext::DmaUnregisterCb(vfu_ctx_t* ctx, vfu_dma_info_t* info) {
   DeviceContext* self = From(ctx);
   uint64_t iova = reinterpret_cast<uintptr_t>(info->iova.iov_base);
-  RequestScope scope(self->env_);
+  HandleScope scope(self->env_);
   if (self->CanCallJs() && self->HasHandler(kDmaUnregister)) {
     napi_value argv[2];
     napi_create_double(self->env_, static_cast<double>(iova), &argv[0]);
@@ -317,19 +273,15 @@ void DeviceContext::DmaTransferDoneCb(vfu_ctx_t* ctx, void* cookie, int error) {
 
 void DeviceContext::FinishTransfer(Transfer* transfer, int error) {
   if (CanCallJs()) {
-    RequestScope scope(env_);
-    napi_value fn, receiver, argv[1], ignored;
+    HandleScope scope(env_);
+    napi_value fn, receiver, argv[1], exception;
     if (napi_get_reference_value(env_, transfer->done, &fn) == napi_ok && fn != nullptr &&
         // napi_make_callback wants an object to call on.
         napi_get_reference_value(env_, handlers_, &receiver) == napi_ok &&
         napi_create_int32(env_, error, &argv[0]) == napi_ok &&
-        napi_make_callback(env_, async_context_, receiver, fn, 1, argv, &ignored) != napi_ok) {
-      bool pending = false;
-      napi_value exception;
-      if (napi_is_exception_pending(env_, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env_, &exception) == napi_ok) {
-        KeepError(exception);
-      }
+        !CallJs(env_, async_context_, receiver, fn, 1, argv, nullptr, &exception) &&
+        exception != nullptr) {
+      KeepError(exception);
     }
   }
   // While the environment is torn down nothing is called; the references
@@ -351,11 +303,10 @@ void DeviceContext::LogCb(vfu_ctx_t* ctx, int level, const char* message) {
   if (self->started_) {
     self->DropStaleHandle();
   }
-  RequestScope scope(self->env_);
+  HandleScope scope(self->env_);
   napi_value argv[2];
   napi_create_int32(self->env_, level, &argv[0]);
-  if (napi_create_string_utf8(self->env_, message, NAPI_AUTO_LENGTH, &argv[1]) !=
-      napi_ok) {
+  if (napi_create_string_utf8(self->env_, message, NAPI_AUTO_LENGTH, &argv[1]) != napi_ok) {
     return;
   }
   self->CallHandler(kLog, 2, argv, nullptr);

@@ -13,6 +13,7 @@
 #include <libvfio-user.h>
 
 #include "addon_data.h"
+#include "errors.h"
 #include "poll_driver.h"
 
 namespace vfio_user {
@@ -57,8 +58,8 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kIrqState,
     kDmaRegister,
     kDmaUnregister,
-    kAttach,
-    kDetach,
+    kConnect,
+    kDisconnect,
     kLog,
     kError,
     kQuiesce,
@@ -68,6 +69,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kHandlerCount,
   };
   static const char* const kHandlerNames[kHandlerCount];
+  // irqVectorState()'s bits.
+  static constexpr int kVectorMasked = 1;
+  static constexpr int kVectorPending = 2;
 
   // JS methods.
   Napi::Value PciInit(const Napi::CallbackInfo& info);
@@ -88,9 +92,11 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
   static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value GetAttached(const Napi::CallbackInfo& info);
-  Napi::Value MsixVectorMasked(const Napi::CallbackInfo& info);
-  Napi::Value MsixPending(const Napi::CallbackInfo& info);
+  Napi::Value GetConnected(const Napi::CallbackInfo& info);
+  // The interrupt type the function signals (vfu_dev_irq_type).
+  Napi::Value InterruptMode(const Napi::CallbackInfo& info);
+  // A vector's kVectorMasked | kVectorPending bits.
+  Napi::Value IrqVectorState(const Napi::CallbackInfo& info);
   // Migration (migration_callbacks.cc).
   Napi::Value SetupMigration(const Napi::CallbackInfo& info);
   Napi::Value MarkDirty(const Napi::CallbackInfo& info);
@@ -103,8 +109,21 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   bool CheckOpen(Napi::Env env, const char* method);
   // Throws EINVAL if the config space does not exist yet.
   vfu_pci_config_space_t* RequireConfigSpace(Napi::Env env, const char* syscall);
-  Napi::Value MsixState(const Napi::CallbackInfo& info, bool pending);
 
+  // One library call that may call handlers, between Enter() and Leave():
+  // call() returns what the library does, negative on failure with errno
+  // set, and that errno is thrown named syscall (unless a handler's error
+  // is thrown already). Returns call()'s result.
+  template <typename Call>
+  auto CallLibrary(Napi::Env env, const char* syscall, Call call) -> decltype(call()) {
+    Enter();
+    auto ret = call();
+    int err = errno;
+    if (Leave(true) && ret < 0) {
+      ThrowErrno(env, err, syscall);
+    }
+    return ret;
+  }
   // Every library call that may call a handler is bracketed by these.
   void Enter();
   // Destroys the context if a handler asked to close it, then reports the
@@ -138,10 +157,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
 
   static DeviceContext* From(vfu_ctx_t* ctx);
   template <int kRegion>
-  static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count,
-                                loff_t offset, bool is_write);
-  ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset,
-                       bool is_write);
+  static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
+                                bool is_write);
+  ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset, bool is_write);
   static int ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type);
   static int QuiesceCb(vfu_ctx_t* ctx);
   template <int kType>
@@ -175,13 +193,13 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
 
   PollDriver poll_;
   int poll_fd_ = -1;
-  bool started_ = false;      // serving; holds a reference to this object
-  bool attached_ = false;
+  bool started_ = false;  // serving; holds a reference to this object
+  bool connected_ = false;
   bool realized_ = false;
   bool closed_ = false;
   bool close_requested_ = false;  // close() from a handler, done after it
   bool js_disabled_ = false;
-  int in_library_ = 0;        // depth of library calls that call handlers
+  int in_library_ = 0;  // depth of library calls that call handlers
   int repeated_poll_errors_ = 0;
 
   // Config space size as the library sizes it: by PCI type, or the config

@@ -3,6 +3,8 @@
 #ifndef VFIO_USER_NATIVE_ERRORS_H
 #define VFIO_USER_NATIVE_ERRORS_H
 
+#include <cerrno>
+
 #include <napi.h>
 
 namespace vfio_user {
@@ -16,6 +18,16 @@ Napi::Value ErrnoError(Napi::Env env, int err, const char* syscall);
 
 // Throws ErrnoError(env, err, syscall) as a pending JS exception.
 void ThrowErrno(Napi::Env env, int err, const char* syscall);
+
+// A call returning -errno made to follow the library's usual convention:
+// -1 with errno set, or ret itself when it is not negative.
+inline int FailWithErrno(int ret) {
+  if (ret < 0) {
+    errno = -ret;
+    return -1;
+  }
+  return ret;
+}
 
 // Throws a TypeError with the given message.
 void ThrowType(Napi::Env env, const char* message);

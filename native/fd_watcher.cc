@@ -3,6 +3,7 @@
 
 #include "args.h"
 #include "errors.h"
+#include "js_call.h"
 
 namespace vfio_user {
 
@@ -126,21 +127,16 @@ void FdWatcher::OnPoll(void* arg, int status, int events) {
     // libuv has stopped the handle.
     self->KeepAlive(false);
   }
-  napi_value argv[3], fn, receiver, result;
+  napi_value argv[3], fn, receiver, exception;
   napi_get_boolean(env, status == 0 && (events & (UV_READABLE | UV_DISCONNECT)), &argv[0]);
   napi_get_boolean(env, status == 0 && (events & UV_WRITABLE), &argv[1]);
   napi_create_int32(env, status < 0 ? -status : 0, &argv[2]);
   napi_get_reference_value(env, self->on_event_, &fn);
   receiver = self->Value();
-  if (napi_make_callback(env, self->async_context_, receiver, fn, 3, argv, &result) !=
-      napi_ok) {
-    bool pending = false;
-    napi_value exception;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-        napi_get_and_clear_last_exception(env, &exception) == napi_ok) {
-      // As for any event callback that throws.
-      napi_fatal_exception(env, exception);
-    }
+  if (!CallJs(env, self->async_context_, receiver, fn, 3, argv, nullptr, &exception) &&
+      exception != nullptr) {
+    // As for any event callback that throws.
+    napi_fatal_exception(env, exception);
   }
   napi_close_handle_scope(env, scope);
 }

@@ -12,9 +12,10 @@
 #include "args.h"
 #include "device_context.h"
 #include "errors.h"
+#include "js_call.h"
 
-#ifdef VFIO_USER_VENDORED
-#include "library_internals.h"
+#ifdef VFIO_USER_EXT
+#include <libvfio-user-ext.h>
 #endif
 
 namespace vfio_user {
@@ -26,8 +27,9 @@ Napi::Value DeviceContext::SetupMigration(const Napi::CallbackInfo& info) {
   }
   if (!HasHandler(kMigrationTransition) || !HasHandler(kMigrationRead) ||
       !HasHandler(kMigrationWrite)) {
-    ThrowType(env, "migration needs the migrationTransition, migrationRead and "
-                   "migrationWrite handlers");
+    ThrowType(env,
+              "migration needs the migrationTransition, migrationRead and "
+              "migrationWrite handlers");
     return env.Undefined();
   }
   vfu_migration_callbacks_t callbacks = {};
@@ -88,8 +90,7 @@ ssize_t DeviceContext::MigrationData(Handler h, void* buf, uint64_t count) {
   // A view of the library's own buffer: read_data fills it in place, and
   // write_data's bytes are not copied. It is detached after the call so that
   // JS keeps no pointer into memory the library reuses.
-  napi_status status = napi_create_external_buffer(env_, count, buf, nullptr,
-                                                   nullptr, &view);
+  napi_status status = napi_create_external_buffer(env_, count, buf, nullptr, nullptr, &view);
   if (status == napi_no_external_buffers_allowed) {
     status = reading ? napi_create_buffer(env_, count, &copy, &view)
                      : napi_create_buffer_copy(env_, count, buf, &copy, &view);
@@ -122,11 +123,7 @@ ssize_t DeviceContext::MigrationData(Handler h, void* buf, uint64_t count) {
     result = static_cast<ssize_t>(count);
   }
   if (view != nullptr && copy == nullptr) {
-    napi_value array_buffer;
-    if (napi_get_typedarray_info(env_, view, nullptr, nullptr, nullptr,
-                                 &array_buffer, nullptr) == napi_ok) {
-      napi_detach_arraybuffer(env_, array_buffer);
-    }
+    DetachView(env_, view);
   }
   napi_close_handle_scope(env_, scope);
   if (err != 0) {
@@ -160,8 +157,8 @@ Napi::Value DeviceContext::MarkDirty(const Napi::CallbackInfo& info) {
     }
     dma_sg_t* sg = reinterpret_cast<dma_sg_t*>(storage);
     errno = 0;
-    int ret = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)), length, sg,
-                              entries, PROT_WRITE);
+    int ret = vfu_addr_to_sgl(ctx_, reinterpret_cast<vfu_dma_addr_t>(static_cast<uintptr_t>(iova)),
+                              length, sg, entries, PROT_WRITE);
     if (ret >= 0) {
       vfu_sgl_mark_dirty(ctx_, sg, static_cast<size_t>(ret));
       return env.Undefined();
@@ -179,9 +176,9 @@ Napi::Value DeviceContext::MsixTable(const Napi::CallbackInfo& info) {
   if (!CheckOpen(env, "msixTable")) {
     return env.Undefined();
   }
-#ifdef VFIO_USER_VENDORED
+#ifdef VFIO_USER_EXT
   size_t length = 0;
-  uint8_t* table = vfu_addon_msix_table(ctx_, &length);
+  const uint8_t* table = vfu_ext_msix_table(ctx_, &length);
   return Napi::Buffer<uint8_t>::Copy(env, table, length);
 #else
   ThrowErrno(env, ENOTSUP, "msixTable");
@@ -200,31 +197,13 @@ Napi::Value DeviceContext::RestoreMsix(const Napi::CallbackInfo& info) {
     ThrowType(env, "table and pending must be Uint8Arrays");
     return env.Undefined();
   }
-#ifdef VFIO_USER_VENDORED
-  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+#ifdef VFIO_USER_EXT
+  Napi::Uint8Array table = info[0].As<Napi::Uint8Array>();
   Napi::Uint8Array pending = info[1].As<Napi::Uint8Array>();
-  size_t length = 0;
-  uint8_t* table = vfu_addon_msix_table(ctx_, &length);
-  if (bytes.ElementLength() != length) {
-    ThrowErrno(env, EINVAL, "restoreMsix (table size)");
-    return env.Undefined();
-  }
-  bool masked, is_pending;
-  if (pending.ElementLength() != 0 &&
-      vfu_addon_msix_state(ctx_, static_cast<uint32_t>(pending.ElementLength() - 1),
-                           &masked, &is_pending) < 0) {
-    ThrowErrno(env, EINVAL, "restoreMsix (vector count)");
-    return env.Undefined();
-  }
-  for (uint32_t v = 0; v < pending.ElementLength(); v++) {
-    vfu_addon_set_msix_pending(ctx_, v, pending[v] != 0);
-  }
-  if (length != 0) {
-    std::memcpy(table, bytes.Data(), length);
-  }
-  Enter();
-  vfu_addon_release_msix(ctx_);
-  Leave(true);
+  CallLibrary(env, "restoreMsix (table size or vector count)", [&] {
+    return FailWithErrno(vfu_ext_msix_restore(ctx_, table.Data(), table.ElementLength(),
+                                              pending.Data(), pending.ElementLength()));
+  });
 #else
   ThrowErrno(env, ENOTSUP, "restoreMsix");
 #endif

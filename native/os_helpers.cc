@@ -181,8 +181,8 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
     mappings[address] = mapping;
   }
   napi_value buffer;
-  napi_status status = napi_create_external_arraybuffer(env, address, length,
-                                                        FinalizeMapping, mapping, &buffer);
+  napi_status status =
+      napi_create_external_arraybuffer(env, address, length, FinalizeMapping, mapping, &buffer);
   if (status != napi_ok) {
     ForgetMapping(mapping);
     munmap(address, length);

@@ -22,11 +22,12 @@ void HandleCount::WhenZero(ZeroCallback cb, void* arg) {
   on_zero_arg_ = arg;
 }
 
-PollDriver::PollDriver(uv_loop_t* loop, HandleCount* count, Callback callback,
-                       void* owner)
+PollDriver::PollDriver(uv_loop_t* loop, HandleCount* count, Callback callback, void* owner)
     : loop_(loop), count_(count), callback_(callback), owner_(owner) {}
 
-PollDriver::~PollDriver() { Close(); }
+PollDriver::~PollDriver() {
+  Close();
+}
 
 int PollDriver::Watch(int fd, int events, bool renew) {
   if (handle_ != nullptr && (fd != fd_ || renew)) {

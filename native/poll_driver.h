@@ -57,7 +57,7 @@ class PollDriver {
  private:
   struct Handle {
     uv_poll_t poll;
-    PollDriver* driver;       // nullptr once abandoned
+    PollDriver* driver;  // nullptr once abandoned
     HandleCount* count;
   };
   static void OnEvent(uv_poll_t* poll, int status, int events);

@@ -48,10 +48,10 @@ afterEach(() => {
 describe('serving', () => {
   test('a client attaches and its accesses reach regionAccess', async () => {
     const { ctx, handlers, socket } = device();
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     const c = await client(socket);
-    await until(() => ctx.attached);
-    expect(handlers.named('attach')).toHaveLength(1);
+    await until(() => ctx.connected);
+    expect(handlers.named('connect')).toHaveLength(1);
 
     const info = await c.request(CMD.DEVICE_GET_INFO, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
     expect(info.errno).toBe(0);
@@ -180,7 +180,7 @@ describe('serving', () => {
     ctx.setLogLevel(3); // LOG_ERR: no attach/detach notices
     const c = await client(socket);
     c.close();
-    await until(() => !ctx.attached);
+    await until(() => !ctx.connected);
     expect(handlers.named('log')).toEqual([]);
     expect(() => ctx.setLogLevel(8)).toThrow(expect.objectContaining({ name: 'TypeError' }));
   });
@@ -264,7 +264,8 @@ describe('errors', () => {
     const { ctx } = device();
     expect(() => ctx.setupRegion(9, 0x1000, REGION.RW)).toThrow(TypeError);
     expect(() => ctx.setIds(0x10000, 0, 0, 0)).toThrow(TypeError);
-    expect(() => ctx.irqTrigger(-1)).toThrow(TypeError);
+    expect(() => ctx.irqTrigger(-1, IRQ.INTX)).toThrow(TypeError);
+    expect(() => ctx.irqTrigger(0, 'msi' as unknown as number)).toThrow(TypeError);
     expect(() => ctx.dmaTransfer(0x1000, [1, 2] as unknown as Uint8Array, false, () => undefined)).toThrow(TypeError);
     expect(() => ctx.dmaTransfer(0x1000, new Uint16Array(2) as unknown as Uint8Array, false, () => undefined)).toThrow(TypeError);
     expect(() => ctx.dmaTransfer(0x1000, new Uint8Array(2), false, 'done' as unknown as () => void)).toThrow(TypeError);
@@ -275,10 +276,10 @@ describe('errors', () => {
     const { ctx } = device();
     expect(() => ctx.setupRegion(1, 3, REGION.RW)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'vfu_setup_region' }));
     expect(() => ctx.pciInit(3)).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'vfu_pci_init' }));
-    expect(() => ctx.irqTrigger(0)).toThrow(expect.objectContaining({ syscall: 'vfu_irq_trigger' }));
+    expect(() => ctx.irqTrigger(0, IRQ.INTX)).toThrow(expect.objectContaining({ syscall: 'vfu_irq_trigger' }));
     // No client, nothing mapped: refused at once, and the callback is never called.
     const done = jest.fn();
-    expect(() => ctx.dmaTransfer(0x1000, new Uint8Array(4), false, done)).toThrow(expect.objectContaining({ syscall: 'vfu_addon_dma_transfer_start' }));
+    expect(() => ctx.dmaTransfer(0x1000, new Uint8Array(4), false, done)).toThrow(expect.objectContaining({ syscall: 'vfu_ext_dma_transfer' }));
     expect(done).not.toHaveBeenCalled();
   });
 
@@ -291,7 +292,7 @@ describe('errors', () => {
     await bad.closed;
     await until(() => handlers.errors.length === 1);
     expect(handlers.errors[0]).toMatchObject({ code: 'EINVAL', syscall: 'vfu_attach_ctx' });
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     const good = await client(socket);
     expect((await good.read(0, 0, 1))[0]).toBe(0xab);
   });
@@ -305,19 +306,26 @@ describe('errors', () => {
     const bytes = message(id, CMD.VERSION, versionPayload());
     c.sendRaw(bytes.subarray(0, 5));
     await tick(20);
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     c.sendRaw(bytes.subarray(5));
     expect((await reply).errno).toBe(0);
-    expect(ctx.attached).toBe(true);
+    expect(ctx.connected).toBe(true);
   });
 });
 
 describe('interrupts', () => {
+  // irqVectorState()'s bits.
+  const MASKED = 1;
+  const PENDING = 2;
+
   test('SET_IRQS with an eventfd, irqTrigger signals it; masks reach irqState', async () => {
     const { ctx, handlers, socket } = device({ setup: (ctx) => ctx.setupIrqs(IRQ.INTX, 1) });
     const c = await client(socket);
-    expect(() => ctx.irqTrigger(0)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
-    expect(() => ctx.irqTrigger(5)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => ctx.irqTrigger(0, IRQ.INTX)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => ctx.irqTrigger(5, IRQ.INTX)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // Without MSI or MSI-X capabilities, INTx is the function's only mode.
+    expect(ctx.interruptMode()).toBe(IRQ.INTX);
+    expect(ctx.irqTrigger(0, IRQ.MSI)).toBe(false);
 
     const efd = os.eventfd(0, true);
     try {
@@ -328,12 +336,13 @@ describe('interrupts', () => {
       );
       expect(reply.errno).toBe(0);
       expect(os.eventfdRead(efd)).toBeNull();
-      ctx.irqTrigger(0);
+      expect(ctx.irqTrigger(0, IRQ.INTX)).toBe(true);
       expect(os.eventfdRead(efd)).toBe(1n);
 
       const mask = await c.request(CMD.DEVICE_SET_IRQS, setIrqsPayload(IRQ_SET.DATA_NONE | IRQ_SET.ACTION_MASK, IRQ.INTX, 0, 1));
       expect(mask.errno).toBe(0);
       expect(handlers.named('irqState')).toEqual([['irqState', IRQ.INTX, 0, 1, true]]);
+      expect(ctx.irqVectorState(IRQ.INTX, 0)).toBe(MASKED);
     } finally {
       os.close(efd);
     }
@@ -364,18 +373,28 @@ describe('interrupts', () => {
       );
       expect(irqs.errno).toBe(0);
       // MSI-X Enable, through config space.
+      // Until MSI-X is enabled, the library signals INTx: an MSI-X trigger does nothing.
+      expect(ctx.interruptMode()).toBe(IRQ.INTX);
+      expect(ctx.irqTrigger(1, IRQ.MSIX)).toBe(false);
+      expect(os.eventfdRead(efds[1])).toBeNull();
+      // MSI-X Enable, through config space.
       expect(await c.write(7, msixOffset + 3, Buffer.from([0x80]))).toBe(0);
-      expect(ctx.msixVectorMasked(2)).toBe(false);
+      expect(ctx.interruptMode()).toBe(IRQ.MSIX);
+      expect(ctx.irqVectorState(IRQ.MSIX, 2)).toBe(0);
       // Mask vector 2 in the table (Vector Control of entry 2).
       expect(await c.write(1, 2 * 16 + 12, Buffer.from([1, 0, 0, 0]))).toBe(0);
-      expect(ctx.msixVectorMasked(2)).toBe(true);
-      ctx.irqTrigger(2);
+      expect(ctx.irqVectorState(IRQ.MSIX, 2)).toBe(MASKED);
+      expect(ctx.irqTrigger(2, IRQ.MSIX)).toBe(true);
       expect(os.eventfdRead(efds[2])).toBeNull();
-      expect(ctx.msixPending(2)).toBe(true);
+      expect(ctx.irqVectorState(IRQ.MSIX, 2)).toBe(MASKED | PENDING);
       expect(await c.write(1, 2 * 16 + 12, Buffer.from([0, 0, 0, 0]))).toBe(0);
-      expect(ctx.msixPending(2)).toBe(false);
+      expect(ctx.irqVectorState(IRQ.MSIX, 2)).toBe(0);
       expect(os.eventfdRead(efds[2])).toBe(1n);
-      expect(() => ctx.msixPending(4)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      // The function mask masks every vector.
+      expect(await c.write(7, msixOffset + 3, Buffer.from([0xc0]))).toBe(0);
+      expect(ctx.irqVectorState(IRQ.MSIX, 0)).toBe(MASKED);
+      expect(() => ctx.irqVectorState(IRQ.MSIX, 4)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      expect(() => ctx.irqVectorState(7, 0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     } finally {
       efds.forEach((fd) => os.close(fd));
     }
@@ -446,10 +465,10 @@ describe('connections', () => {
       expect((await c.request(CMD.DEVICE_RESET, Buffer.alloc(0))).errno).toBe(0);
       expect((await c.read(0, 4, 4)).length).toBe(4);
       c.close();
-      await until(() => !ctx.attached);
+      await until(() => !ctx.connected);
     }
-    expect(handlers.named('attach')).toHaveLength(3);
-    expect(handlers.named('detach')).toHaveLength(3);
+    expect(handlers.named('connect')).toHaveLength(3);
+    expect(handlers.named('disconnect')).toHaveLength(3);
     expect(handlers.named('reset')).toEqual([
       ['reset', 0],
       ['reset', 1],
@@ -486,7 +505,7 @@ describe('connections', () => {
       w.start(true, false);
       return w;
     }
-    handlers.onDetach = () => {
+    handlers.onDisconnect = () => {
       while (opened.length < 256 && !opened.includes(serverFd[0])) {
         opened.push(os.eventfd(0, true));
       }
@@ -494,7 +513,7 @@ describe('connections', () => {
     };
     try {
       c.close();
-      await until(() => !ctx.attached);
+      await until(() => !ctx.connected);
       expect(opened).toContain(serverFd[0]);
       expect(watcher).toBeDefined();
       expect(handlers.errors).toEqual([]);
@@ -519,11 +538,11 @@ describe('connections', () => {
     const memory = handlers.named('dmaRegister')[0][4] as ArrayBuffer;
     ctx.close();
     expect(fs.existsSync(socket)).toBe(false);
-    expect(ctx.attached).toBe(false);
+    expect(ctx.connected).toBe(false);
     expect(config.byteLength).toBe(0);
     expect(memory.byteLength).toBe(0);
     expect(handlers.named('reset')).toEqual([['reset', 1]]);
-    expect(handlers.named('detach')).toHaveLength(1);
+    expect(handlers.named('disconnect')).toHaveLength(1);
     expect(handlers.named('dmaUnregister')).toHaveLength(1);
     await c.closed;
     ctx.close(); // idempotent
@@ -555,9 +574,9 @@ describe('connections', () => {
     expect([...ra]).toEqual([0xaa, 0xaa, 0xaa, 0xaa]);
     expect([...rb]).toEqual([0xbb, 0xbb, 0xbb, 0xbb]);
     ca.close();
-    await until(() => !a.ctx.attached);
+    await until(() => !a.ctx.connected);
     expect((await cb.read(0, 0, 1))[0]).toBe(0xbb);
-    expect(b.ctx.attached).toBe(true);
+    expect(b.ctx.connected).toBe(true);
   });
 
   test('log() gets the library messages', async () => {

@@ -37,8 +37,8 @@ export class Recorder implements DeviceHandlers {
   calls: Call[] = [];
   errors: Error[] = [];
   /** Extra behaviour of the attach and detach handlers. */
-  onAttach?: () => void;
-  onDetach?: () => void;
+  onConnect?: () => void;
+  onDisconnect?: () => void;
   /** Region access behaviour; by default reads return 0xab bytes. */
   access: Access = (_region, _offset, data, isWrite) => {
     if (!isWrite) {
@@ -62,13 +62,13 @@ export class Recorder implements DeviceHandlers {
   dmaUnregister(iova: number, length: number): void {
     this.calls.push(['dmaUnregister', iova, length]);
   }
-  attach(): void {
-    this.calls.push(['attach']);
-    this.onAttach?.();
+  connect(): void {
+    this.calls.push(['connect']);
+    this.onConnect?.();
   }
-  detach(): void {
-    this.calls.push(['detach']);
-    this.onDetach?.();
+  disconnect(): void {
+    this.calls.push(['disconnect']);
+    this.onDisconnect?.();
   }
   log(level: number, message: string): void {
     this.calls.push(['log', level, message]);

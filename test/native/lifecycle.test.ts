@@ -174,14 +174,14 @@ describe('process exit', () => {
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  test("close() in process.on('exit') while a client is attached", () => {
+  test("close() in process.on('exit') while a client is connected", () => {
     const socket = tempSocket();
     const result = runChild(
       `
       const socket = process.argv[1];
       const ctx = makeDevice(socket, {
         reset(type) { console.log('reset', type); },
-        attach() {
+        connect() {
           process.on('exit', () => { ctx.close(); console.log('socket left:', require('fs').existsSync(socket)); });
           setImmediate(() => process.exit(0));
         },

@@ -13,6 +13,7 @@
             'src/dirty.c',
             'src/dma.c',
             'src/dma_transfer.c',
+            'src/ext.c',
             'src/ioeventfd.c',
             'src/irq.c',
             'src/json.c',
@@ -31,7 +32,7 @@
           ],
           'include_dirs': ['include', 'src'],
           'defines': ['_GNU_SOURCE'],
-          'cflags': ['-fPIC', '-fvisibility=hidden', '-Wall'],
+          'cflags': ['-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wno-unused-parameter'],
           'cflags_c': ['-std=gnu11'],
           'direct_dependent_settings': {
             'include_dirs': ['include'],

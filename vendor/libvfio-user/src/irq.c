@@ -300,8 +300,8 @@ vfu_setup_irq_state_callback(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
  * it left. Only a device without MSI and MSI-X capabilities, whose client
  * merely installs eventfds, follows the type installed last.
  */
-static int
-signalling_type(vfu_ctx_t *ctx)
+int
+irq_mode(vfu_ctx_t *ctx)
 {
     const uint8_t *cfg = ctx->pci.cfg;
     size_t msix = find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
@@ -330,7 +330,7 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
         errno = EINVAL;
         return -1;
     }
-    type = signalling_type(vfu_ctx);
+    type = irq_mode(vfu_ctx);
     if (subindex >= vfu_ctx->irqs.count[type] ||
         subindex >= vfu_ctx->irqs.nr_vectors[type]) {
         /*
@@ -354,6 +354,24 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
         errno = -ret;
         return -1;
     }
+    return 0;
+}
+
+int
+irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
+                 bool *pending)
+{
+    struct cfg_masks m;
+
+    if (!is_irq_type(type) || v >= ctx->irqs.count[type] ||
+        v >= ctx->irqs.nr_vectors[type]) {
+        return -EINVAL;
+    }
+    read_cfg_masks(ctx, type, &m);
+    /* The vector's own bits only: a disabled MSI-X is not a mask of it. */
+    m.msix.enabled = true;
+    *masked = vector_masked(ctx, &m, type, v);
+    *pending = ctx->irqs.pending[type][v] != 0;
     return 0;
 }
 

@@ -471,6 +471,14 @@ void irq_msix_control_changed(vfu_ctx_t *ctx);
 void irq_msi_control_changed(vfu_ctx_t *ctx);
 /* Command bit 10 cleared: a held-back INTx goes out. */
 void irq_intx_control_changed(vfu_ctx_t *ctx);
+/* The type vfu_irq_trigger signals now (config space decides). */
+int irq_mode(vfu_ctx_t *ctx);
+/*
+ * A vector's mask (SET_IRQS, or the function's own bits for it) and pending
+ * state, for libvfio-user-ext.h: 0 or -EINVAL.
+ */
+int irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
+                     bool *pending);
 int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg);
 

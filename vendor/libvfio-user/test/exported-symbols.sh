@@ -1,6 +1,8 @@
 #!/bin/sh
 # The shared library exports exactly upstream's 34 functions, each declared
-# in the public header at the start of a line, and carries soname .so.0.
+# in the public header at the start of a line, plus our own vfu_ext_*
+# extensions, each declared in libvfio-user-ext.h beside it, and carries
+# soname .so.0.
 # usage: exported-symbols.sh LIBRARY HEADER
 set -u
 lib=$1
@@ -22,7 +24,14 @@ check() {
 
 want=$(printf '%s\n' $expected | sort)
 # Ours are the defined symbols that are not the C runtime's own (_init etc.).
-have=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^_' | sort)
+defined=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^_' | sort)
+have=$(printf '%s\n' $defined | grep -v '^vfu_ext_')
+ours=$(printf '%s\n' $defined | grep '^vfu_ext_')
+ext_header="$(dirname "$header")/libvfio-user-ext.h"
+[ -n "$ours" ] && check ok || check fail "no vfu_ext_ extension is exported"
+for name in $ours; do
+    grep -q "[ *]$name(" "$ext_header" && check ok || check fail "$name is not declared in $ext_header"
+done
 [ "$(printf '%s\n' $want | wc -l)" -eq 34 ] && check ok || check fail "expected list is not 34 names"
 if [ "$have" = "$want" ]; then check ok; else
     check fail "exported symbols differ:"; diff -u /dev/fd/3 /dev/fd/4 3<<E1 4<<E2
