@@ -8,6 +8,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+// node-gyp-build ships no types; resolve() is the part used.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild = require('node-gyp-build') as { resolve(root: string): string };
+
 /**
  * Handlers a {@link DeviceContext} calls. Every call is synchronous, made
  * while the library serves a request, through `napi_make_callback` with one
@@ -236,9 +240,19 @@ export interface NativeAddon {
 }
 
 /**
- * Where the addon is looked for: `$VFIO_USER_ADDON` if set, then
- * `build/Release` and `build/Debug` of the package, whether this file runs
- * from `lib/` (ts-jest) or from `dist/` or `dist/lib/` (compiled).
+ * The package's root (where binding.gyp is), whether this file runs from
+ * `lib/` (ts-jest) or from `dist/` or `dist/lib/` (compiled).
+ */
+function packageRoot(): string {
+  const roots = [path.join(__dirname, '..'), path.join(__dirname, '..', '..')];
+  return roots.find((root) => fs.existsSync(path.join(root, 'binding.gyp'))) ?? roots[0];
+}
+
+/**
+ * Where the addon is looked for: `$VFIO_USER_ADDON` if set, then what
+ * node-gyp-build finds in the package: a local build (`build/Release`,
+ * `build/Debug`) before the prebuilt binary for this platform
+ * (`prebuilds/linux-x64/`).
  */
 export function addonCandidates(): string[] {
   const candidates: string[] = [];
@@ -246,21 +260,20 @@ export function addonCandidates(): string[] {
   if (override !== undefined && override !== '') {
     candidates.push(path.resolve(override));
   }
-  for (const root of [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]) {
-    for (const config of ['Release', 'Debug']) {
-      candidates.push(path.join(root, 'build', config, 'vfio_user.node'));
-    }
+  try {
+    candidates.push(nodeGypBuild.resolve(packageRoot()));
+  } catch {
+    // Neither built nor prebuilt: loadAddon() says what to do.
   }
   return candidates;
 }
 
 function loadAddon(): NativeAddon {
-  const candidates = addonCandidates();
-  const found = candidates.find((file) => fs.existsSync(file));
+  const found = addonCandidates().find((file) => fs.existsSync(file));
   if (found === undefined) {
     throw new Error(
-      `vfio-user: the native addon is not built (looked for ${candidates.join(', ')}); ` +
-        'run "npm install" or "npx node-gyp rebuild"',
+      `vfio-user: no native addon for ${process.platform}-${process.arch} in ${packageRoot()} ` +
+        '(no prebuilt binary, no build/): run "npx node-gyp rebuild" there',
     );
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
