@@ -34,6 +34,9 @@ const USAGE = `usage: vfio-user serve FILE --socket PATH [--log-level N] [-- DEV
                   array of strings: (args: string[]) => PciDevice
 `;
 
+/** How often the server checks that the process that started it is still there. */
+const PARENT_CHECK_MS = 500;
+
 /** This package's version, from its package.json. */
 function packageVersion(): string {
   const roots = [path.join(__dirname, '..'), path.join(__dirname, '..', '..')];
@@ -47,6 +50,8 @@ interface ServeArgs {
   readonly logLevel?: number;
   /** What follows `--`, for the device's factory. */
   readonly deviceArgs: readonly string[];
+  /** The process that started this one, noted before the (maybe slow) loading. */
+  readonly parent: number;
 }
 
 function parseArgs(argv: readonly string[]): ServeArgs | 'help' | 'version' {
@@ -95,7 +100,7 @@ function parseArgs(argv: readonly string[]): ServeArgs | 'help' | 'version' {
   if (file === undefined || socket === undefined) {
     throw new CliError(`serve needs FILE and --socket PATH\n${USAGE}`, 2);
   }
-  return { file, socket, logLevel, deviceArgs };
+  return { file, socket, logLevel, deviceArgs, parent: process.ppid };
 }
 
 function isDevice(value: unknown): value is PciDevice {
@@ -187,13 +192,24 @@ async function serve(args: ServeArgs): Promise<void> {
   server.on('migration', (state, previous) => log(`migration: ${previous} -> ${state}`));
   server.on('error', (err) => log(`error: ${err.message}`));
   server.on('log', (level, message) => log(`[${level}] ${message}`));
-  const stop = (signal: NodeJS.Signals): void => {
-    log(`${signal}: closing`);
+  const stop = (reason: string): void => {
+    log(`${reason}: closing`);
     server.close();
     process.exit(0);
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // npx (npm exec) ends on SIGTERM without passing it on, and so does the
+  // shell it runs us in: under npx, a parent that goes away is taken as a
+  // SIGTERM, so that no server is left orphaned on its socket. (Started
+  // otherwise, the server may outlive its parent on purpose: `serve ... &`.)
+  if (process.env.npm_command === 'exec') {
+    setInterval(() => {
+      if (process.ppid !== args.parent) {
+        stop('the parent process exited');
+      }
+    }, PARENT_CHECK_MS).unref();
+  }
   log(`serving ${device.constructor.name} on ${args.socket}`);
 }
 

@@ -42,6 +42,15 @@ function findTsc(entry: string): { tsc: string; version: string } {
   return { tsc: path.join(path.dirname(manifestPath), manifest.bin.tsc), version: manifest.version };
 }
 
+function resolvableFrom(entry: string, request: string): boolean {
+  try {
+    require.resolve(request, { paths: [path.dirname(entry), process.cwd()] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The compiled file of a source: its absolute path mirrored under `outDir`. */
 function outputOf(outDir: string, source: string): string {
   return path.join(outDir, source.replace(/\.([cm]?)ts$/, '.$1js'));
@@ -57,6 +66,11 @@ export function enableTypeScript(entry: string): void {
   process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
   // rootDir "/" keeps every file's absolute path under outDir, wherever it is.
   const flags = ['--pretty', 'false', '--module', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--sourceMap', 'false'];
+  // TypeScript 6 and later no longer include every @types package by default;
+  // a device uses node: modules, so Node's types are named when installed.
+  if (resolvableFrom(entry, '@types/node/package.json')) {
+    flags.push('--types', 'node');
+  }
   const result = spawnSync(process.execPath, [tsc, ...flags, '--outDir', outDir, '--rootDir', '/', entry], {
     encoding: 'utf8',
   });
