@@ -15,11 +15,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { CliError } from './cli/cli-error';
+import { formatReport, inspectDevice } from './cli/inspect';
 import { enableTypeScript } from './cli/typescript';
 import { PCI_DEVICE_BRAND, type PciDevice } from './device';
 import { VfioUserServer } from './server';
 
 const USAGE = `usage: vfio-user serve FILE --socket PATH [--log-level N] [-- DEVICE ARGS...]
+       vfio-user inspect SOCKET [--json]
        vfio-user help | --help | -h
        vfio-user --version
 
@@ -32,6 +34,9 @@ const USAGE = `usage: vfio-user serve FILE --socket PATH [--log-level N] [-- DEV
   --log-level N   print the library's messages up to syslog level N (0-7)
   -- ARGS...      given to the factory function as its one argument, an
                   array of strings: (args: string[]) => PciDevice
+
+  inspect         connects to the device on SOCKET as a client and prints
+                  what lspci -vv would (--json: as JSON)
 `;
 
 /** How often the server checks that the process that started it is still there. */
@@ -54,7 +59,21 @@ interface ServeArgs {
   readonly parent: number;
 }
 
-function parseArgs(argv: readonly string[]): ServeArgs | 'help' | 'version' {
+interface InspectArgs {
+  readonly inspect: string;
+  readonly json: boolean;
+}
+
+function parseInspect(rest: readonly string[]): InspectArgs {
+  const json = rest.includes('--json');
+  const others = rest.filter((arg) => arg !== '--json');
+  if (others.length !== 1 || others[0].startsWith('-')) {
+    throw new CliError(`inspect needs one SOCKET${others.length > 1 ? `, not ${others.join(' ')}` : ''}\n${USAGE}`, 2);
+  }
+  return { inspect: others[0], json };
+}
+
+function parseArgs(argv: readonly string[]): ServeArgs | InspectArgs | 'help' | 'version' {
   const separator = argv.indexOf('--');
   const own = separator < 0 ? argv : argv.slice(0, separator);
   const deviceArgs = separator < 0 ? [] : argv.slice(separator + 1);
@@ -65,6 +84,9 @@ function parseArgs(argv: readonly string[]): ServeArgs | 'help' | 'version' {
     return 'version';
   }
   const [command, ...rest] = own;
+  if (command === 'inspect') {
+    return parseInspect(rest);
+  }
   if (command !== 'serve') {
     throw new CliError(`unknown command ${JSON.stringify(command)}\n${USAGE}`, 2);
   }
@@ -223,6 +245,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     }
     if (args === 'version') {
       process.stdout.write(`${packageVersion()}\n`);
+      return 0;
+    }
+    if ('inspect' in args) {
+      const report = await inspectDevice(args.inspect).catch((err: Error & { code?: string }) => {
+        throw new CliError(`cannot inspect ${args.inspect}: ${err.code === 'ENOENT' ? 'no such socket' : err.message}`, 1);
+      });
+      process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       return 0;
     }
     await serve(args);

@@ -65,7 +65,7 @@ export function enableTypeScript(entry: string): void {
   const outDir = mkdtempSync(path.join(tmpdir(), 'vfio-user-tsc-'));
   process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
   // rootDir "/" keeps every file's absolute path under outDir, wherever it is.
-  const flags = ['--pretty', 'false', '--module', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--sourceMap', 'false'];
+  const flags = ['--pretty', 'false', '--strict', '--module', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--sourceMap', 'false'];
   // TypeScript 6 and later no longer include every @types package by default;
   // a device uses node: modules, so Node's types are named when installed.
   if (resolvableFrom(entry, '@types/node/package.json')) {

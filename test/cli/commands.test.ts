@@ -176,4 +176,48 @@ describe('vfio-user', () => {
     expect(own.output()).toContain('still serving: true');
     expect(existsSync(socket)).toBe(false);
   });
+
+  test('inspect prints what lspci -vv would, or JSON; a missing socket is one line', async () => {
+    writeFileSync(
+      join(ts5, 'inspected.js'),
+      `const { PciDevice } = require('vfio-user');
+       module.exports = () => new PciDevice({
+         vendorId: 0x1af4, deviceId: 0x1042, revision: 2, classCode: 0x018000, intx: true,
+         bars: [{ index: 0, size: 256, memory: false }, { index: 2, size: 65536, bits64: true, prefetchable: true }],
+         msix: { vectors: 8, bar: 4 },
+       });\n`,
+    );
+    const socket = socketPath('cli-inspect');
+    const server = cli(['serve', 'inspected.js', '--socket', socket], ts5);
+    await waitFor(server, () => server.output().includes('serving'));
+
+    const text = await finished(['inspect', socket]);
+    expect(text.code).toBe(0);
+    expect(text.output).toContain('Device 1af4:1042 (rev 02), class 018000');
+    expect(text.output).toContain('Interrupt: pin A');
+    expect(text.output).toContain('Region 0: I/O ports [size=256] rw, not mappable');
+    expect(text.output).toContain('Region 2: Memory (64-bit, prefetchable) [size=64K] rw, not mappable');
+    expect(text.output).toMatch(/Region 4: Memory \(32-bit, non-prefetchable\) \[size=4K\]/);
+    expect(text.output).toMatch(/Capabilities: \[[0-9a-f]{2}\] MSI-X: enabled=- masked=- vectors=8 table=BAR4\+0x0 pba=BAR4\+0x/);
+    expect(text.output).toContain('Interrupts: INTx 1, MSI 0, MSI-X 8');
+    expect(text.output).toContain('Migration: not supported');
+
+    const json = await finished(['inspect', socket, '--json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.output);
+    expect(report).toMatchObject({ vendorId: 0x1af4, deviceId: 0x1042, classCode: 0x018000, interrupts: { INTx: 1, 'MSI-X': 8 } });
+    expect(report.bars.map((bar: { index: number; kind: string; size: number }) => [bar.index, bar.kind, bar.size])).toEqual([
+      [0, 'io', 256],
+      [2, 'memory', 65536],
+      [4, 'memory', 4096],
+    ]);
+
+    // The device served on: inspecting is an ordinary client's visit.
+    expect(server.child.exitCode).toBe(null);
+    expect(await finished(['inspect', join(ts5, 'absent.sock')])).toEqual({
+      code: 1,
+      output: `vfio-user: cannot inspect ${join(ts5, 'absent.sock')}: no such socket\n`,
+    });
+    expect((await finished(['inspect'])).code).toBe(2);
+  });
 });
