@@ -8,9 +8,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-// node-gyp-build ships no types; resolve() is the part used.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const nodeGypBuild = require('node-gyp-build') as { resolve(root: string): string };
 
 /**
  * Handlers a {@link DeviceContext} calls. Every call is synchronous, made
@@ -261,6 +258,10 @@ export function addonCandidates(): string[] {
     candidates.push(path.resolve(override));
   }
   try {
+    // Required here, not at the top: with $VFIO_USER_ADDON this file may run
+    // from a copy outside the package. It ships no types; resolve() is used.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as { resolve(root: string): string };
     candidates.push(nodeGypBuild.resolve(packageRoot()));
   } catch {
     // Neither built nor prebuilt: loadAddon() says what to do.
