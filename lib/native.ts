@@ -1,7 +1,7 @@
 /**
- * The compiled addon (`build/Release/vfio_user.node`, or `build/Debug/`) and
- * the types of everything it exports. Internal to the package: the device
- * API, the server and the client are built on it.
+ * The compiled addon (a local build in `build/`, else the prebuilt binary in
+ * `prebuilds/`) and the types of everything it exports. Internal to the
+ * package: the device API, the server and the client are built on it.
  *
  * @packageDocumentation
  */
