@@ -4,14 +4,13 @@
  * with TypeScript 7, one-line errors for each way a device file can fail,
  * and no server left behind when npx or the program is sent SIGTERM.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Region } from 'vfio-user';
 
 import { connect, socketPath } from '../helpers';
-import { alive, buildDist, CLI, makeProject, ROOT, start, waitFor, type Run } from './project';
+import { alive, buildDist, CLI, makeProject, pidsWith, ROOT, start, waitFor, type Run } from './project';
 
 jest.setTimeout(120_000);
 
@@ -136,7 +135,9 @@ describe('vfio-user', () => {
     const npx = start('npx', ['--offline', 'vfio-user', 'serve', 'plain.js', '--socket', socket], ts5);
     runs.push(npx);
     await waitFor(npx, () => npx.output().includes('serving'));
-    const server = Number(execFileSync('pgrep', ['-f', `${CLI.replace(/.*\//, '')} serve plain.js --socket ${socket}|vfio-user serve plain.js --socket ${socket}`], { encoding: 'utf8' }).trim().split('\n').pop());
+    // The node server, below npx and its shell.
+    const [server] = pidsWith(`.bin/vfio-user serve plain.js --socket ${socket}`);
+    expect(server).toBeGreaterThan(0);
     expect(alive(server)).toBe(true);
     npx.child.kill('SIGTERM');
     await npx.exited;

@@ -5,7 +5,7 @@
  * installed from the registry at test time (7.x), and @types/node.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -67,6 +67,27 @@ export async function waitFor(run: Run, predicate: () => boolean, timeoutMs = 30
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Pids of the processes whose command line has `needle`, read from /proc
+ * (pgrep hangs under the sanitizer run's preloaded libasan).
+ */
+export function pidsWith(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) {
+      continue;
+    }
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').includes(needle)) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // The process ended while being looked at.
+    }
+  }
+  return pids;
 }
 
 /** True while a process with this pid exists. */
