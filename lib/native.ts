@@ -1,12 +1,13 @@
 /**
- * The compiled addon (`build/Release/vfio_user.node`, or `build/Debug/`) and
- * the types of everything it exports. Internal to the package: the device
- * API, the server and the client are built on it.
+ * The compiled addon (a local build in `build/`, else the prebuilt binary in
+ * `prebuilds/`) and the types of everything it exports. Internal to the
+ * package: the device API, the server and the client are built on it.
  *
  * @packageDocumentation
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 
 /**
  * Handlers a {@link DeviceContext} calls. Every call is synchronous, made
@@ -246,9 +247,19 @@ export interface NativeAddon {
 }
 
 /**
- * Where the addon is looked for: `$VFIO_USER_ADDON` if set, then
- * `build/Release` and `build/Debug` of the package, whether this file runs
- * from `lib/` (ts-jest) or from `dist/` or `dist/lib/` (compiled).
+ * The package's root (where binding.gyp is), whether this file runs from
+ * `lib/` (ts-jest) or from `dist/` or `dist/lib/` (compiled).
+ */
+function packageRoot(): string {
+  const roots = [path.join(__dirname, '..'), path.join(__dirname, '..', '..')];
+  return roots.find((root) => fs.existsSync(path.join(root, 'binding.gyp'))) ?? roots[0];
+}
+
+/**
+ * Where the addon is looked for: `$VFIO_USER_ADDON` if set, then what
+ * node-gyp-build finds in the package: a local build (`build/Release`,
+ * `build/Debug`) before the prebuilt binary for this platform
+ * (`prebuilds/linux-x64/`).
  */
 export function addonCandidates(): string[] {
   const candidates: string[] = [];
@@ -256,21 +267,24 @@ export function addonCandidates(): string[] {
   if (override !== undefined && override !== '') {
     candidates.push(path.resolve(override));
   }
-  for (const root of [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]) {
-    for (const config of ['Release', 'Debug']) {
-      candidates.push(path.join(root, 'build', config, 'vfio_user.node'));
-    }
+  try {
+    // Required here, not at the top: with $VFIO_USER_ADDON this file may run
+    // from a copy outside the package. It ships no types; resolve() is used.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as { resolve(root: string): string };
+    candidates.push(nodeGypBuild.resolve(packageRoot()));
+  } catch {
+    // Neither built nor prebuilt: loadAddon() says what to do.
   }
   return candidates;
 }
 
 function loadAddon(): NativeAddon {
-  const candidates = addonCandidates();
-  const found = candidates.find((file) => fs.existsSync(file));
+  const found = addonCandidates().find((file) => fs.existsSync(file));
   if (found === undefined) {
     throw new Error(
-      `vfio-user: the native addon is not built (looked for ${candidates.join(', ')}); ` +
-        'run "npm install" or "npx node-gyp rebuild"',
+      `vfio-user: no native addon for ${process.platform}-${process.arch} in ${packageRoot()} ` +
+        '(no prebuilt binary, no build/): run "npx node-gyp rebuild" there',
     );
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -101,6 +101,23 @@ function closeAllOnExit(): void {
   }
 }
 
+/** Signals whose default action ends the process without an 'exit' event. */
+const ENDING_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs first for an ending signal. If the program has no handler of its own
+ * for it, closes the servers and raises the signal again, so the process
+ * still ends by it; a program that handles the signal decides itself.
+ */
+function closeAllOnSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) {
+    return;
+  }
+  closeAllOnExit();
+  process.removeListener(signal, closeAllOnSignal);
+  process.kill(process.pid, signal);
+}
+
 /**
  * Native errors carry code/errno/syscall; make them {@link VfioUserError}s.
  * (They come from the addon's realm, so `instanceof Error` may not hold.)
@@ -265,6 +282,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.on('exit', closeAllOnExit);
+      for (const signal of ENDING_SIGNALS) {
+        process.prependListener(signal, closeAllOnSignal);
+      }
     }
   }
 
