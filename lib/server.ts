@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
+import { guardDetachable } from './detachable-memory';
 
 import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, type CapabilityKind } from './description';
@@ -536,7 +537,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         const started = performance.now();
         if (isWrite) {
           if (data.length > IO_VIEW_BYTES) {
-            markAsUntransferable(data.buffer); // memory of the library's message
+            guardDetachable(data.buffer); // memory of the library's message
           }
           refuseThenable(handler.write(offset, data), this.handlerNames[region].write);
           this.checkSlow(this.handlerNames[region].write, started);
@@ -545,7 +546,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           // which it has already zeroed; clearing a 4-byte view here again
           // would cost a call into the TypedArray fill builtin per access.
           if (data.length > IO_VIEW_BYTES) {
-            markAsUntransferable(data.buffer);
+            guardDetachable(data.buffer);
             data.fill(0);
           }
           checkReadResult(handler.read(offset, data), data, this.handlerNames[region].read);
@@ -585,7 +586,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           mapped: memory !== undefined,
         });
         if (memory !== undefined) {
-          markAsUntransferable(memory); // guest memory: unmapped by the library, never freed by V8
+          guardDetachable(memory); // guest memory: unmapped by the library, never freed by V8
         }
         dmaMapped(device.dma, mapping, memory);
         refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
@@ -648,7 +649,7 @@ function dirtyMarker(ctx: DeviceContext): (iova: number, length: number) => void
   if (memory === undefined) {
     return (iova, length) => ctx.markDirty(iova, length);
   }
-  markAsUntransferable(memory);
+  guardDetachable(memory);
   const granule = new Uint32Array(memory);
   return (iova, length) => {
     if ((granule[0] | granule[1]) !== 0) {
