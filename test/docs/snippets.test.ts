@@ -67,7 +67,7 @@ function typeErrors(snippets: readonly Snippet[]): string[] {
         types: ['node', 'jest'],
         typeRoots: [join(root, 'node_modules', '@types')],
         baseUrl: root,
-        paths: { 'vfio-user': ['lib/index.ts'], 'vfio-user/client': ['lib/client/index.ts'] },
+        paths: { 'vfio-user': ['lib/index.ts'], 'vfio-user/client': ['lib/client/index.ts'], 'vfio-user/guest': ['lib/guest/index.ts'], 'vfio-user/virtio': ['lib/virtio/index.ts'] },
       },
     );
     return ts.getPreEmitDiagnostics(program).map((d) => {
