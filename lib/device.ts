@@ -8,6 +8,7 @@ import { type InterruptKind, type ResetKind } from './constants';
 import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
+import type { DeviceStoppedError } from './errors';
 
 /**
  * What the server serving a device does for it.

@@ -61,7 +61,7 @@ export class VirtqueueRequest {
    * both memory paths.
    *
    * @throws RangeError when the range is not inside the readable part
-   * @throws {@link DmaError} (rejects with) when the client unmapped the memory meanwhile
+   * @throws `DmaError` (rejects with) when the client unmapped the memory meanwhile
    */
   async read(offset = 0, length = this.readableLength - offset): Promise<Buffer> {
     checkWithin('readable', offset, length, this.readableLength);
@@ -76,7 +76,7 @@ export class VirtqueueRequest {
    * memory paths.
    *
    * @throws RangeError when it does not fit in the writable part
-   * @throws {@link DmaError} (rejects with) when the client unmapped the memory meanwhile
+   * @throws `DmaError` (rejects with) when the client unmapped the memory meanwhile
    */
   async write(data: Uint8Array, offset = 0): Promise<void> {
     checkWithin('writable', offset, data.length, this.writableLength);
