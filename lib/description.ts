@@ -51,8 +51,10 @@ export interface BarDescription {
   /** Prefetchable memory (default false). */
   readonly prefetchable?: boolean;
   /**
-   * Answers the client's accesses. Without one, reads return zeros and
-   * writes are dropped (e.g. a BAR holding only the MSI-X table).
+   * Answers the client's accesses. A device may instead give it after
+   * `super()` with `PciDevice.setBarHandler`. Without either, reads
+   * return zeros and writes are dropped (e.g. a BAR holding only the MSI-X
+   * table).
    */
   readonly handler?: RegionHandlerSource;
 }

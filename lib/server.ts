@@ -11,6 +11,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, type CapabilityKind } from './description';
 import {
+  assignedBarHandler,
   bindDevice,
   deliverHeldInterrupts,
   devicePlan,
@@ -190,8 +191,9 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       throw new Error('the device is already being served');
     }
     for (const bar of plan.bars) {
-      if (bar.handler !== undefined) {
-        const handler = resolveHandler(bar.handler, bar.index);
+      const source = bar.handler ?? assignedBarHandler(device, bar.index);
+      if (source !== undefined) {
+        const handler = resolveHandler(source, bar.index);
         checkHandlerLayout(bar, handler, plan.msix);
         this.handlers[bar.index] = handler;
         this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
