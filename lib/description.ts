@@ -38,6 +38,14 @@ import { RegisterMap } from './register-map';
 /** A region handler, or a function returning one (called once, when the device is served). */
 export type RegionHandlerSource = RegionHandler | (() => RegionHandler);
 
+/** Which accesses a BAR's handler takes; the client gets EINVAL for others, which never reach it. */
+export interface BarAccessRules {
+  /** Access sizes in bytes, from 1, 2, 4 and 8 (default: any size). */
+  readonly sizes?: readonly number[];
+  /** Only naturally aligned accesses: the offset a multiple of the size (default false). */
+  readonly aligned?: boolean;
+}
+
 /** One base address register. */
 export interface BarDescription {
   /** BAR number, 0 to 5. A 64-bit BAR also takes the next number. */
@@ -57,6 +65,8 @@ export interface BarDescription {
    * table).
    */
   readonly handler?: RegionHandlerSource;
+  /** The accesses its handler takes (default: any size at any offset). */
+  readonly access?: BarAccessRules;
 }
 
 /** The MSI-X capability and where its table and pending bit array (PBA) live. */
@@ -134,6 +144,16 @@ export interface PlannedBar {
   readonly flags: number;
   /** Where its handler comes from, if any. */
   readonly handler?: RegionHandlerSource;
+  /** The accesses its handler takes, when limited. */
+  readonly access?: PlannedAccessRules;
+}
+
+/** {@link BarAccessRules} as the server checks them. */
+export interface PlannedAccessRules {
+  /** Bit n set: n-byte accesses are taken; undefined: any size. */
+  readonly sizeMask?: number;
+  /** Only naturally aligned accesses. */
+  readonly aligned: boolean;
 }
 
 /** A capability as the server adds it. */
@@ -282,7 +302,9 @@ const DESCRIPTION_FIELDS = [
   'serialNumber', 'dma', 'migration',
 ] as const;
 const MIGRATION_FIELDS = ['version', 'save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const;
-const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler'] as const;
+const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler', 'access'] as const;
+const ACCESS_FIELDS = ['sizes', 'aligned'] as const;
+const ACCESS_SIZES = [1, 2, 4, 8];
 const MSIX_FIELDS = ['vectors', 'bar', 'tableOffset', 'pbaBar', 'pbaOffset'] as const;
 const MSI_FIELDS = ['vectors', 'address64', 'perVectorMask'] as const;
 const PM_FIELDS = ['version', 'd1', 'd2', 'pmeSupport', 'dsi', 'noSoftReset'] as const;
@@ -340,7 +362,31 @@ function checkBar(bar: BarDescription, i: number): PlannedBar {
   const flags =
     RegionFlag.READ | RegionFlag.WRITE | (memory ? RegionFlag.MEM : 0) |
     (bits64 ? RegionFlag.BITS_64 : 0) | (prefetchable ? RegionFlag.PREFETCH : 0);
-  return { index, size, flags, handler };
+  return { index, size, flags, handler, access: checkAccessRules(`${field}.access`, bar.access) };
+}
+
+function checkAccessRules(field: string, access: BarAccessRules | undefined): PlannedAccessRules | undefined {
+  if (access === undefined) {
+    return undefined;
+  }
+  checkObject(field, access);
+  checkFields(field, access, ACCESS_FIELDS);
+  checkBoolean(`${field}.aligned`, access.aligned);
+  let sizeMask: number | undefined;
+  const sizes: unknown = access.sizes;
+  if (sizes !== undefined) {
+    if (!Array.isArray(sizes) || sizes.length === 0) {
+      throw new DeviceDescriptionError(`${field}.sizes`, 'must be a non-empty array of sizes from 1, 2, 4 and 8');
+    }
+    sizeMask = 0;
+    for (const size of sizes as unknown[]) {
+      if (typeof size !== 'number' || !ACCESS_SIZES.includes(size)) {
+        throw new DeviceDescriptionError(`${field}.sizes`, `an access is 1, 2, 4 or 8 bytes, not ${String(size)}`);
+      }
+      sizeMask |= 1 << size;
+    }
+  }
+  return { sizeMask, aligned: access.aligned ?? false };
 }
 
 /** Checks the BARs: indices, sizes, and 64-bit upper halves that collide with other BARs. */

@@ -8,6 +8,7 @@
 export { PciDevice } from './device';
 export { DmaSpace, type DmaMapping, type DmaSpaceEvents } from './dma';
 export {
+  type BarAccessRules,
   type BarDescription,
   type CapabilityKind,
   type DeviceDescription,
@@ -70,6 +71,7 @@ export {
   type ResetKind,
 } from './constants';
 export {
+  AccessRuleError,
   ArgumentError,
   ConfigurationError,
   DeviceDescriptionError,

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
-import { checkHandlerLayout, type CapabilityKind } from './description';
+import { checkHandlerLayout, type CapabilityKind, type PlannedAccessRules } from './description';
 import {
   assignedBarHandler,
   bindDevice,
@@ -23,7 +23,7 @@ import {
   type HeldInterrupts,
   type PciDevice,
 } from './device';
-import { DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
+import { AccessRuleError, DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
 import { checkReadResult, refuseThenable } from './handler-results';
 import { requireLibraryExtensions } from './library-features';
 import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
@@ -151,6 +151,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   private readonly handlers: Array<RegionHandler | undefined> = [];
   /** Each BAR handler's name in error messages, made once rather than per access. */
   private readonly handlerNames: Array<{ readonly read: string; readonly write: string }> = [];
+  /** Each BAR's access rules, when its description limits them. */
+  private readonly accessRules: Array<PlannedAccessRules | undefined> = [];
   private readonly migration: MigrationRunner | undefined;
   private closed = false;
   private readonly slowHandlerMs: number;
@@ -198,6 +200,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         this.handlers[bar.index] = handler;
         this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
       }
+      this.accessRules[bar.index] = bar.access;
     }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
@@ -515,6 +518,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         if (handler === undefined) {
           return;
         }
+        const rules = this.accessRules[region];
+        if (rules !== undefined) {
+          checkAccessRules(rules, region, offset, data.length);
+        }
         const started = performance.now();
         if (isWrite) {
           if (data.length > IO_VIEW_BYTES) {
@@ -604,9 +611,25 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           this.emit('log', LOG_WARNING, `a client could not attach: ${err.message}`);
           return;
         }
+        if (err instanceof AccessRuleError) {
+          this.emit('log', LOG_WARNING, err.message);
+          return;
+        }
         this.reportError(isLibraryError(err) ? asVfioUserError(err, err.syscall) : err);
       },
     };
+  }
+}
+
+/** Refuses an access its BAR's rules do not allow, before the handler sees it. */
+function checkAccessRules(rules: PlannedAccessRules, region: number, offset: number, count: number): void {
+  const { sizeMask } = rules;
+  if (sizeMask !== undefined && (count > 8 || (sizeMask & (1 << count)) === 0)) {
+    const sizes = [1, 2, 4, 8].filter((n) => (sizeMask & (1 << n)) !== 0).join(', ');
+    throw new AccessRuleError(region, offset, count, `the BAR takes accesses of ${sizes} bytes`);
+  }
+  if (rules.aligned && offset % count !== 0) {
+    throw new AccessRuleError(region, offset, count, 'the BAR takes only naturally aligned accesses');
   }
 }
 
