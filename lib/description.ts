@@ -4,6 +4,8 @@
  *
  * @packageDocumentation
  */
+import { readFileSync } from 'node:fs';
+
 import {
   dsnCapability,
   extendedVendorCapability,
@@ -123,6 +125,13 @@ export interface DeviceDescription {
   readonly extendedVendorCapabilities?: readonly ExtendedVendorOptions[];
   /** A device serial number extended capability (PCI Express and PCI-X 2 only). */
   readonly serialNumber?: bigint;
+  /**
+   * The expansion ROM (region 6): its bytes, or the path of a file holding
+   * them, read when the device is constructed. The ROM BAR is the next power
+   * of two from 2 KiB that holds them (the rest reads as zeros); the ROM is
+   * read-only, writes to it are ignored as on hardware.
+   */
+  readonly expansionRom?: Uint8Array | string;
   /** Accept DMA mappings from the client (default true), at most `maxMappings` (default 1024). */
   readonly dma?: boolean | { readonly maxMappings?: number };
   /**
@@ -166,6 +175,14 @@ export interface PlannedCapability {
   readonly bytes: Uint8Array;
 }
 
+/** The expansion ROM as the server sets it up. */
+export interface PlannedRom {
+  /** The ROM BAR's size: a power of two, at least 2 KiB. */
+  readonly size: number;
+  /** Its contents (a copy: the device cannot change them). */
+  readonly bytes: Buffer;
+}
+
 /** The capabilities a description can ask for. */
 export type CapabilityKind = 'pm' | 'msi' | 'msix' | 'pcie' | 'vendor' | 'dsn' | 'extended-vendor';
 
@@ -195,6 +212,8 @@ export interface DevicePlan {
   readonly irqs: { readonly intx: number; readonly msi: number; readonly msix: number };
   /** Where the MSI-X table and PBA are. */
   readonly msix?: MsixLayout;
+  /** The expansion ROM, when the device has one. */
+  readonly expansionRom?: PlannedRom;
   /** Most DMA mappings; 0 when DMA is off. */
   readonly dmaMaxMappings: number;
   /** How the device migrates, when it does. */
@@ -256,6 +275,9 @@ const MAX_BAR_32 = 2 ** 31;
 const MAX_BAR_64 = 2 ** 52;
 const MSIX_BAR_MIN = 4096;
 const DEFAULT_DMA_MAPPINGS = 1024;
+/** The ROM BAR's address bits are 31:11: 2 KiB is the smallest ROM. */
+const MIN_ROM = 2048;
+const MAX_ROM = 2 ** 31;
 
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
@@ -299,7 +321,7 @@ function checkObject(field: string, value: unknown): asserts value is object {
 const DESCRIPTION_FIELDS = [
   'vendorId', 'deviceId', 'subsystemVendorId', 'subsystemId', 'classCode', 'revision', 'pciType',
   'bars', 'intx', 'msi', 'msix', 'pm', 'pcie', 'vendorCapabilities', 'extendedVendorCapabilities',
-  'serialNumber', 'dma', 'migration',
+  'serialNumber', 'expansionRom', 'dma', 'migration',
 ] as const;
 const MIGRATION_FIELDS = ['version', 'save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const;
 const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler', 'access'] as const;
@@ -387,6 +409,30 @@ function checkAccessRules(field: string, access: BarAccessRules | undefined): Pl
     }
   }
   return { sizeMask, aligned: access.aligned ?? false };
+}
+
+/** Reads and sizes the expansion ROM. */
+function planRom(rom: Uint8Array | string | undefined): PlannedRom | undefined {
+  if (rom === undefined) {
+    return undefined;
+  }
+  let bytes: Buffer;
+  if (typeof rom === 'string') {
+    try {
+      bytes = readFileSync(rom);
+    } catch (err) {
+      const { code } = err as { code?: unknown };
+      throw new DeviceDescriptionError('expansionRom', `cannot read ${rom}: ${typeof code === 'string' ? code : String(err)}`);
+    }
+  } else if (rom instanceof Uint8Array) {
+    bytes = Buffer.from(rom);
+  } else {
+    throw new DeviceDescriptionError('expansionRom', 'must be a Uint8Array or a file path');
+  }
+  if (bytes.length === 0 || bytes.length > MAX_ROM) {
+    throw new DeviceDescriptionError('expansionRom', `must hold 1 byte to 2 GiB, not ${bytes.length}`);
+  }
+  return { size: Math.max(MIN_ROM, nextPowerOfTwo(bytes.length)), bytes };
 }
 
 /** Checks the BARs: indices, sizes, and 64-bit upper halves that collide with other BARs. */
@@ -663,6 +709,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
       msix: msix?.vectors ?? 0,
     },
     msix,
+    expansionRom: planRom(d.expansionRom),
     dmaMaxMappings,
     migration: checkMigration(d.migration),
   };

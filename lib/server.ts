@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
-import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
+import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, type CapabilityKind, type PlannedAccessRules } from './description';
 import {
   assignedBarHandler,
@@ -30,7 +30,7 @@ import { MigrationRunner, type LibraryState, type MigrationState } from './migra
 import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
 import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
 import { DeviceContext, type DeviceHandlers } from './native';
-import type { RegionHandler } from './region';
+import { ReadOnlyRegion, type RegionHandler } from './region';
 
 /** Options of a {@link VfioUserServer}. */
 export interface VfioUserServerOptions {
@@ -202,6 +202,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       }
       this.accessRules[bar.index] = bar.access;
     }
+    if (plan.expansionRom !== undefined) {
+      this.handlers[Region.ROM] = new ReadOnlyRegion(plan.expansionRom.bytes);
+      this.handlerNames[Region.ROM] = { read: 'expansion ROM read', write: 'expansion ROM write' };
+    }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
     // The addon keeps a pointer to these bytes: a handler must not be able
@@ -223,6 +227,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       ctx.setRevision(plan.revision);
       for (const bar of plan.bars) {
         ctx.setupRegion(bar.index, bar.size, bar.flags);
+      }
+      if (plan.expansionRom !== undefined) {
+        // Readable only: the client sees a read-only region and QEMU sends no writes.
+        ctx.setupRegion(Region.ROM, plan.expansionRom.size, RegionFlag.READ);
       }
       const offsets = new Map<CapabilityKind, number[]>();
       for (const cap of plan.capabilities) {
