@@ -71,6 +71,16 @@ export interface BarDescription {
   readonly access?: BarAccessRules;
 }
 
+/** A range of config space whose registers the device answers itself. */
+export interface ConfigRegistersDescription {
+  /** First byte: dword-aligned, from 0x40 (after the standard header). */
+  readonly offset: number;
+  /** Bytes, a multiple of 4. Capabilities are placed around the range. */
+  readonly size: number;
+  /** Answers the client's accesses, at offsets from the range's start. */
+  readonly handler: RegionHandlerSource;
+}
+
 /** The MSI-X capability and where its table and pending bit array (PBA) live. */
 export interface MsixDescription {
   /** Table entries, 1 to 2048. */
@@ -126,6 +136,12 @@ export interface DeviceDescription {
   /** A device serial number extended capability (PCI Express and PCI-X 2 only). */
   readonly serialNumber?: bigint;
   /**
+   * Device-specific registers in config space: each range's handler answers
+   * the client's accesses there (e.g. registers at 0x40). Capabilities are
+   * placed clear of them.
+   */
+  readonly configRegisters?: readonly ConfigRegistersDescription[];
+  /**
    * The expansion ROM (region 6): its bytes, or the path of a file holding
    * them, read when the device is constructed. The ROM BAR is the next power
    * of two from 2 KiB that holds them (the rest reads as zeros); the ROM is
@@ -173,6 +189,8 @@ export interface PlannedCapability {
   readonly flags: number;
   /** Its bytes. */
   readonly bytes: Uint8Array;
+  /** Where it goes; 0: where the library finds room. */
+  readonly offset: number;
 }
 
 /** The expansion ROM as the server sets it up. */
@@ -214,6 +232,8 @@ export interface DevicePlan {
   readonly msix?: MsixLayout;
   /** The expansion ROM, when the device has one. */
   readonly expansionRom?: PlannedRom;
+  /** Config-space ranges the device answers, in offset order. */
+  readonly configRegisters: readonly ConfigRegistersDescription[];
   /** Most DMA mappings; 0 when DMA is off. */
   readonly dmaMaxMappings: number;
   /** How the device migrates, when it does. */
@@ -321,7 +341,7 @@ function checkObject(field: string, value: unknown): asserts value is object {
 const DESCRIPTION_FIELDS = [
   'vendorId', 'deviceId', 'subsystemVendorId', 'subsystemId', 'classCode', 'revision', 'pciType',
   'bars', 'intx', 'msi', 'msix', 'pm', 'pcie', 'vendorCapabilities', 'extendedVendorCapabilities',
-  'serialNumber', 'expansionRom', 'dma', 'migration',
+  'serialNumber', 'configRegisters', 'expansionRom', 'dma', 'migration',
 ] as const;
 const MIGRATION_FIELDS = ['version', 'save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const;
 const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler', 'access'] as const;
@@ -332,6 +352,7 @@ const MSI_FIELDS = ['vectors', 'address64', 'perVectorMask'] as const;
 const PM_FIELDS = ['version', 'd1', 'd2', 'pmeSupport', 'dsi', 'noSoftReset'] as const;
 const PCIE_FIELDS = ['deviceType', 'flr', 'maxPayloadSize', 'linkSpeed', 'linkWidth'] as const;
 const DMA_FIELDS = ['maxMappings'] as const;
+const CONFIG_REGISTER_FIELDS = ['offset', 'size', 'handler'] as const;
 /** Regions after the six BARs, which a description cannot define. */
 const NOT_BARS: Readonly<Record<number, string>> = { 6: 'the expansion ROM', 7: 'config space', 8: 'VGA' };
 
@@ -409,6 +430,73 @@ function checkAccessRules(field: string, access: BarAccessRules | undefined): Pl
     }
   }
   return { sizeMask, aligned: access.aligned ?? false };
+}
+
+/** Checks the config register ranges: inside config space after the header, dword-aligned, apart. */
+function checkConfigRegisters(ranges: readonly ConfigRegistersDescription[] | undefined, configSize: number): ConfigRegistersDescription[] {
+  if (ranges === undefined) {
+    return [];
+  }
+  if (!Array.isArray(ranges)) {
+    throw new DeviceDescriptionError('configRegisters', 'must be an array');
+  }
+  const checked = ranges.map((range: ConfigRegistersDescription, i) => {
+    const field = `configRegisters[${i}]`;
+    checkObject(field, range);
+    checkFields(field, range, CONFIG_REGISTER_FIELDS);
+    const offset = checkInteger(`${field}.offset`, range.offset, STD_HEADER_SIZE, configSize - 4);
+    const size = checkInteger(`${field}.size`, range.size, 4, configSize - offset);
+    if (offset % 4 !== 0 || size % 4 !== 0) {
+      throw new DeviceDescriptionError(field, `offset and size must be multiples of 4, not ${hex(offset)} and ${size}`);
+    }
+    const { handler } = range;
+    if (
+      typeof handler !== 'function' &&
+      (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function')
+    ) {
+      throw new DeviceDescriptionError(`${field}.handler`, 'must have read and write methods, or be a function returning such an object');
+    }
+    return { offset, size, handler };
+  });
+  checked.sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < checked.length; i++) {
+    if (checked[i].offset < checked[i - 1].offset + checked[i - 1].size) {
+      throw new DeviceDescriptionError('configRegisters', `the ranges at ${hex(checked[i - 1].offset)} and ${hex(checked[i].offset)} overlap`);
+    }
+  }
+  return checked;
+}
+
+/**
+ * Places the capabilities clear of the config registers, each at the first
+ * dword it fits from 0x40 (standard) or 0x100 (extended), as the library
+ * would without them.
+ */
+function placeCapabilities(capabilities: PlannedCapability[], ranges: readonly ConfigRegistersDescription[], configSize: number): PlannedCapability[] {
+  if (ranges.length === 0) {
+    return capabilities;
+  }
+  const taken: Array<[number, number]> = ranges.map((r) => [r.offset, r.offset + r.size]);
+  return capabilities.map((cap) => {
+    const extended = (cap.flags & CapabilityFlag.EXTENDED) !== 0;
+    const limit = extended ? configSize : CONFIG_SPACE_SIZE;
+    const size = Math.ceil(cap.bytes.length / 4) * 4;
+    let offset = extended ? CONFIG_SPACE_SIZE : STD_HEADER_SIZE;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const [start, end] of taken) {
+        if (offset < end && start < offset + size) {
+          offset = end;
+          moved = true;
+        }
+      }
+    }
+    if (offset + size > limit) {
+      throw new DeviceDescriptionError('configRegisters', `leave no room for the ${cap.kind} capability (${size} bytes)`);
+    }
+    taken.push([offset, offset + size]);
+    return { ...cap, offset };
+  });
 }
 
 /** Reads and sizes the expansion ROM. */
@@ -604,7 +692,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
   const bars = checkBars(d.bars);
   const capabilities: PlannedCapability[] = [];
   const add = (capKind: CapabilityKind, bytes: Uint8Array, extended = false): void => {
-    capabilities.push({ kind: capKind, flags: extended ? CapabilityFlag.EXTENDED : 0, bytes });
+    capabilities.push({ kind: capKind, flags: extended ? CapabilityFlag.EXTENDED : 0, bytes, offset: 0 });
   };
   if (d.pm !== undefined) {
     if (d.pm !== true) {
@@ -692,9 +780,11 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     }
   }
 
+  const configSize = extendedConfig ? CONFIG_SPACE_EXP_SIZE : CONFIG_SPACE_SIZE;
+  const configRegisters = checkConfigRegisters(d.configRegisters, configSize);
   return {
     pciType,
-    configSize: extendedConfig ? CONFIG_SPACE_EXP_SIZE : CONFIG_SPACE_SIZE,
+    configSize,
     vendorId,
     deviceId,
     subsystemVendorId,
@@ -702,7 +792,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     classCode: [classCode >>> 16, (classCode >>> 8) & 0xff, classCode & 0xff],
     revision,
     bars,
-    capabilities,
+    capabilities: placeCapabilities(capabilities, configRegisters, configSize),
     irqs: {
       intx: d.intx === true ? 1 : 0,
       msi: d.msi?.vectors ?? 0,
@@ -710,6 +800,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     },
     msix,
     expansionRom: planRom(d.expansionRom),
+    configRegisters,
     dmaMaxMappings,
     migration: checkMigration(d.migration),
   };

@@ -9,6 +9,7 @@ import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type InterruptKind, type ResetKind } from './constants';
+import { ConfigRegisters } from './config-registers';
 import { checkHandlerLayout, type CapabilityKind, type PlannedAccessRules } from './description';
 import {
   assignedBarHandler,
@@ -123,10 +124,10 @@ function isLibraryError(err: Error): err is Error & { syscall: string; errno: nu
   return typeof syscall === 'string' && syscall.startsWith('vfu_') && typeof errno === 'number';
 }
 
-function resolveHandler(source: RegionHandler | (() => RegionHandler), index: number): RegionHandler {
+function resolveHandler(source: RegionHandler | (() => RegionHandler), field: string): RegionHandler {
   const handler = typeof source === 'function' ? source() : source;
   if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
-    throw new DeviceDescriptionError(`bars (BAR ${index}).handler`, 'did not give an object with read and write methods');
+    throw new DeviceDescriptionError(field, 'did not give an object with read and write methods');
   }
   return handler;
 }
@@ -195,12 +196,21 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     for (const bar of plan.bars) {
       const source = bar.handler ?? assignedBarHandler(device, bar.index);
       if (source !== undefined) {
-        const handler = resolveHandler(source, bar.index);
+        const handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
         checkHandlerLayout(bar, handler, plan.msix);
         this.handlers[bar.index] = handler;
         this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
       }
       this.accessRules[bar.index] = bar.access;
+    }
+    if (plan.configRegisters.length > 0) {
+      const ranges = plan.configRegisters.map((range) => ({
+        offset: range.offset,
+        size: range.size,
+        handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
+      }));
+      this.handlers[Region.CONFIG] = new ConfigRegisters(ranges, () => Buffer.from(this.context.configSpace()));
+      this.handlerNames[Region.CONFIG] = { read: 'config registers read', write: 'config registers write' };
     }
     if (plan.expansionRom !== undefined) {
       this.handlers[Region.ROM] = new ReadOnlyRegion(plan.expansionRom.bytes);
@@ -222,6 +232,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       const ctx = this.context;
       ctx.setLogLevel(logLevel);
       ctx.pciInit(plan.pciType);
+      if (plan.configRegisters.length > 0) {
+        // With a callback, the config bytes nobody else owns come to the handler.
+        ctx.setupRegion(Region.CONFIG, plan.configSize, RegionFlag.READ | RegionFlag.WRITE);
+      }
       ctx.setIds(plan.vendorId, plan.deviceId, plan.subsystemVendorId, plan.subsystemId);
       ctx.setClass(...plan.classCode);
       ctx.setRevision(plan.revision);
@@ -234,7 +248,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       }
       const offsets = new Map<CapabilityKind, number[]>();
       for (const cap of plan.capabilities) {
-        const offset = ctx.addCapability(0, cap.flags, cap.bytes);
+        const offset = ctx.addCapability(cap.offset, cap.flags, cap.bytes);
         offsets.set(cap.kind, [...(offsets.get(cap.kind) ?? []), offset]);
       }
       ctx.setupIrqs(IrqType.INTX, plan.irqs.intx);
