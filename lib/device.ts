@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { type InterruptKind, type ResetKind } from './constants';
+import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import { checkHandlerLayout, planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
 import { DeviceDescriptionError } from './errors';
 import { isRunningState, type MigrationState } from './migration';
@@ -26,6 +26,8 @@ export interface DeviceBinding {
   /** A vector's mask (client's or the function's own) and pending state, from the library. */
   vectorMasked(kind: InterruptKind, vector: number): boolean;
   vectorPending(kind: InterruptKind, vector: number): boolean;
+  /** Signals the ERR or REQ interrupt; false when the client gave no eventfd for it. */
+  signalEvent(kind: EventInterruptKind): boolean;
   /** The live config space. */
   configSpace(): Buffer;
   /** Config-space offsets of the capabilities added. */
@@ -220,6 +222,34 @@ export class PciDevice {
   }
 
   /**
+   * Raises the error interrupt (VFIO's ERR irq): tells the client the device
+   * hit an error it cannot recover from. It has no mask and no config-space
+   * enable; the client decides what to do (QEMU's vfio-pci stops the VM).
+   *
+   * Every device has it, as in the C library; the client installs an
+   * eventfd for it if it wants it.
+   *
+   * @returns whether it was signalled: false when the device is not served
+   *   or the client gave no eventfd for it
+   */
+  signalError(): boolean {
+    return signalEvent(runtimeOf(this), 'err');
+  }
+
+  /**
+   * Raises the device request interrupt (VFIO's REQ irq): asks the client to
+   * give the device up (QEMU's vfio-pci then asks the guest to unplug it).
+   *
+   * Every device has it; the client installs an eventfd for it if it wants it.
+   *
+   * @returns whether it was signalled: false when the device is not served
+   *   or the client gave no eventfd for it
+   */
+  requestRemoval(): boolean {
+    return signalEvent(runtimeOf(this), 'req');
+  }
+
+  /**
    * Whether an interrupt vector is masked now: by the client's SET_IRQS, by
    * the command register's Interrupt Disable bit (INTx, held meanwhile:
    * {@link PciDevice.intx} returns true), by its per-vector
@@ -332,6 +362,10 @@ function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number
   if (!Number.isInteger(vector) || vector < 0 || vector >= count) {
     throw new RangeError(`${kind} vector ${vector} does not exist: the device has ${count}`);
   }
+}
+
+function signalEvent(runtime: DeviceRuntime, kind: EventInterruptKind): boolean {
+  return runtime.binding?.signalEvent(kind) ?? false;
 }
 
 /**

@@ -68,6 +68,7 @@ export {
   PciStatus,
   PowerManagement,
   Region,
+  type EventInterruptKind,
   type InterruptKind,
   type ResetKind,
 } from './constants';

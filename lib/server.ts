@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 
-import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type InterruptKind, type ResetKind } from './constants';
+import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import { ConfigRegisters } from './config-registers';
 import { checkHandlerLayout, type CapabilityKind, type PlannedAccessRules } from './description';
 import {
@@ -265,6 +265,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       const config = Buffer.from(ctx.configSpace());
       const binding: DeviceBinding = {
         trigger: (kind, vector) => this.trigger(kind, vector),
+        signalEvent: (kind) => this.signalEvent(kind),
         interruptMode: () => {
           requireLibraryExtensions('interrupt mode');
           return INTERRUPT_KINDS[ctx.interruptMode()];
@@ -341,6 +342,18 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       // No eventfd for the vector, or the active type has no such vector.
       if (code === 'ENOENT' || code === 'EINVAL') {
         return false;
+      }
+      throw asVfioUserError(err, 'irq trigger');
+    }
+  }
+
+  private signalEvent(kind: EventInterruptKind): boolean {
+    requireLibraryExtensions('ERR and REQ interrupts');
+    try {
+      return this.context.irqTrigger(0, kind === 'err' ? IrqType.ERR : IrqType.REQ);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ENOENT') {
+        return false; // the client gave no eventfd
       }
       throw asVfioUserError(err, 'irq trigger');
     }
