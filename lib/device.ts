@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
-import { checkHandlerLayout, planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
+import type { CapabilityKind, DeviceDescription } from './description';
+import { checkHandlerLayout, planDevice, type DevicePlan } from './device-plan';
 import { DeviceDescriptionError } from './errors';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';

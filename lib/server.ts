@@ -10,7 +10,8 @@ import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import { ConfigRegisters } from './config-registers';
-import { checkHandlerLayout, type CapabilityKind, type PlannedAccessRules } from './description';
+import type { CapabilityKind } from './description';
+import { checkHandlerLayout, type PlannedAccessRules } from './device-plan';
 import {
   assignedBarHandler,
   bindDevice,
