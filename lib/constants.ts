@@ -45,6 +45,9 @@ export const IrqType = {
 /** The kinds of interrupt a device raises: a key of {@link IrqType} in lower case. */
 export type InterruptKind = 'intx' | 'msi' | 'msix';
 
+/** The one-vector interrupts outside the function's interrupt mode: error (ERR) and device request (REQ). */
+export type EventInterruptKind = 'err' | 'req';
+
 /** The VFIO IRQ index of an interrupt kind. */
 export function irqIndexOf(kind: InterruptKind): number {
   return kind === 'intx' ? IrqType.INTX : kind === 'msi' ? IrqType.MSI : IrqType.MSIX;

@@ -4,11 +4,13 @@
  *
  * @packageDocumentation
  */
-import { type InterruptKind, type ResetKind } from './constants';
-import { planDevice, type CapabilityKind, type DeviceDescription, type DevicePlan } from './description';
+import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
+import type { CapabilityKind, DeviceDescription } from './description';
+import { checkHandlerLayout, planDevice, type DevicePlan } from './device-plan';
+import { DeviceDescriptionError, type DeviceStoppedError } from './errors';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
-import type { DeviceStoppedError } from './errors';
+import type { RegionHandler } from './region';
 
 /**
  * What the server serving a device does for it.
@@ -25,6 +27,8 @@ export interface DeviceBinding {
   /** A vector's mask (client's or the function's own) and pending state, from the library. */
   vectorMasked(kind: InterruptKind, vector: number): boolean;
   vectorPending(kind: InterruptKind, vector: number): boolean;
+  /** Signals the ERR or REQ interrupt; false when the client gave no eventfd for it. */
+  signalEvent(kind: EventInterruptKind): boolean;
   /** The live config space. */
   configSpace(): Buffer;
   /** Config-space offsets of the capabilities added. */
@@ -44,6 +48,8 @@ class DeviceRuntime {
   binding: DeviceBinding | undefined;
   migrationState: MigrationState = 'running';
   held: HeldInterrupts = noInterrupts();
+  /** Handlers given by {@link PciDevice.setBarHandler}, by BAR number. */
+  readonly barHandlers = new Map<number, RegionHandler>();
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -74,8 +80,9 @@ export const PCI_DEVICE_BRAND: unique symbol = Symbol.for('vfio-user.PciDevice')
  *   regs = new RegisterMap({ ctrl: { offset: 0, width: 4, rw: 0x1 } });
  *   constructor() {
  *     super({ vendorId: 0x1b36, deviceId: 0x0100,
- *             bars: [{ index: 0, size: 0x1000, handler: () => this.regs }],
+ *             bars: [{ index: 0, size: 0x1000 }],
  *             msix: { vectors: 1, bar: 1 } });
+ *     this.setBarHandler(0, this.regs);
  *   }
  * }
  * ```
@@ -101,6 +108,39 @@ export class PciDevice {
     const plan = planDevice(description);
     this.description = description;
     runtimes.set(this, new DeviceRuntime(plan));
+  }
+
+  /**
+   * Gives BAR `index` its handler, for a BAR whose description has none: a
+   * subclass calls it after `super()`, once its fields (register maps,
+   * memory) exist. The server takes the handler when it starts serving; a
+   * later call replaces it for the next server.
+   *
+   * @throws {@link DeviceDescriptionError} when the device has no such BAR,
+   *   its description already gives the handler, the handler has no read
+   *   and write methods, or it is a register map whose registers lie outside
+   *   the BAR or on the MSI-X table or PBA
+   * @throws Error while the device is being served
+   */
+  setBarHandler(index: number, handler: RegionHandler): void {
+    const runtime = runtimeOf(this);
+    const field = `bars (BAR ${String(index)}).handler`;
+    if (runtime.binding !== undefined) {
+      throw new Error('a BAR handler cannot change while the device is being served');
+    }
+    const bar = runtime.plan.bars.find((b) => b.index === index);
+    if (bar === undefined) {
+      const indices = runtime.plan.bars.map((b) => b.index).join(', ');
+      throw new DeviceDescriptionError(field, `the device has no BAR ${String(index)} (it has ${indices === '' ? 'none' : indices})`);
+    }
+    if (bar.handler !== undefined) {
+      throw new DeviceDescriptionError(field, 'is already given by the description');
+    }
+    if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
+      throw new DeviceDescriptionError(field, 'must be an object with read and write methods');
+    }
+    checkHandlerLayout(bar, handler, runtime.plan.msix);
+    runtime.barHandlers.set(index, handler);
   }
 
   /** True while a server serves the device. */
@@ -180,6 +220,34 @@ export class PciDevice {
    */
   msix(vector = 0): boolean {
     return signal(runtimeOf(this), 'msix', vector);
+  }
+
+  /**
+   * Raises the error interrupt (VFIO's ERR irq): tells the client the device
+   * hit an error it cannot recover from. It has no mask and no config-space
+   * enable; the client decides what to do (QEMU's vfio-pci stops the VM).
+   *
+   * Every device has it, as in the C library; the client installs an
+   * eventfd for it if it wants it.
+   *
+   * @returns whether it was signalled: false when the device is not served
+   *   or the client gave no eventfd for it
+   */
+  signalError(): boolean {
+    return signalEvent(runtimeOf(this), 'err');
+  }
+
+  /**
+   * Raises the device request interrupt (VFIO's REQ irq): asks the client to
+   * give the device up (QEMU's vfio-pci then asks the guest to unplug it).
+   *
+   * Every device has it; the client installs an eventfd for it if it wants it.
+   *
+   * @returns whether it was signalled: false when the device is not served
+   *   or the client gave no eventfd for it
+   */
+  requestRemoval(): boolean {
+    return signalEvent(runtimeOf(this), 'req');
   }
 
   /**
@@ -297,6 +365,10 @@ function checkVector(runtime: DeviceRuntime, kind: InterruptKind, vector: number
   }
 }
 
+function signalEvent(runtime: DeviceRuntime, kind: EventInterruptKind): boolean {
+  return runtime.binding?.signalEvent(kind) ?? false;
+}
+
 /**
  * Raises a vector if `kind` is the function's interrupt type (the library
  * decides), or holds it while the device is stopped for migration.
@@ -320,6 +392,11 @@ function signal(runtime: DeviceRuntime, kind: InterruptKind, vector: number): bo
 /** @internal The validated plan of a device. */
 export function devicePlan(device: PciDevice): DevicePlan {
   return runtimeOf(device).plan;
+}
+
+/** @internal The handler {@link PciDevice.setBarHandler} gave BAR `index`, if any. */
+export function assignedBarHandler(device: PciDevice, index: number): RegionHandler | undefined {
+  return runtimeOf(device).barHandlers.get(index);
 }
 
 /** @internal Connects a device to the server serving it (undefined: disconnects). */

@@ -186,6 +186,25 @@ export class HandlerError extends VfioUserError {
   }
 }
 
+/**
+ * A client's BAR access broke the BAR's access rules (its description's
+ * `access`: sizes, alignment). The client gets `EINVAL`, the handler never
+ * sees the access, and the server logs it as a warning: the device is fine.
+ */
+export class AccessRuleError extends VfioUserError {
+  /**
+   * @param bar - BAR number
+   * @param offset - first byte of the access
+   * @param count - bytes accessed
+   * @param rule - the rule it broke
+   */
+  constructor(bar: number, offset: number, count: number, rule: string) {
+    super(errnoValue('EINVAL') ?? 22, `BAR ${bar} access`);
+    this.name = 'AccessRuleError';
+    this.message = `BAR ${bar} refused ${count} bytes at 0x${offset.toString(16)}: ${rule}`;
+  }
+}
+
 /** A vfio-user request got no reply within its timeout. */
 export class TimeoutError extends VfioUserError {
   /** The timeout that expired, in milliseconds. */

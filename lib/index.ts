@@ -8,7 +8,9 @@
 export { PciDevice } from './device';
 export { DmaSpace, type DmaMapping, type DmaSpaceEvents } from './dma';
 export {
+  type BarAccessRules,
   type BarDescription,
+  type ConfigRegistersDescription,
   type CapabilityKind,
   type DeviceDescription,
   type MsixDescription,
@@ -66,10 +68,12 @@ export {
   PciStatus,
   PowerManagement,
   Region,
+  type EventInterruptKind,
   type InterruptKind,
   type ResetKind,
 } from './constants';
 export {
+  AccessRuleError,
   ArgumentError,
   ConfigurationError,
   DeviceDescriptionError,

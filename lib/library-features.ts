@@ -12,7 +12,8 @@ import { native } from './native';
 export type LibraryFeature =
   | 'interrupt mode'
   | 'interrupt mask and pending state'
-  | 'MSI-X state in migration';
+  | 'MSI-X state in migration'
+  | 'ERR and REQ interrupts';
 
 /** Whether the addon is built with our library's extensions. */
 export const hasLibraryExtensions: boolean = native.libraryExtensions;

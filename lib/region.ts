@@ -38,6 +38,19 @@ export interface RegionHandler {
   loadState?(state: Buffer): void;
 }
 
+/** The expansion ROM's handler: its bytes, zeros after them, writes ignored as on hardware. */
+export class ReadOnlyRegion implements RegionHandler {
+  /** @param bytes - the contents, kept (not copied) */
+  constructor(private readonly bytes: Buffer) {}
+
+  read(offset: number, data: Buffer): void {
+    const copied = offset < this.bytes.length ? this.bytes.copy(data, 0, offset) : 0;
+    data.fill(0, copied);
+  }
+
+  write(): void {}
+}
+
 /** A region handler backed by plain memory: what is written reads back. */
 export class MemoryRegion implements RegionHandler {
   /** The region's bytes; the device may read and change them directly. */

@@ -9,9 +9,12 @@ import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 import { guardDetachable } from './detachable-memory';
 
-import { IrqType, irqIndexOf, ResetType, type InterruptKind, type ResetKind } from './constants';
-import { checkHandlerLayout, type CapabilityKind } from './description';
+import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
+import { ConfigRegisters } from './config-registers';
+import type { CapabilityKind } from './description';
+import { checkHandlerLayout, type PlannedAccessRules } from './device-plan';
 import {
+  assignedBarHandler,
   bindDevice,
   deliverHeldInterrupts,
   devicePlan,
@@ -23,14 +26,14 @@ import {
   type HeldInterrupts,
   type PciDevice,
 } from './device';
-import { DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
+import { AccessRuleError, DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
 import { checkReadResult, refuseThenable } from './handler-results';
 import { requireLibraryExtensions } from './library-features';
 import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
 import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
 import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
 import { DeviceContext, type DeviceHandlers } from './native';
-import type { RegionHandler } from './region';
+import { ReadOnlyRegion, type RegionHandler } from './region';
 
 /** Options of a {@link VfioUserServer}. */
 export interface VfioUserServerOptions {
@@ -140,10 +143,10 @@ function isLibraryError(err: Error): err is Error & { syscall: string; errno: nu
   return typeof syscall === 'string' && syscall.startsWith('vfu_') && typeof errno === 'number';
 }
 
-function resolveHandler(source: RegionHandler | (() => RegionHandler), index: number): RegionHandler {
+function resolveHandler(source: RegionHandler | (() => RegionHandler), field: string): RegionHandler {
   const handler = typeof source === 'function' ? source() : source;
   if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
-    throw new DeviceDescriptionError(`bars (BAR ${index}).handler`, 'did not give an object with read and write methods');
+    throw new DeviceDescriptionError(field, 'did not give an object with read and write methods');
   }
   return handler;
 }
@@ -168,6 +171,8 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   private readonly handlers: Array<RegionHandler | undefined> = [];
   /** Each BAR handler's name in error messages, made once rather than per access. */
   private readonly handlerNames: Array<{ readonly read: string; readonly write: string }> = [];
+  /** Each BAR's access rules, when its description limits them. */
+  private readonly accessRules: Array<PlannedAccessRules | undefined> = [];
   private readonly migration: MigrationRunner | undefined;
   private closed = false;
   private readonly slowHandlerMs: number;
@@ -208,12 +213,27 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       throw new Error('the device is already being served');
     }
     for (const bar of plan.bars) {
-      if (bar.handler !== undefined) {
-        const handler = resolveHandler(bar.handler, bar.index);
+      const source = bar.handler ?? assignedBarHandler(device, bar.index);
+      if (source !== undefined) {
+        const handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
         checkHandlerLayout(bar, handler, plan.msix);
         this.handlers[bar.index] = handler;
         this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
       }
+      this.accessRules[bar.index] = bar.access;
+    }
+    if (plan.configRegisters.length > 0) {
+      const ranges = plan.configRegisters.map((range) => ({
+        offset: range.offset,
+        size: range.size,
+        handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
+      }));
+      this.handlers[Region.CONFIG] = new ConfigRegisters(ranges, () => Buffer.from(this.context.configSpace()));
+      this.handlerNames[Region.CONFIG] = { read: 'config registers read', write: 'config registers write' };
+    }
+    if (plan.expansionRom !== undefined) {
+      this.handlers[Region.ROM] = new ReadOnlyRegion(plan.expansionRom.bytes);
+      this.handlerNames[Region.ROM] = { read: 'expansion ROM read', write: 'expansion ROM write' };
     }
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
@@ -231,15 +251,23 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       const ctx = this.context;
       ctx.setLogLevel(logLevel);
       ctx.pciInit(plan.pciType);
+      if (plan.configRegisters.length > 0) {
+        // With a callback, the config bytes nobody else owns come to the handler.
+        ctx.setupRegion(Region.CONFIG, plan.configSize, RegionFlag.READ | RegionFlag.WRITE);
+      }
       ctx.setIds(plan.vendorId, plan.deviceId, plan.subsystemVendorId, plan.subsystemId);
       ctx.setClass(...plan.classCode);
       ctx.setRevision(plan.revision);
       for (const bar of plan.bars) {
         ctx.setupRegion(bar.index, bar.size, bar.flags);
       }
+      if (plan.expansionRom !== undefined) {
+        // Readable only: the client sees a read-only region and QEMU sends no writes.
+        ctx.setupRegion(Region.ROM, plan.expansionRom.size, RegionFlag.READ);
+      }
       const offsets = new Map<CapabilityKind, number[]>();
       for (const cap of plan.capabilities) {
-        const offset = ctx.addCapability(0, cap.flags, cap.bytes);
+        const offset = ctx.addCapability(cap.offset, cap.flags, cap.bytes);
         offsets.set(cap.kind, [...(offsets.get(cap.kind) ?? []), offset]);
       }
       ctx.setupIrqs(IrqType.INTX, plan.irqs.intx);
@@ -256,6 +284,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       const config = Buffer.from(ctx.configSpace());
       const binding: DeviceBinding = {
         trigger: (kind, vector) => this.trigger(kind, vector),
+        signalEvent: (kind) => this.signalEvent(kind),
         interruptMode: () => {
           requireLibraryExtensions('interrupt mode');
           return INTERRUPT_KINDS[ctx.interruptMode()];
@@ -335,6 +364,18 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       // No eventfd for the vector, or the active type has no such vector.
       if (code === 'ENOENT' || code === 'EINVAL') {
         return false;
+      }
+      throw asVfioUserError(err, 'irq trigger');
+    }
+  }
+
+  private signalEvent(kind: EventInterruptKind): boolean {
+    requireLibraryExtensions('ERR and REQ interrupts');
+    try {
+      return this.context.irqTrigger(0, kind === 'err' ? IrqType.ERR : IrqType.REQ);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ENOENT') {
+        return false; // the client gave no eventfd
       }
       throw asVfioUserError(err, 'irq trigger');
     }
@@ -534,6 +575,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
         if (handler === undefined) {
           return;
         }
+        const rules = this.accessRules[region];
+        if (rules !== undefined) {
+          checkAccessRules(rules, region, offset, data.length);
+        }
         const started = performance.now();
         if (isWrite) {
           if (data.length > IO_VIEW_BYTES) {
@@ -623,9 +668,25 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           this.emit('log', LOG_WARNING, `a client could not attach: ${err.message}`);
           return;
         }
+        if (err instanceof AccessRuleError) {
+          this.emit('log', LOG_WARNING, err.message);
+          return;
+        }
         this.reportError(isLibraryError(err) ? asVfioUserError(err, err.syscall) : err);
       },
     };
+  }
+}
+
+/** Refuses an access its BAR's rules do not allow, before the handler sees it. */
+function checkAccessRules(rules: PlannedAccessRules, region: number, offset: number, count: number): void {
+  const { sizeMask } = rules;
+  if (sizeMask !== undefined && (count > 8 || (sizeMask & (1 << count)) === 0)) {
+    const sizes = [1, 2, 4, 8].filter((n) => (sizeMask & (1 << n)) !== 0).join(', ');
+    throw new AccessRuleError(region, offset, count, `the BAR takes accesses of ${sizes} bytes`);
+  }
+  if (rules.aligned && offset % count !== 0) {
+    throw new AccessRuleError(region, offset, count, 'the BAR takes only naturally aligned accesses');
   }
 }
 

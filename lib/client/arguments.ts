@@ -3,12 +3,15 @@
  *
  * @packageDocumentation
  */
-import { irqIndexOf, type InterruptKind } from '../constants';
+import { IrqType, irqIndexOf, type EventInterruptKind, type InterruptKind } from '../constants';
 import { ArgumentError } from '../errors';
 
 /** The IRQ index of an interrupt kind, or a raw index as given. */
-export function irqIndex(kind: InterruptKind | number): number {
-  return typeof kind === 'number' ? kind : irqIndexOf(kind);
+export function irqIndex(kind: InterruptKind | EventInterruptKind | number): number {
+  if (typeof kind === 'number') {
+    return kind;
+  }
+  return kind === 'err' ? IrqType.ERR : kind === 'req' ? IrqType.REQ : irqIndexOf(kind);
 }
 
 /** Throws an {@link ArgumentError} unless `value` is an integer from 0 to `max`. */

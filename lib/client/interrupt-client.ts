@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import { CapabilityId, Msi, Msix, PciCommand, PciConfig, Region, type InterruptKind } from '../constants';
+import { CapabilityId, Msi, Msix, PciCommand, PciConfig, Region, type EventInterruptKind, type InterruptKind } from '../constants';
 import { ArgumentError } from '../errors';
 import { irqIndex } from './arguments';
 import { InterruptLine } from './interrupt-line';
@@ -90,7 +90,7 @@ export abstract class InterruptClient extends RegionClient {
   }
 
   /** Removes every eventfd of an interrupt type (SET_IRQS with count 0) and closes its lines. */
-  async disableInterrupts(kind: InterruptKind): Promise<void> {
+  async disableInterrupts(kind: InterruptKind | EventInterruptKind): Promise<void> {
     const index = irqIndex(kind);
     await this.request(Command.DEVICE_SET_IRQS, encodeU32s(IRQ_SET_SIZE, IrqSetFlag.ACTION_TRIGGER | IrqSetFlag.DATA_NONE, index, 0, 0));
     for (const [key, line] of [...this.lines]) {
@@ -99,6 +99,28 @@ export abstract class InterruptClient extends RegionClient {
         this.lines.delete(key);
       }
     }
+  }
+
+  /**
+   * Installs an eventfd for the device's error (`'err'`) or device request
+   * (`'req'`) interrupt, as QEMU does when the device has one.
+   */
+  async enableEventInterrupt(kind: EventInterruptKind): Promise<InterruptLine> {
+    const index = irqIndex(kind);
+    const line = new InterruptLine(kind, 0);
+    try {
+      await this.request(
+        Command.DEVICE_SET_IRQS,
+        encodeU32s(IRQ_SET_SIZE, IrqSetFlag.ACTION_TRIGGER | IrqSetFlag.DATA_EVENTFD, index, 0, 1),
+        { fds: [line.fd] },
+      );
+    } catch (err) {
+      line.close();
+      throw err;
+    }
+    this.lines.get(`${index}:0`)?.close();
+    this.lines.set(`${index}:0`, line);
+    return line;
   }
 
   /** Masks vectors (SET_IRQS ACTION_MASK | DATA_NONE). */

@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-import type { InterruptKind } from '../constants';
+import type { EventInterruptKind, InterruptKind } from '../constants';
 import { errorFromCode, TimeoutError } from '../errors';
 import { os, type FdWatcher } from '../native';
 
@@ -30,7 +30,7 @@ export class InterruptLine {
    * @param vector - vector number within the type
    */
   constructor(
-    readonly kind: InterruptKind,
+    readonly kind: InterruptKind | EventInterruptKind,
     readonly vector: number,
   ) {
     this.fd = os.eventfd(0, true);

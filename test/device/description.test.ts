@@ -1,5 +1,6 @@
 import { CapabilityFlag, PciType, RegionFlag } from '../../lib/constants';
-import { planDevice, type DeviceDescription } from '../../lib/description';
+import type { DeviceDescription } from '../../lib/description';
+import { planDevice } from '../../lib/device-plan';
 import { DeviceDescriptionError } from '../../lib/errors';
 import { MemoryRegion } from '../../lib/region';
 

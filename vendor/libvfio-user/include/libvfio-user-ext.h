@@ -32,7 +32,9 @@ enum vfu_dev_irq_type vfu_ext_irq_mode(vfu_ctx_t *ctx);
  * Signals a vector like vfu_irq_trigger, but only while type is the
  * function's interrupt type: 1 signalled (or held pending while masked),
  * 0 when another type is the function's (nothing done), -1 with errno set
- * as vfu_irq_trigger sets it.
+ * as vfu_irq_trigger sets it. VFU_DEV_ERR_IRQ and VFU_DEV_REQ_IRQ (vector
+ * 0) are signalled whatever the interrupt type: 1, or -1 with errno ENOENT
+ * when the client gave no eventfd, EINVAL when the device has no such irq.
  */
 int vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
                         uint32_t vector);

@@ -21,6 +21,15 @@ vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
         errno = EINVAL;
         return -1;
     }
+    if (type == VFU_DEV_ERR_IRQ || type == VFU_DEV_REQ_IRQ) {
+        int ret = irq_signal_event(ctx, (int)type);
+
+        if (ret < 0) {
+            errno = -ret;
+            return -1;
+        }
+        return 1;
+    }
     if (irq_mode(ctx) != (int)type) {
         return 0;
     }

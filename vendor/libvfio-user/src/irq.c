@@ -358,6 +358,16 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
 }
 
 int
+irq_signal_event(vfu_ctx_t *ctx, int type)
+{
+    /* ERR and REQ have one vector, no mask and no config-space mode. */
+    if (ctx->irqs.count[type] == 0 || ctx->irqs.nr_vectors[type] == 0) {
+        return -EINVAL;
+    }
+    return signal_vector(ctx, type, 0);
+}
+
+int
 irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
                  bool *pending)
 {

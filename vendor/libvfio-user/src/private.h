@@ -473,6 +473,8 @@ void irq_msi_control_changed(vfu_ctx_t *ctx);
 void irq_intx_control_changed(vfu_ctx_t *ctx);
 /* The type vfu_irq_trigger signals now (config space decides). */
 int irq_mode(vfu_ctx_t *ctx);
+/* Signals the ERR or REQ eventfd: 0, -ENOENT without one, -EINVAL without the type. */
+int irq_signal_event(vfu_ctx_t *ctx, int type);
 /*
  * A vector's mask (SET_IRQS, or the function's own bits for it) and pending
  * state, for libvfio-user-ext.h: 0 or -EINVAL.

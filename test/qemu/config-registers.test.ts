@@ -1,0 +1,31 @@
+/**
+ * Device-specific config registers as a guest sees them through QEMU: its
+ * config cycles at 0x40 reach the device's handler, which QEMU passes
+ * through, while the capabilities placed after the range stay in the list.
+ */
+import { PciDevice, RegisterMap } from 'vfio-user';
+
+import { serveInProcess } from './devices/serve';
+import { makeTempDir, openSession, PCI_CAP_ID_PM } from './harness';
+import { describeWithQemu } from './support';
+
+describeWithQemu('QEMU config registers', () => {
+  test('config reads and writes at 0x40 reach the device; the PM capability follows the range', async () => {
+    const regs = new RegisterMap({
+      mode: { offset: 0, width: 4, rw: 0xffff, reset: 0x5a },
+      id: { offset: 4, width: 4, reset: 0xfeedf00d },
+    });
+    const served = await serveInProcess(makeTempDir(), () =>
+      new PciDevice({ vendorId: 0x1b36, deviceId: 0x0131, pm: true, configRegisters: [{ offset: 0x40, size: 8, handler: regs }] }),
+    );
+    const { dev } = await openSession({ deviceSocket: served.socketPath });
+
+    expect(await dev.read32(0x40)).toBe(0x5a);
+    expect(await dev.read32(0x44)).toBe(0xfeedf00d);
+    await dev.write32(0x40, 0x12345678);
+    expect(regs.get('mode')).toBe(0x5678);
+    expect(await dev.read16(0x40)).toBe(0x5678);
+    expect(await dev.findCapability(PCI_CAP_ID_PM)).toBe(0x48);
+    expect(served.errors).toEqual([]);
+  });
+});
