@@ -385,6 +385,9 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
     if (ctx == NULL || !ctx->realized) {
         return fail(EINVAL);
     }
+    if (ctx->conn.negotiated) {
+        tran_serve_newcomers(ctx);
+    }
     if (ctx->parked != NULL || ctx->reset_parked) {
         return fail(EBUSY);
     }
