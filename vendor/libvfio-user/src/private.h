@@ -398,9 +398,10 @@ int tran_defer_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int status);
  */
 int tran_newcomers_init(vfu_ctx_t *ctx);
 void tran_serve_newcomers(vfu_ctx_t *ctx);
-/* After attach: the newcomers' deadlines count again. */
-void tran_newcomers_resume(vfu_ctx_t *ctx);
-/* After the attached client left: the poll fd wakes if newcomers wait. */
+/*
+ * When a client attaches or leaves: the poll fd wakes soon if newcomers
+ * wait, to answer them or to take the next.
+ */
 void tran_newcomers_wake(vfu_ctx_t *ctx);
 /* The fd of the longest-waiting newcomer, now the caller's; -1 if none. */
 int tran_newcomer_take(vfu_ctx_t *ctx);

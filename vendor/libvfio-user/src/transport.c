@@ -183,7 +183,7 @@ tran_attached(vfu_ctx_t *ctx)
     }
     if (ret == 0) {
         ctx->conn.negotiated = true;
-        tran_newcomers_resume(ctx);
+        tran_newcomers_wake(ctx);
     }
     return ret;
 }

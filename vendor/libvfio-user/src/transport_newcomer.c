@@ -171,28 +171,36 @@ arm_timer(vfu_ctx_t *ctx)
     }
 }
 
-void
-tran_serve_newcomers(vfu_ctx_t *ctx)
+/*
+ * A caller polls the poll fd without taking events from it, so the timer's
+ * expiry and the edges of newcomers' sockets are taken here, or it would
+ * stay readable.
+ */
+static void
+quiet_poll_fd(vfu_ctx_t *ctx)
 {
     /* Room for every fd in the set: listener, wake, timer, two client sockets. */
     struct epoll_event events[NEWCOMERS_MAX + 5];
-    int64_t now = now_ms();
     uint64_t expirations;
 
-    if (ctx->listen_fd < 0 || ctx->newcomer_timer_fd < 0) {
-        return;
-    }
-    /* Readable once expired; reading makes it quiet again. */
     if (read(ctx->newcomer_timer_fd, &expirations, sizeof(expirations)) < 0 &&
         errno != EAGAIN) {
         vfu_err(ctx, "cannot read the timer for connecting clients: %m");
     }
-    /*
-     * A caller polls the poll fd without taking events from it, so the edges
-     * of newcomers' sockets are taken here, or it would stay readable.
-     */
-    accept_newcomers(ctx, now);
     epoll_wait(ctx->epoll_fd, events, VFU_ARRAY_LEN(events), 0);
+}
+
+void
+tran_serve_newcomers(vfu_ctx_t *ctx)
+{
+    int64_t now = now_ms();
+
+    if (ctx->listen_fd < 0 || ctx->newcomer_timer_fd < 0) {
+        return;
+    }
+    accept_newcomers(ctx, now);
+    /* After the accepts: adding a socket with data waiting raises an edge. */
+    quiet_poll_fd(ctx);
     for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
         struct vfu_newcomer *n = &ctx->newcomers[i];
 
@@ -201,14 +209,6 @@ tran_serve_newcomers(vfu_ctx_t *ctx)
         }
     }
     arm_timer(ctx);
-}
-
-void
-tran_newcomers_resume(vfu_ctx_t *ctx)
-{
-    if (ctx->newcomer_timer_fd >= 0) {
-        arm_timer(ctx);
-    }
 }
 
 void
@@ -228,13 +228,10 @@ int
 tran_newcomer_take(vfu_ctx_t *ctx)
 {
     struct vfu_newcomer *oldest = NULL;
-    uint64_t expirations;
     int fd;
 
-    if (ctx->newcomer_timer_fd >= 0 &&
-        read(ctx->newcomer_timer_fd, &expirations, sizeof(expirations)) < 0 &&
-        errno != EAGAIN) {
-        vfu_err(ctx, "cannot read the timer for connecting clients: %m");
+    if (ctx->newcomer_timer_fd >= 0) {
+        quiet_poll_fd(ctx);
     }
     for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
         struct vfu_newcomer *n = &ctx->newcomers[i];

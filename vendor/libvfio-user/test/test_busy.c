@@ -172,6 +172,43 @@ test_many_newcomers(void)
     vfu_destroy_ctx(ctx);
 }
 
+/*
+ * Two wait as the attached client leaves: the first becomes the next client,
+ * the second then hears at once that the device is busy.
+ */
+static void
+test_two_waiting_as_client_leaves(void)
+{
+    struct vfu_test_client first, next, later;
+    vfu_ctx_t *ctx = attached_device("busy-two", &first);
+    struct vfio_user_header hdr;
+    char reply[512];
+    size_t len;
+
+    REQUIRE(ctx != NULL);
+    vfu_test_client_close(&first);
+    REQUIRE_OK(vfu_test_client_connect(&next, ctx->sock_path, -1));
+    CHECK_OK(vfu_test_send_raw(&next, &version_msg, sizeof(version_msg), NULL, 0));
+    REQUIRE_OK(vfu_test_client_connect(&later, ctx->sock_path, -1));
+    CHECK_OK(vfu_test_send_raw(&later, &version_msg, sizeof(version_msg), NULL, 0));
+    vfu_test_sleep_ms(20);
+    CHECK_ERRNO(vfu_run_ctx(ctx), ENOTCONN);
+    CHECK(poll_fd_ready(ctx, 1000));
+    CHECK_OK(vfu_attach_ctx(ctx));
+    CHECK_OK(vfu_test_recv_msg(&next, &hdr, reply, sizeof(reply), &len, NULL, NULL));
+    CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY);
+    CHECK(poll_fd_ready(ctx, 200));
+    CHECK_EQ(vfu_run_ctx(ctx), 0);
+    CHECK_OK(vfu_test_recv_msg(&later, &hdr, NULL, 0, &len, NULL, NULL));
+    CHECK_EQ(hdr.error_no, EBUSY);
+    CHECK_OK(vfu_test_wait_closed(&later, 1000));
+    CHECK(!poll_fd_ready(ctx, 0));
+    check_first_served(ctx, &next);
+    vfu_test_client_close(&later);
+    vfu_test_client_close(&next);
+    vfu_destroy_ctx(ctx);
+}
+
 int
 main(void)
 {
@@ -179,5 +216,6 @@ main(void)
     RUN_TEST(test_stalled_newcomer_closed);
     RUN_TEST(test_garbage_newcomer_closed);
     RUN_TEST(test_many_newcomers);
+    RUN_TEST(test_two_waiting_as_client_leaves);
     return check_summary();
 }
