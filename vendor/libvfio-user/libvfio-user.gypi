@@ -27,6 +27,7 @@
             'src/run.c',
             'src/sgl.c',
             'src/transport.c',
+            'src/transport_newcomer.c',
             'src/transport_recv.c',
             'src/transport_send.c',
           ],

@@ -43,6 +43,10 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->listen_fd = -1;
     ctx->epoll_fd = -1;
     ctx->wake_fd = -1;
+    ctx->newcomer_timer_fd = -1;
+    for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
+        ctx->newcomers[i].fd = -1;
+    }
     ctx->xfers.next_msg_id = 1;
     ctx->xfers.reply_timeout_ms = DMA_REPLY_TIMEOUT_MS;
     ctx->conn.main.fd = -1;

@@ -59,6 +59,11 @@
  */
 #define DMA_INFLIGHT_MAX (2u << 20)
 
+/* Clients turned away at once while another is attached (transport_newcomer.c). */
+#define NEWCOMERS_MAX 4
+/* How long such a client may take to send its VERSION header. */
+#define NEWCOMER_TIMEOUT_MS 1000
+
 /* Defaults assumed for a client that does not say otherwise. */
 #define CLIENT_DEFAULT_MAX_MSG_FDS 1
 #define CLIENT_DEFAULT_MAX_DATA_XFER_SIZE VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
@@ -266,6 +271,12 @@ struct vfu_dma_xfers {
     int reply_timeout_ms;       /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
 };
 
+/* A client that connected while another is attached, until it is answered or served. */
+struct vfu_newcomer {
+    int fd;                     /* -1: the slot is free */
+    int64_t deadline_ms;        /* CLOCK_MONOTONIC; closed if still silent */
+};
+
 struct vfu_ctx {
     void *pvt;
     int flags;                  /* LIBVFIO_USER_FLAG_* */
@@ -274,6 +285,8 @@ struct vfu_ctx {
     int epoll_fd;               /* the poll fd: listener and/or client, see transport.c */
     int wake_fd;                /* eventfd in the poll fd: deferred messages wait */
     bool wake_armed;
+    struct vfu_newcomer newcomers[NEWCOMERS_MAX];
+    int newcomer_timer_fd;      /* in the poll fd: a newcomer's deadline passed */
     struct vfu_conn conn;
     bool realized;
 
@@ -379,6 +392,20 @@ int tran_wait_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int timeout_ms);
  * Takes msg (zeroed) on success; 0 or -ENOMEM.
  */
 int tran_defer_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int status);
+/*
+ * Turns away clients that connect while one is attached: EBUSY to their
+ * VERSION, without waiting, nothing else (transport_newcomer.c).
+ */
+int tran_newcomers_init(vfu_ctx_t *ctx);
+void tran_serve_newcomers(vfu_ctx_t *ctx);
+/*
+ * When a client attaches or leaves: the poll fd wakes soon if newcomers
+ * wait, to answer them or to take the next.
+ */
+void tran_newcomers_wake(vfu_ctx_t *ctx);
+/* The fd of the longest-waiting newcomer, now the caller's; -1 if none. */
+int tran_newcomer_take(vfu_ctx_t *ctx);
+void tran_close_newcomers(vfu_ctx_t *ctx);
 void tran_close_conn(vfu_ctx_t *ctx);
 void tran_close_listener(vfu_ctx_t *ctx);
 

@@ -341,6 +341,41 @@ lost_connection(vfu_ctx_t *ctx)
     return fail(ret == -EBUSY ? EBUSY : ENOTCONN);
 }
 
+/*
+ * While the client has not taken our replies, its requests wait, but the
+ * answers to our DMA messages are taken: a client such as QEMU may be
+ * blocked writing one and read nothing until we do. What else comes is kept
+ * for later, in order, within DEFERRED_MAX. 0, or -errno.
+ */
+static int
+take_dma_replies(vfu_ctx_t *ctx)
+{
+    while (ctx->xfers.chunks != NULL) {
+        struct vfu_msg msg = { 0 };
+        int ret = tran_wait_msg(ctx, &msg, 0);
+
+        if (ret == 1 && is_reply(&msg) && dma_transfer_reply(ctx, &msg)) {
+            msg_free(&msg);
+            continue;
+        }
+        if (ret != 1 && ret != -EINVAL && ret != -E2BIG) {
+            msg_free(&msg);
+            return ret == -ETIMEDOUT ? 0 : ret;
+        }
+        ret = tran_defer_msg(ctx, &msg, ret);
+        if (ret < 0) {
+            msg_free(&msg);
+            return ret;
+        }
+        if (ctx->conn.deferred_bytes > DEFERRED_MAX) {
+            vfu_err(ctx, "client is not reading: it sent over %u bytes meanwhile",
+                    DEFERRED_MAX);
+            return -ENOBUFS;
+        }
+    }
+    return 0;
+}
+
 VFU_EXPORT int
 vfu_run_ctx(vfu_ctx_t *vfu_ctx)
 {
@@ -349,6 +384,9 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
 
     if (ctx == NULL || !ctx->realized) {
         return fail(EINVAL);
+    }
+    if (ctx->conn.negotiated) {
+        tran_serve_newcomers(ctx);
     }
     if (ctx->parked != NULL || ctx->reset_parked) {
         return fail(EBUSY);
@@ -368,6 +406,11 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
 
         if (ret == -EAGAIN) {
             /* The client has not taken its replies: read no more for now. */
+            ret = take_dma_replies(ctx);
+            if (ret < 0) {
+                vfu_err(ctx, "receive failed: %s", strerror(-ret));
+                return lost_connection(ctx);
+            }
             return handled;
         }
         if (ret < 0) {

@@ -25,9 +25,10 @@
  * upstream's API expects, wakes when queued replies can move on, and does not
  * spin on a client that sends requests but does not read the replies.
  *
- * The listener stays in the set until the client has completed VERSION: a
- * client that connects and then stalls must not lock out the next one, which
- * takes its place (tran_accept). The set also holds wake_fd, readable while
+ * The listener stays in the set: before a client has completed VERSION, one
+ * that connects and then stalls must not lock out the next one, which takes
+ * its place (tran_accept); after, newcomers are told that the device is busy
+ * (transport_newcomer.c). The set also holds wake_fd, readable while
  * messages received during a DMA transfer wait to be served.
  */
 int
@@ -128,6 +129,9 @@ tran_listen(vfu_ctx_t *ctx)
         return ret;
     }
     ret = tran_watch(ctx, EPOLL_CTL_ADD, fd, EPOLLIN);
+    if (ret == 0) {
+        ret = tran_newcomers_init(ctx);
+    }
     if (ret < 0) {
         unlink(addr.sun_path);
         tran_close_listener(ctx);
@@ -140,10 +144,15 @@ tran_accept(vfu_ctx_t *ctx)
 {
     int fd, ret;
 
-    do {
+    /* One that connected while the last client was attached comes first. */
+    fd = tran_newcomer_take(ctx);
+    while (fd < 0) {
         fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC |
                      (tran_nonblocking(ctx) ? SOCK_NONBLOCK : 0));
-    } while (fd < 0 && errno == EINTR);
+        if (fd >= 0 || errno != EINTR) {
+            break;
+        }
+    }
     if (fd < 0) {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
@@ -166,14 +175,15 @@ tran_accept(vfu_ctx_t *ctx)
 int
 tran_attached(vfu_ctx_t *ctx)
 {
-    /* One client at a time: the listener rests until this one leaves. */
-    int ret = tran_watch(ctx, EPOLL_CTL_DEL, ctx->listen_fd, 0);
+    /* The listener stays: newcomers are turned away (transport_newcomer.c). */
+    int ret = 0;
 
-    if (ret == 0 && ctx->conn.twin.fd >= 0) {
+    if (ctx->conn.twin.fd >= 0) {
         ret = tran_watch(ctx, EPOLL_CTL_ADD, ctx->conn.twin.fd, EPOLLIN);
     }
     if (ret == 0) {
         ctx->conn.negotiated = true;
+        tran_newcomers_wake(ctx);
     }
     return ret;
 }
@@ -245,7 +255,6 @@ void
 tran_close_conn(vfu_ctx_t *ctx)
 {
     struct vfu_conn *conn = &ctx->conn;
-    bool listener_resting = conn->negotiated;
 
     tran_recv_reset(ctx);
     tran_send_reset(ctx);
@@ -258,11 +267,9 @@ tran_close_conn(vfu_ctx_t *ctx)
     if (conn->main.fd >= 0) {
         tran_watch(ctx, EPOLL_CTL_DEL, conn->main.fd, 0);
         close(conn->main.fd);
-        /* Listen again for the next client. */
-        if (listener_resting && ctx->listen_fd >= 0 &&
-            tran_watch(ctx, EPOLL_CTL_ADD, ctx->listen_fd, EPOLLIN) < 0) {
-            vfu_err(ctx, "cannot poll the listening socket: %m");
-        }
+    }
+    if (conn->negotiated) {
+        tran_newcomers_wake(ctx);
     }
     conn->main.fd = -1;
     conn->negotiated = false;
@@ -271,6 +278,7 @@ tran_close_conn(vfu_ctx_t *ctx)
 void
 tran_close_listener(vfu_ctx_t *ctx)
 {
+    tran_close_newcomers(ctx);
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         ctx->listen_fd = -1;

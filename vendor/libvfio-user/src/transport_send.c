@@ -201,6 +201,12 @@ flush_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
         ssize_t n = send_once(s->fd, &iov, 1, tx->fds,
                               tx->sent == 0 ? tx->nr_fds : 0);
 
+        if (n == -EAGAIN) {
+            /* The events may have changed since: a DMA transfer ended. */
+            int ret = tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
+
+            return ret < 0 ? ret : -EAGAIN;
+        }
         if (n < 0) {
             return (int)n;
         }

@@ -309,9 +309,9 @@ test_bad_first_messages(void)
 }
 
 /*
- * The listener is in the poll set exactly while no client has completed
- * VERSION; once one has, a newcomer waits its turn in the listen queue.
- * One thread plays both sides so each step is exact.
+ * Before a client has completed VERSION, a newcomer replaces a silent one;
+ * after, a newcomer is told that the device is busy, unless the attached
+ * client has just left. One thread plays both sides so each step is exact.
  */
 static void
 test_poll_set_follows_negotiation(void)
@@ -344,9 +344,17 @@ test_poll_set_follows_negotiation(void)
     CHECK_OK(vfu_test_recv_msg(&second, &hdr, reply, sizeof(reply), &len, NULL, NULL));
     CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY);
 
-    /* Attached: a third client sits in the listen queue unnoticed. */
+    /* Attached: a third client is told at once that the device is busy. */
     REQUIRE_OK(vfu_test_client_connect(&third, ctx_path(ctx), -1));
     CHECK_OK(vfu_test_send_raw(&third, &version_msg, sizeof(version_msg), NULL, 0));
+    vfu_test_sleep_ms(20);
+    CHECK(poll_fd_ready(ctx));
+    CHECK_EQ(vfu_run_ctx(ctx), 0);
+    CHECK_OK(vfu_test_recv_msg(&third, &hdr, NULL, 0, &len, NULL, NULL));
+    CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
+    CHECK_EQ(hdr.error_no, EBUSY);
+    CHECK_OK(vfu_test_wait_closed(&third, 1000));
+    vfu_test_client_close(&third);
     CHECK(!poll_fd_ready(ctx));
     CHECK_GE(vfu_test_send_cmd(&second, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0), 0);
     vfu_test_sleep_ms(20);
@@ -356,8 +364,13 @@ test_poll_set_follows_negotiation(void)
     CHECK_EQ(hdr.cmd, VFIO_USER_DEVICE_RESET);
     CHECK(!poll_fd_ready(ctx));
 
-    /* When the attached client leaves, the queued one gets its turn. */
+    /*
+     * One that connects just after the attached client left, before the
+     * server noticed, is not turned away: it is the next client.
+     */
     vfu_test_client_close(&second);
+    REQUIRE_OK(vfu_test_client_connect(&third, ctx_path(ctx), -1));
+    CHECK_OK(vfu_test_send_raw(&third, &version_msg, sizeof(version_msg), NULL, 0));
     vfu_test_sleep_ms(20);
     CHECK_ERRNO(vfu_run_ctx(ctx), ENOTCONN);
     CHECK_EQ(atomic_load(&dev.resets[VFU_RESET_LOST_CONN]), 1);
@@ -365,6 +378,7 @@ test_poll_set_follows_negotiation(void)
     CHECK_OK(vfu_attach_ctx(ctx));
     CHECK_OK(vfu_test_recv_msg(&third, &hdr, reply, sizeof(reply), &len, NULL, NULL));
     CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY);
+    CHECK(!poll_fd_ready(ctx));
     vfu_test_client_close(&third);
     vfu_destroy_ctx(ctx);
 }
