@@ -31,6 +31,7 @@ import {
   STD_HEADER_SIZE,
 } from './constants';
 import { DeviceDescriptionError, MigrationStreamError } from './errors';
+import { describeValue } from './handler-results';
 import type { DeviceMigration } from './migration';
 import type { RegionHandler } from './region';
 import { RegisterMap } from './register-map';
@@ -264,7 +265,7 @@ function checkFields(field: string, value: object, known: readonly string[]): vo
 
 function checkBoolean(field: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') {
-    throw new DeviceDescriptionError(field, `must be true or false, not ${String(value)}`);
+    throw new DeviceDescriptionError(field, `must be true or false, not ${describeValue(value)}`);
   }
 }
 
@@ -552,7 +553,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     if (!Array.isArray(d.vendorCapabilities)) {
       throw new DeviceDescriptionError('vendorCapabilities', 'must be an array of Uint8Array');
     }
-    for (const data of d.vendorCapabilities) {
+    for (const data of d.vendorCapabilities as readonly Uint8Array[]) { // isArray() narrowed it to any[]
       add('vendor', vendorCapability(data));
     }
   }
