@@ -9,5 +9,10 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname },
     },
+    rules: {
+      // Passing on what a catch caught is not making up a non-Error reason
+      // (only-throw-error allows the same for throw by default).
+      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
+    },
   },
 );

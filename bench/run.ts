@@ -113,7 +113,7 @@ async function stopServer(server: Server): Promise<void> {
   clearTimeout(timer);
 }
 
-function client(args: string[], cpu = CPU): any {
+function client(args: string[], cpu = CPU): unknown {
   const [cmd, argv] = pinned(cpu, [CLIENT, ...args]);
   const result = spawnSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
   if (result.error !== undefined || result.status !== 0) {
@@ -257,7 +257,7 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
   const clientProc = spawn(ccmd, cargs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(clientProc);
   let out = '';
-  clientProc.stdout!.on('data', (chunk: Buffer) => {
+  clientProc.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
   });
   const clientDone = new Promise<number | null>((resolve) => clientProc.once('exit', (code) => resolve(code)));
@@ -272,7 +272,7 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
   if (code !== 0) {
     throw new Error(`bench: bench_client startup failed (exit ${String(code)})`);
   }
-  return JSON.parse(out);
+  return JSON.parse(out) as { startup_ns: number; rss_kb: number };
 }
 
 async function main(): Promise<void> {
@@ -316,16 +316,16 @@ async function main(): Promise<void> {
     ];
     log(`latency: ${specs.length} measurements, ${REPS} interleaved repetitions of ${N} requests`);
     const latency = client(['latency', '--reps', String(REPS), '--n', String(N), '--warmup', String(WARMUP),
-      ...specs.map((s) => `${s.key}=${s.server.socket},${s.kind},${s.op},${s.region},${s.offset},${s.server.pid}`)]);
+      ...specs.map((s) => `${s.key}=${s.server.socket},${s.kind},${s.op},${s.region},${s.offset},${s.server.pid}`)]) as { results: LatencyResult[] };
     raw.latency = latency;
     rows.push(...latencyRows(specs, latency));
 
     log(`interrupts: ${IRQ_REPS} repetitions of ${IRQ_COUNT} triggers`);
     const irqRows = (kind: string, args: string[]): void => {
       const result = client(['irq', '--reps', String(IRQ_REPS), '--count', String(IRQ_COUNT), ...args,
-        `c=${cdev.socket}`, `ts=${tsdev.socket}`]);
+        `c=${cdev.socket}`, `ts=${tsdev.socket}`]) as { results: Array<{ rep_per_s: number[]; median_per_s: number }> };
       raw[kind === 'during' ? 'irq' : 'irq_drain_after'] = result;
-      const [c, ts] = result.results as Array<{ rep_per_s: number[]; median_per_s: number }>;
+      const [c, ts] = result.results;
       const label = kind === 'during' ? 'client draining the eventfd meanwhile' : 'eventfd drained after';
       const id = kind === 'during' ? 'C trigger' : 'C trigger (alone)';
       rows.push({ group: 'interrupts (MSI-X, pinned to one CPU)', name: `C: vfu_irq_trigger(), ${label}`, id, value: c.median_per_s / 1e6, unit: 'M/s' });
@@ -338,9 +338,11 @@ async function main(): Promise<void> {
     irqRows('after', ['--drain-after']);
 
     log('DMA: mapped memory, messages, and a loop over 64 MiB of guest memory');
-    const dma = client(['dma', '--reps', String(IRQ_REPS), `c=${cdev.socket}`, `ts=${tsdev.socket}`]);
+    const dma = client(['dma', '--reps', String(IRQ_REPS), `c=${cdev.socket}`, `ts=${tsdev.socket}`]) as {
+      results: Array<{ name: string; op: string; rep_bytes_per_s: number[]; median_bytes_per_s: number }>;
+    };
     raw.dma = dma;
-    const dmaResults = dma.results as Array<{ name: string; op: string; rep_bytes_per_s: number[]; median_bytes_per_s: number }>;
+    const dmaResults = dma.results;
     const dmaResult = (name: string, op: string): { rep_bytes_per_s: number[]; median_bytes_per_s: number } | undefined => {
       const found = dmaResults.find((r) => r.name === name && r.op === op);
       // -1: the device has no such operation.
@@ -404,7 +406,7 @@ async function main(): Promise<void> {
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
     children.add(idle);
     await sleep(500);
-    const nodeRss = client(['rss', '--pid', String(idle.pid)]).rss_kb as number;
+    const nodeRss = (client(['rss', '--pid', String(idle.pid)]) as { rss_kb: number }).rss_kb;
     idle.kill('SIGKILL');
     raw.node_idle_rss_kb = nodeRss;
     const ms = (kind: string): number[] => startup[kind].map((s) => s.startup_ns / 1e6);

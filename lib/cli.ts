@@ -129,7 +129,7 @@ function isDevice(value: unknown): value is PciDevice {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PCI_DEVICE_BRAND] === true;
 }
 
-function isClass(fn: Function): boolean {
+function isClass(fn: object): boolean {
   return /^class[\s{]/.test(Function.prototype.toString.call(fn));
 }
 
@@ -172,6 +172,7 @@ async function loadDevice(file: string, deviceArgs: readonly string[]): Promise<
   }
   let exported: unknown;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the user's file, found at run time, loads as CommonJS
     const loaded = require(absolute) as { default?: unknown };
     exported = loaded !== null && typeof loaded === 'object' && 'default' in loaded ? loaded.default : loaded;
   } catch (err) {
@@ -216,7 +217,7 @@ async function serve(args: ServeArgs): Promise<void> {
   server.on('log', (level, message) => log(`[${level}] ${message}`));
   const stop = (reason: string): void => {
     log(`${reason}: closing`);
-    server.close();
+    void server.close(); // the socket is closed when close() returns: nothing to wait for before exiting
     process.exit(0);
   };
   process.once('SIGINT', stop);

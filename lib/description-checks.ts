@@ -10,6 +10,7 @@ import { RegionFlag, STD_HEADER_SIZE } from './constants';
 import type { BarAccessRules, BarDescription, ConfigRegistersDescription } from './description';
 import type { PlannedAccessRules, PlannedBar } from './device-plan';
 import { DeviceDescriptionError, MigrationStreamError } from './errors';
+import { describeValue } from './handler-results';
 import type { DeviceMigration } from './migration';
 
 /** Migration for a device whose whole state is in the library's keeping. */
@@ -84,7 +85,7 @@ export function checkFields(field: string, value: object, known: readonly string
 
 export function checkBoolean(field: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') {
-    throw new DeviceDescriptionError(field, `must be true or false, not ${String(value)}`);
+    throw new DeviceDescriptionError(field, `must be true or false, not ${describeValue(value)}`);
   }
 }
 

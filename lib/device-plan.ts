@@ -386,7 +386,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     if (!Array.isArray(d.vendorCapabilities)) {
       throw new DeviceDescriptionError('vendorCapabilities', 'must be an array of Uint8Array');
     }
-    for (const data of d.vendorCapabilities) {
+    for (const data of d.vendorCapabilities as readonly Uint8Array[]) { // isArray() narrowed it to any[]
       add('vendor', vendorCapability(data));
     }
   }

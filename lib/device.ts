@@ -7,7 +7,7 @@
 import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind, DeviceDescription } from './description';
 import { checkHandlerLayout, planDevice, type DevicePlan } from './device-plan';
-import { DeviceDescriptionError, type DeviceStoppedError } from './errors';
+import { DeviceDescriptionError } from './errors';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
 import type { RegionHandler } from './region';
@@ -116,7 +116,7 @@ export class PciDevice {
    * memory) exist. The server takes the handler when it starts serving; a
    * later call replaces it for the next server.
    *
-   * @throws {@link DeviceDescriptionError} when the device has no such BAR,
+   * @throws `DeviceDescriptionError` when the device has no such BAR,
    *   its description already gives the handler, the handler has no read
    *   and write methods, or it is a register map whose registers lie outside
    *   the BAR or on the MSI-X table or PBA
@@ -154,7 +154,7 @@ export class PciDevice {
    * change nothing a client sees: {@link PciDevice.intx},
    * {@link PciDevice.msi} and {@link PciDevice.msix} hold the interrupt
    * until it runs again (it migrates with the device), and DMA throws a
-   * {@link DeviceStoppedError}.
+   * `DeviceStoppedError`.
    */
   get migrationState(): MigrationState {
     return runtimeOf(this).migrationState;

@@ -241,7 +241,7 @@ export interface NativeAddon {
    * typed array needs a view object). Throws RangeError for a range outside
    * either array (a detached one has length 0).
    */
-  copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void;
+  copyBytes(this: void, target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void;
   /** Built with our library's extensions (libvfio-user-ext.h); false with a system library. */
   libraryExtensions: boolean;
 }

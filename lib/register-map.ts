@@ -239,8 +239,8 @@ function compile(name: string, spec: RegisterSpec): CompiledRegister {
     resetBytes,
     rwBytes: rw,
     w1cBytes: w1c,
-    read: spec.read as CompiledRegister['read'],
-    write: spec.write as CompiledRegister['write'],
+    read: spec.read,
+    write: spec.write,
     readHook: `${field} read hook`,
     writeHook: `${field} write hook`,
   };

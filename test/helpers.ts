@@ -80,7 +80,7 @@ afterEach(async () => {
     await client.close();
   }
   for (const server of servers.splice(0)) {
-    server.close();
+    await server.close();
   }
 });
 

@@ -189,7 +189,9 @@ export class Guest {
       const qmp = await waitForQmp(qmpPath, qemu);
       return new Guest(qemu, qmp, dir, attached, options.timeoutMs ?? 180000);
     } catch (err) {
-      attached.forEach((d) => d.server?.close());
+      for (const d of attached) {
+        await d.server?.close();
+      }
       rmSync(dir, { recursive: true, force: true });
       throw err;
     }
@@ -248,7 +250,7 @@ export class Guest {
             reject(new GuestError(`the guest finished without printing ${regex}`, this.consoleText));
           }
         },
-        (err) => {
+        (err: unknown) => {
           done();
           reject(err);
         },
@@ -281,7 +283,7 @@ export class Guest {
     const deleted = this.qmp.nextEvent('DEVICE_DELETED');
     await this.qmp.execute('device_del', { id });
     await deleted;
-    device.server?.close();
+    await device.server?.close();
     device.server = undefined;
     device.socket = socket;
     await this.qmp.execute('device_add', JSON.parse(deviceJson(device)) as Record<string, unknown>);
@@ -299,7 +301,9 @@ export class Guest {
       await gone;
     }
     this.qmp.close();
-    this.attached.forEach((d) => d.server?.close());
+    for (const d of this.attached) {
+      await d.server?.close();
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -122,7 +122,7 @@ describe('vfio-user', () => {
     for (const [file, source, expected] of cases) {
       writeFileSync(join(ts5, file), source);
       const { code, output } = await finished(['serve', file, '--socket', socket]);
-      expect({ file, code, output }).toEqual({ file, code: 1, output: expect.stringMatching(expected) });
+      expect({ file, code, output }).toEqual({ file, code: 1, output: expect.stringMatching(expected) as unknown });
       expect(existsSync(socket)).toBe(false);
     }
     const missing = await finished(['serve', 'nowhere.ts', '--socket', socket]);
@@ -205,9 +205,9 @@ describe('vfio-user', () => {
 
     const json = await finished(['inspect', socket, '--json']);
     expect(json.code).toBe(0);
-    const report = JSON.parse(json.output);
+    const report = JSON.parse(json.output) as { bars: Array<{ index: number; kind: string; size: number }> };
     expect(report).toMatchObject({ vendorId: 0x1af4, deviceId: 0x1042, classCode: 0x018000, interrupts: { INTx: 1, 'MSI-X': 8 } });
-    expect(report.bars.map((bar: { index: number; kind: string; size: number }) => [bar.index, bar.kind, bar.size])).toEqual([
+    expect(report.bars.map((bar) => [bar.index, bar.kind, bar.size])).toEqual([
       [0, 'io', 256],
       [2, 'memory', 65536],
       [4, 'memory', 4096],

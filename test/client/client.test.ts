@@ -84,7 +84,7 @@ describe('VfioUserClient against our server', () => {
   test('negotiation', async () => {
     const { client } = await serveAndConnect(new TestDevice());
     expect(client.version).toEqual({ major: 0, minor: 2 });
-    expect(client.serverCapabilities).toMatchObject({ maxMsgFds: expect.any(Number), maxDataXferSize: 1 << 20 });
+    expect(client.serverCapabilities).toMatchObject({ maxMsgFds: expect.any(Number) as unknown, maxDataXferSize: 1 << 20 });
     expect(client.serverCapabilities.maxMsgFds).toBeGreaterThan(0);
     const older = await VfioUserClient.connect(serve(new TestDevice()).socket, { minor: 1 });
     expect(older.version).toEqual({ major: 0, minor: 1 });
@@ -116,7 +116,7 @@ describe('VfioUserClient against our server', () => {
     const path = socketPath('dead');
     const server = serve(new TestDevice(), { socket: path });
     linkSync(path, `${path}.keep`);
-    server.close();
+    await server.close();
     renameSync(`${path}.keep`, path);
     expect((await rejection(VfioUserClient.connect(path))).code).toBe('ECONNREFUSED');
   });
@@ -128,10 +128,11 @@ describe('VfioUserClient against our server', () => {
     const closed = nextEvent<[Error]>(client, 'close');
     const [line] = await client.enableInterrupts('msix', { count: 1 });
     const waiting = line.wait(0);
-    server.close();
+    const serverClosed = server.close();
     expect((await closed)[0]).toBeInstanceOf(VfioUserError);
     expect((await rejection(waiting)).code).toBe('EBADF');
     expect(client.connected).toBe(false);
+    await serverClosed;
   });
 });
 

@@ -16,6 +16,7 @@ import {
   VfioUserServer,
   type DeviceDescription,
 } from '../../lib';
+import { errorLike } from '../error-like';
 import { socketPath } from '../helpers';
 
 const base: DeviceDescription = { vendorId: 0x1b36, deviceId: 0x0100 };
@@ -113,7 +114,7 @@ describe('bad device descriptions', () => {
   test.each(cases)('%s', (_what, fields, field, message) => {
     let caught: unknown;
     try {
-      new PciDevice({ ...base, ...fields } as unknown as DeviceDescription);
+      new PciDevice({ ...base, ...fields });
     } catch (err) {
       caught = err;
     }
@@ -167,7 +168,7 @@ describe('bad server options and handlers, before listening', () => {
     }
   });
 
-  test('a socket path of 107 bytes is served', () => {
+  test('a socket path of 107 bytes is served', async () => {
     const dir = socketPath().replace(/\/[^/]*$/, '');
     const socket = `${dir}/${'s'.repeat(107 - dir.length - 1)}`;
     expect(Buffer.byteLength(socket)).toBe(107);
@@ -175,7 +176,7 @@ describe('bad server options and handlers, before listening', () => {
     try {
       expect(existsSync(socket)).toBe(true);
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
@@ -191,7 +192,7 @@ describe('bad server options and handlers, before listening', () => {
       msix: { vectors: 4, bar: 0, tableOffset: 0x800, pbaOffset: 0xc00 },
     });
     expect(() => new VfioUserServer(late, { socket })).toThrow(
-      expect.objectContaining({ name: 'DeviceDescriptionError', field: 'bars (BAR 0).handler.registers.ctrl' }),
+      errorLike({ name: 'DeviceDescriptionError', field: 'bars (BAR 0).handler.registers.ctrl' }),
     );
     expect(existsSync(socket)).toBe(false);
     expect(late.served).toBe(false);

@@ -9,7 +9,7 @@ const base: DeviceDescription = { vendorId: 0x1b36, deviceId: 0x0100 };
 function refused(description: Partial<DeviceDescription> & Record<string, unknown>, field: string, message?: RegExp): void {
   let caught: unknown;
   try {
-    planDevice({ ...base, ...description } as DeviceDescription);
+    planDevice({ ...base, ...description });
   } catch (err) {
     caught = err;
   }
@@ -98,7 +98,7 @@ describe('device descriptions', () => {
     const save = (): undefined => undefined;
     const load = (): void => undefined;
     refused({ migration: { load } as never }, 'migration.save', /required/);
-    refused({ migration: { save } as never }, 'migration', /exactly one of load and loadChunk/);
+    refused({ migration: { save } }, 'migration', /exactly one of load and loadChunk/);
     refused({ migration: { save, load, loadChunk: load } }, 'migration', /exactly one/);
     refused({ migration: { save, load, preCopy: save } }, 'migration', /preCopy and loadPreCopy go together/);
     refused({ migration: { save, load, version: -1 } }, 'migration.version');

@@ -76,6 +76,7 @@ async function settle(): Promise<void> {
 }
 
 const rejected = (): Promise<never> => Promise.reject(new Error('too late'));
+// eslint-disable-next-line @typescript-eslint/require-await -- an async function that throws is the bad handler under test
 const asyncThrow = async (): Promise<void> => {
   throw new Error('async failure');
 };
@@ -83,13 +84,14 @@ const asyncThrow = async (): Promise<void> => {
 describe('a BAR read handler', () => {
   const cases: Array<[string, Read, RegExp]> = [
     ['throws an Error', () => { throw new Error('read exploded'); }, /^read exploded$/],
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- a handler throwing a non-Error is the case under test
     ['throws a string', () => { throw 'just a string'; }, /a handler threw just a string/],
     ['returns a string', () => 'abcd', /returned a string \("abcd"\): a read handler fills data/],
     ['returns a Buffer of the wrong length', () => Buffer.alloc(2), /returned a Buffer of 2 bytes: a read handler fills data \(4 bytes\)/],
     ['returns another Buffer of the right length', () => Buffer.alloc(4, 1), /returned a Buffer of 4 bytes/],
     ['returns a bigint', () => 0x1234n, /returned bigint 4660n/],
     ['returns an object', () => ({ value: 1 }), /returned an object/],
-    ['returns a resolving Promise', async () => undefined, /returned a Promise: handlers and hooks are synchronous/],
+    ['returns a resolving Promise', () => Promise.resolve(undefined), /returned a Promise: handlers and hooks are synchronous/],
     ['returns a rejected Promise', rejected, /returned a Promise/],
     ['is an async function that throws', asyncThrow, /returned a Promise/],
   ];
@@ -206,7 +208,7 @@ describe("a register map's hooks", () => {
     ['returns a fraction', () => 1.5, /returned number 1.5/],
     ['returns NaN', () => NaN, /returned number NaN/],
     ['returns a bigint for a 2-byte register', () => 1n, /returned bigint 1n/],
-    ['returns a Promise', async () => 1, /returned a Promise/],
+    ['returns a Promise', () => Promise.resolve(1), /returned a Promise/],
   ];
   test.each(narrow)('a 2-byte read hook that %s fails the access', async (_what, hook, message) => {
     const { device, client, errors } = await setUp();

@@ -56,7 +56,7 @@ describe('interrupts reach the client', () => {
     expect((await rejection(line.wait(100))).code).toBe('ETIMEDOUT');
   });
 
-  test('INTx is refused by a device that did not describe it', async () => {
+  test('INTx is refused by a device that did not describe it', () => {
     const device = new PciDevice({ vendorId: 1, deviceId: 2 });
     expect(() => device.intx()).toThrow(/intx/);
   });

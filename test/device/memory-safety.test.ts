@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 import { Command, PciDevice, VfioUserError, type RegionHandler } from '../../lib';
+import { errorLike } from '../error-like';
 import { regionAccess, rejection, serveAndConnect } from '../helpers';
 
 const BAR_SIZE = 0x100;
@@ -156,9 +157,9 @@ describe('DMA reaches only what the client mapped, as the client allowed', () =>
     const { client } = await serveAndConnect(device);
     await client.mapDma({ iova: 0x50000, size: 0x1000, readable: false, writable: false });
     expect(device.dma.mappings[0]).toMatchObject({ readable: false, writable: false });
-    expect(() => device.dma.readSync(0x50000, 4)).toThrow(expect.objectContaining({ code: 'EACCES' }));
-    expect(() => device.dma.view(0x50000, 4)).toThrow(expect.objectContaining({ code: 'EACCES' }));
-    expect(() => device.dma.writeSync(0x50000, Buffer.alloc(4))).toThrow(expect.objectContaining({ code: 'EACCES' }));
+    expect(() => device.dma.readSync(0x50000, 4)).toThrow(errorLike({ code: 'EACCES' }));
+    expect(() => device.dma.view(0x50000, 4)).toThrow(errorLike({ code: 'EACCES' }));
+    expect(() => device.dma.writeSync(0x50000, Buffer.alloc(4))).toThrow(errorLike({ code: 'EACCES' }));
     await expect(device.dma.read(0x50000, 4)).rejects.toMatchObject({ code: 'EACCES' });
     expect(mapsOf(0x50000).map((line) => line.split(/\s+/)[1]).sort()).toEqual(['---s', 'rw-s']);
   });
@@ -178,7 +179,7 @@ describe('DMA reaches only what the client mapped, as the client allowed', () =>
       () => device.dma.readSync(Number.MAX_SAFE_INTEGER - 1, 1),
     ];
     for (const attempt of efault) {
-      expect(attempt).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+      expect(attempt).toThrow(errorLike({ code: 'EFAULT' }));
     }
     const einval = [
       () => device.dma.readSync(0x10000, -1),
@@ -190,13 +191,13 @@ describe('DMA reaches only what the client mapped, as the client allowed', () =>
       () => device.dma.writeSync(-1, Buffer.alloc(1)),
     ];
     for (const attempt of einval) {
-      expect(attempt).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      expect(attempt).toThrow(errorLike({ code: 'EINVAL' }));
     }
     expect(device.dma.readSync(0x10ffe, 4)).toHaveLength(4); // a copy may span adjacent mappings
     const view = device.dma.view(0x10000, 16);
     await client.unmapDma(a);
     // The unmapped range is gone, and the old view with it: empty, not dangling.
-    expect(() => device.dma.readSync(0x10000, 4)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(() => device.dma.readSync(0x10000, 4)).toThrow(errorLike({ code: 'EFAULT' }));
     expect(view.length).toBe(0);
     expect(device.dma.readSync(0x11000, 4)).toHaveLength(4);
   });

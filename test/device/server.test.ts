@@ -13,7 +13,7 @@ import { REG, TestDevice } from '../fixtures/test-device';
 import { connect, nextEvent, rejection, serve, serveAndConnect, socketPath, until } from '../helpers';
 
 describe('VfioUserServer', () => {
-  test('listens when constructed, with a private socket', async () => {
+  test('listens when constructed, with a private socket', () => {
     const server = serve(new TestDevice());
     expect(server.listening).toBe(true);
     expect(server.connected).toBe(false);
@@ -101,8 +101,8 @@ describe('VfioUserServer', () => {
     const { server, client } = await serveAndConnect(device);
     const closed = nextEvent<[Error]>(client, 'close');
     const serverClosed = nextEvent(server, 'close');
-    server.close();
-    server.close();
+    await server.close();
+    await server.close();
     await serverClosed;
     expect(server.listening).toBe(false);
     expect(existsSync(server.socket)).toBe(false);
@@ -127,13 +127,13 @@ describe('VfioUserServer', () => {
     const client = await connect(server);
     await client.close();
     await until(() => !server.connected);
-    server.close();
+    await server.close();
     expect(events).toEqual(['lost-connection']);
     expect(device.resets).toEqual(['lost-connection']);
     const idle = new TestDevice();
     const idleServer = serve(idle);
     idleServer.on('reset', (kind) => events.push(`idle:${kind}`));
-    idleServer.close();
+    await idleServer.close();
     expect(idle.resets).toEqual([]);
     expect(events).toEqual(['lost-connection']);
   });
@@ -192,13 +192,13 @@ describe('VfioUserServer', () => {
     const first = serve(new TestDevice(), { socket: path });
     // Pretend the process died: the socket file stays, nobody listens.
     linkSync(path, `${path}.keep`);
-    first.close();
+    await first.close();
     renameSync(`${path}.keep`, path);
     expect(existsSync(path)).toBe(true);
     const second = serve(new TestDevice(), { socket: path });
     const client = await connect(second);
     expect(await client.read32(0, REG.ID)).toBe(0x12345678);
-    second.close();
+    await second.close();
     expect(existsSync(path)).toBe(false);
   });
 

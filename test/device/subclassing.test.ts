@@ -7,6 +7,7 @@ import { PciCommand, PciConfig, PciDevice, RegisterMap, Region } from '../../lib
 import { serveAndConnect } from '../helpers';
 
 // Plain JS, not compiled by ts-jest: required, with the types it exports.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a .js module has no types to import
 const fixture = require('../fixtures/shadowing-device') as {
   ShadowingDevice: new () => PciDevice & {
     calls: string[];

@@ -35,7 +35,7 @@ echo after=$(pci-tool read $d 0 0 4)
   });
   try {
     await guest.waitForOutput('waiting-for-kill\n');
-    guest.server('vfu0').close();
+    await guest.server('vfu0').close();
     guest.send('go\n');
     await guest.waitForOutput('waiting-for-replug\n');
     const socket = join(dir, 'edu-again.sock');
@@ -56,7 +56,7 @@ echo after=$(pci-tool read $d 0 0 4)
     expect(reattached).toBe(true);
   } finally {
     await guest.stop();
-    revived?.close();
+    await revived?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -124,7 +124,7 @@ describe.each([
    * completion; migrates, releasing that completion once A has stopped,
    * and copies A's guest RAM to B's while A is stopped, as the VMM does.
    */
-  async function migrateInFlight(command: number, setUp: (p: Pair, memA: GuestMemory, memB: GuestMemory) => Promise<void>) {
+  async function migrateInFlight(command: number, setUp: (p: Pair, memA: GuestMemory, memB: GuestMemory) => Promise<void> | void) {
     const a = new HeldEdu();
     const p = await pair(a);
     const memA = await p.clientA.mapDma({ iova: RAM, size: RAM_SIZE, shared });
@@ -174,7 +174,7 @@ describe.each([
 
   test('from guest memory to the card: B reads the rest and the card holds it all', async () => {
     const data = pattern(EDU_BUFFER_SIZE, 11);
-    const { a, clientB } = await migrateInFlight(0, async (_p, memA) => {
+    const { a, clientB } = await migrateInFlight(0, (_p, memA) => {
       memA.write(RAM, data);
     });
     expect(await clientB.readBar(BAR0, EduRegister.BUFFER, EDU_BUFFER_SIZE)).toEqual(data);

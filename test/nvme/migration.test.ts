@@ -106,7 +106,7 @@ describe.each([['shared memory', true], ['DMA messages', false]])('NVMe migratio
 test('a state that does not hold together is refused and changes nothing', async () => {
   const controller = new NvmeController(await BackingFile.open(makeDisk()), DEFAULT_IDENTITY);
   try {
-    const good = JSON.parse(saveControllerState(controller).toString());
+    const good = JSON.parse(saveControllerState(controller).toString()) as Record<string, unknown>;
     const queue = { id: 1, base: 0x10000, size: 64, interruptsEnabled: true, vector: 1, head: 0, tail: 0, phase: 1, backlog: [] };
     const bad = [
       { ...good, completionQueues: [{ ...queue, size: 5000 }] },

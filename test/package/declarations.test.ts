@@ -29,7 +29,8 @@ export const used: unknown[] = [device, exported, VfioUserClient];
 
 /** tsc's diagnostics for the user's file; '' when it compiles. */
 function check(project: string, target: string): string {
-  const tsc = join(project, 'node_modules', 'typescript', JSON.parse(readFileSync(join(project, 'node_modules', 'typescript', 'package.json'), 'utf8')).bin.tsc);
+  const manifest = JSON.parse(readFileSync(join(project, 'node_modules', 'typescript', 'package.json'), 'utf8')) as { bin: { tsc: string } };
+  const tsc = join(project, 'node_modules', 'typescript', manifest.bin.tsc);
   try {
     execFileSync(
       process.execPath,

@@ -67,7 +67,10 @@ describe('the tarball', () => {
     for (const [, source] of gypi.matchAll(/'(src\/\w+\.c)'/g)) {
       expect(paths).toContain(`vendor/libvfio-user/${source}`);
     }
-    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      repository: { url: string };
+      scripts: Record<string, string>;
+    };
     expect(manifest.repository.url).toMatch(/^git\+https:/);
     expect(manifest.scripts.install).toBe('node-gyp-build');
   });

@@ -15,7 +15,7 @@ describeWithQemu('QEMU config registers', () => {
       mode: { offset: 0, width: 4, rw: 0xffff, reset: 0x5a },
       id: { offset: 4, width: 4, reset: 0xfeedf00d },
     });
-    const served = await serveInProcess(makeTempDir(), () =>
+    const served = serveInProcess(makeTempDir(), () =>
       new PciDevice({ vendorId: 0x1b36, deviceId: 0x0131, pm: true, configRegisters: [{ offset: 0x40, size: 8, handler: regs }] }),
     );
     const { dev } = await openSession({ deviceSocket: served.socketPath });

@@ -27,7 +27,7 @@ interface Edu {
 }
 
 async function start(memfd: boolean): Promise<Edu> {
-  const served = await serveInProcess(makeTempDir(), () => new EduDevice(), 'edu');
+  const served = serveInProcess(makeTempDir(), () => new EduDevice(), 'edu');
   const s = await openSession({ deviceSocket: served.socketPath, memfd });
   return { served, edu: served.device, s };
 }

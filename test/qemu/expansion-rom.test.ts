@@ -28,7 +28,7 @@ function romImage(): Buffer {
 describeWithQemu('QEMU expansion ROM', () => {
   test('sizes as 4 KiB, and reads the image (zeros after it) once enabled', async () => {
     const image = romImage();
-    const served = await serveInProcess(makeTempDir(), () =>
+    const served = serveInProcess(makeTempDir(), () =>
       new PciDevice({ vendorId: 0x1b36, deviceId: 0x0121, bars: [{ index: 0, size: 0x1000 }], expansionRom: image }),
     );
     const { qemu, dev } = await openSession({ deviceSocket: served.socketPath });

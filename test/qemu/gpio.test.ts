@@ -30,7 +30,7 @@ interface Gpio {
 async function start(): Promise<Gpio> {
   const outputs: number[] = [];
   const resets: ResetKind[] = [];
-  const served = await serveInProcess(makeTempDir(), () => {
+  const served = serveInProcess(makeTempDir(), () => {
     const card = createGpio();
     card.onOutputs = (levels) => outputs.push(levels);
     card.onReset = (kind) => resets.push(kind);

@@ -198,7 +198,7 @@ describeWithQemu('QEMU interrupts', () => {
       const withMsix = q.irqMark();
       await target.trigger(dev, 0);
       expect(await waitForDword(q, MSG_RAM, 0x99)).toBe(0x99);
-      expect(await pollFor(async () => (q.irqEvents.length > withMsix ? true : undefined), QUIET_MS)).toBeUndefined();
+      expect(await pollFor(() => (q.irqEvents.length > withMsix ? true : undefined), QUIET_MS)).toBeUndefined();
     });
   });
 });

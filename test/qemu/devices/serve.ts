@@ -27,7 +27,7 @@ export interface ServedDevice<D extends PciDevice> extends RunningDevice {
  * cleanup (or `stop()`). Everything the server logs or reports goes to
  * `log()`, for failure messages.
  */
-export async function serveInProcess<D extends PciDevice>(dir: string, make: () => D, name = 'ts'): Promise<ServedDevice<D>> {
+export function serveInProcess<D extends PciDevice>(dir: string, make: () => D, name = 'ts'): ServedDevice<D> {
   const socketPath = join(dir, `${name}.sock`);
   const device = make();
   const server = new VfioUserServer(device, { socket: socketPath, logLevel: 4 });
@@ -41,7 +41,7 @@ export async function serveInProcess<D extends PciDevice>(dir: string, make: () 
   server.on('reset', (kind) => lines.push(`reset: ${kind}`));
   const stop = async (): Promise<void> => {
     removeCleanup();
-    server.close();
+    await server.close();
   };
   const removeCleanup = onCleanup(stop);
   return { socketPath, stop, log: () => lines.join('\n'), device, server, errors };
@@ -49,9 +49,9 @@ export async function serveInProcess<D extends PciDevice>(dir: string, make: () 
 
 /** A `DeviceFactory` for a TypeScript device; `onStart` sees each one started. */
 export function typescriptDevice<D extends PciDevice>(make: () => D, onStart?: (served: ServedDevice<D>) => void): DeviceFactory {
-  return async (dir) => {
-    const served = await serveInProcess(dir, make);
+  return (dir) => {
+    const served = serveInProcess(dir, make);
     onStart?.(served);
-    return served;
+    return Promise.resolve(served);
   };
 }

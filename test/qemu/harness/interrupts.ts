@@ -36,7 +36,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * Calls `probe` until it returns something other than undefined, and
  * resolves with that; resolves with undefined after `timeoutMs`.
  */
-export async function pollFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 1000, intervalMs = 1): Promise<T | undefined> {
+export async function pollFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 1000, intervalMs = 1): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
