@@ -7,33 +7,21 @@
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
-import { guardDetachable } from './detachable-memory';
 
-import { IrqType, irqIndexOf, Region, RegionFlag, ResetType, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
-import { ConfigRegisters } from './config-registers';
+import { IrqType, irqIndexOf, Region, RegionFlag, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind } from './description';
-import { checkHandlerLayout, type PlannedAccessRules } from './device-plan';
-import {
-  assignedBarHandler,
-  bindDevice,
-  deliverHeldInterrupts,
-  devicePlan,
-  heldInterrupts,
-  holdInterrupts,
-  noInterrupts,
-  setMigrationState,
-  type DeviceBinding,
-  type HeldInterrupts,
-  type PciDevice,
-} from './device';
-import { AccessRuleError, DeviceDescriptionError, MigrationStreamError, OptionsError, VfioUserError } from './errors';
-import { checkReadResult, refuseThenable } from './handler-results';
+import { bindDevice, devicePlan, type DeviceBinding, type PciDevice } from './device';
+import { deviceMigrationRunner } from './device-migration';
+import { dmaBind } from './dma';
+import { MigrationStreamError, OptionsError } from './errors';
+import { asVfioUserError } from './library-errors';
 import { requireLibraryExtensions } from './library-features';
-import { MigrationRunner, type LibraryState, type MigrationState } from './migration';
-import { FieldReader, FieldWriter, type StreamIdentity } from './migration-stream';
-import { dmaBind, dmaMapped, dmaUnmapped, type DmaMapping } from './dma';
+import { dirtyMarker, VECTOR_MASKED, VECTOR_PENDING, vectorState } from './library-queries';
+import type { MigrationRunner, MigrationState } from './migration';
 import { DeviceContext, type DeviceHandlers } from './native';
-import { ReadOnlyRegion, type RegionHandler } from './region';
+import { INTERRUPT_KINDS, IO_VIEW_BYTES, LOG_WARNING, nativeCallbacks } from './native-callbacks';
+import { forgetOpenServer, trackOpenServer } from './open-servers';
+import { RegionTable } from './region-table';
 
 /** Options of a {@link VfioUserServer}. */
 export interface VfioUserServerOptions {
@@ -76,80 +64,9 @@ export interface VfioUserServerEvents {
 
 /** Longest socket path: `sun_path` holds 108 bytes with the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
-const IO_VIEW_BYTES = 64;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const LOG_WARNING = 4;
 /** Well under QEMU's 5000 ms x-msg-timeout, and far above any handler that keeps up. */
 const DEFAULT_SLOW_HANDLER_MS = 1000;
 const { ENOTCONN } = constants.errno;
-
-const RESET_KINDS: Readonly<Record<number, ResetKind>> = {
-  [ResetType.DEVICE]: 'device',
-  [ResetType.LOST_CONN]: 'lost-connection',
-  [ResetType.PCI_FLR]: 'flr',
-};
-const INTERRUPT_KINDS: Readonly<Record<number, InterruptKind>> = {
-  [IrqType.INTX]: 'intx',
-  [IrqType.MSI]: 'msi',
-  [IrqType.MSIX]: 'msix',
-};
-
-/** Servers still open, closed when the process exits so their sockets go away. */
-const openServers = new Set<VfioUserServer>();
-let exitHookInstalled = false;
-
-function closeAllOnExit(): void {
-  for (const server of [...openServers]) {
-    void server.close();
-  }
-}
-
-/** Signals whose default action ends the process without an 'exit' event. */
-const ENDING_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-/**
- * Runs first for an ending signal. If the program has no handler of its own
- * for it, closes the servers and raises the signal again, so the process
- * still ends by it; a program that handles the signal decides itself.
- */
-function closeAllOnSignal(signal: NodeJS.Signals): void {
-  if (process.listenerCount(signal) > 1) {
-    return;
-  }
-  closeAllOnExit();
-  process.removeListener(signal, closeAllOnSignal);
-  process.kill(process.pid, signal);
-}
-
-/**
- * Native errors carry code/errno/syscall; make them {@link VfioUserError}s.
- * (They come from the addon's realm, so `instanceof Error` may not hold.)
- */
-function asVfioUserError(err: unknown, operation: string, detail?: string): Error {
-  if (err instanceof VfioUserError) {
-    return err;
-  }
-  const { errno, syscall, message } = (err ?? {}) as { errno?: unknown; syscall?: unknown; message?: unknown };
-  if (typeof errno === 'number' && errno > 0) {
-    return new VfioUserError(errno, typeof syscall === 'string' ? syscall : operation, detail ?? (typeof message === 'string' ? message : undefined));
-  }
-  return err instanceof Error ? err : new Error(typeof message === 'string' ? message : String(err));
-}
-
-/** A failure of the library itself (not of a handler): the addon names a vfu_* function. */
-function isLibraryError(err: Error): err is Error & { syscall: string; errno: number } {
-  const { syscall, errno } = err as { syscall?: unknown; errno?: unknown };
-  return typeof syscall === 'string' && syscall.startsWith('vfu_') && typeof errno === 'number';
-}
-
-function resolveHandler(source: RegionHandler | (() => RegionHandler), field: string): RegionHandler {
-  const handler = typeof source === 'function' ? source() : source;
-  if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
-    throw new DeviceDescriptionError(field, 'did not give an object with read and write methods');
-  }
-  return handler;
-}
 
 /**
  * Serves a device on a UNIX socket: it listens as soon as it is constructed
@@ -168,11 +85,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   /** The socket path. */
   readonly socket: string;
   private readonly context: DeviceContext;
-  private readonly handlers: Array<RegionHandler | undefined> = [];
-  /** Each BAR handler's name in error messages, made once rather than per access. */
-  private readonly handlerNames: Array<{ readonly read: string; readonly write: string }> = [];
-  /** Each BAR's access rules, when its description limits them. */
-  private readonly accessRules: Array<PlannedAccessRules | undefined> = [];
+  private readonly regions: RegionTable;
   private readonly migration: MigrationRunner | undefined;
   private closed = false;
   private readonly slowHandlerMs: number;
@@ -212,29 +125,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     if (device.served) {
       throw new Error('the device is already being served');
     }
-    for (const bar of plan.bars) {
-      const source = bar.handler ?? assignedBarHandler(device, bar.index);
-      if (source !== undefined) {
-        const handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
-        checkHandlerLayout(bar, handler, plan.msix);
-        this.handlers[bar.index] = handler;
-        this.handlerNames[bar.index] = { read: `BAR ${bar.index} read handler`, write: `BAR ${bar.index} write handler` };
-      }
-      this.accessRules[bar.index] = bar.access;
-    }
-    if (plan.configRegisters.length > 0) {
-      const ranges = plan.configRegisters.map((range) => ({
-        offset: range.offset,
-        size: range.size,
-        handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
-      }));
-      this.handlers[Region.CONFIG] = new ConfigRegisters(ranges, () => Buffer.from(this.context.configSpace()));
-      this.handlerNames[Region.CONFIG] = { read: 'config registers read', write: 'config registers write' };
-    }
-    if (plan.expansionRom !== undefined) {
-      this.handlers[Region.ROM] = new ReadOnlyRegion(plan.expansionRom.bytes);
-      this.handlerNames[Region.ROM] = { read: 'expansion ROM read', write: 'expansion ROM write' };
-    }
+    this.regions = new RegionTable(device, plan, () => Buffer.from(this.context.configSpace()));
 
     const ioBytes = new ArrayBuffer(IO_VIEW_BYTES);
     // The addon keeps a pointer to these bytes: a handler must not be able
@@ -243,7 +134,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     markAsUntransferable(ioBytes);
     const ioViews = Array.from({ length: IO_VIEW_BYTES + 1 }, (_, n) => Buffer.from(ioBytes, 0, n));
     try {
-      this.context = new DeviceContext(socket, this.makeHandlers(), ioViews);
+      this.context = new DeviceContext(socket, this.makeCallbacks(), ioViews);
     } catch (err) {
       throw asVfioUserError(err, 'listen', socket);
     }
@@ -278,7 +169,19 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       }
       if (plan.migration !== undefined) {
         ctx.setupMigration();
-        this.migration = this.makeMigrationRunner();
+        this.migration = deviceMigrationRunner({
+          device,
+          regions: this.regions,
+          context: () => this.context,
+          changed: (state, previous) => {
+            // The step has happened: a listener that throws does not undo it.
+            try {
+              this.emit('migration', state, previous);
+            } catch (err) {
+              this.reportError(err instanceof Error ? err : new Error(String(err)));
+            }
+          },
+        });
       }
       ctx.realize();
       const config = Buffer.from(ctx.configSpace());
@@ -308,14 +211,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       dmaBind(device.dma, undefined);
       throw asVfioUserError(err, 'setup');
     }
-    openServers.add(this);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.on('exit', closeAllOnExit);
-      for (const signal of ENDING_SIGNALS) {
-        process.prependListener(signal, closeAllOnSignal);
-      }
-    }
+    trackOpenServer(this);
   }
 
   /** True while a client is connected. */
@@ -343,7 +239,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      openServers.delete(this);
+      forgetOpenServer(this);
       try {
         this.context.close();
       } finally {
@@ -430,291 +326,19 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     return this.migration;
   }
 
-  private makeMigrationRunner(): MigrationRunner {
-    const device = this.device;
-    const plan = devicePlan(device);
-    const migration = plan.migration;
-    if (migration === undefined) {
-      throw new Error('the device does not migrate');
-    }
-    const identity: StreamIdentity = {
-      vendorId: plan.vendorId,
-      deviceId: plan.deviceId,
-      subsystemVendorId: plan.subsystemVendorId,
-      subsystemId: plan.subsystemId,
-      classCode: plan.classCode,
-      revision: plan.revision,
-      configSize: plan.configSize,
-      bars: plan.bars.map((bar) => ({ index: bar.index, size: bar.size, flags: bar.flags })),
-      irqs: plan.irqs,
-      stateVersion: migration.version ?? 1,
-    };
-    return new MigrationRunner({
-      migration,
-      identity,
-      library: this.libraryState(),
-      stop: () => device.onStop(),
-      resume: () => {
-        device.onResume();
-        deliverHeldInterrupts(device);
-      },
-      changed: (state, previous) => {
-        setMigrationState(device, state);
-        // The step has happened: a listener that throws does not undo it.
-        try {
-          this.emit('migration', state, previous);
-        } catch (err) {
-          this.reportError(err instanceof Error ? err : new Error(String(err)));
-        }
-      },
+
+  private makeCallbacks(): DeviceHandlers {
+    return nativeCallbacks({
+      device: this.device,
+      regions: this.regions,
+      isConnected: () => this.context.connected,
+      migration: () => this.requireMigration(),
+      checkSlow: (name, started) => this.checkSlow(name, started),
+      reportError: (err) => this.reportError(err),
+      log: (level, message) => this.emit('log', level, message),
+      connected: () => this.emit('connect'),
+      disconnected: () => this.emit('disconnect'),
+      reset: (kind) => this.emit('reset', kind),
     });
   }
-
-  /**
-   * What the library keeps for the device: the state of BAR handlers that
-   * save it, the emulated MSI-X table and pending bits, and the interrupts
-   * raised while stopped.
-   */
-  private libraryState(): LibraryState {
-    const ctx = (): DeviceContext => this.context;
-    const plan = devicePlan(this.device);
-    const kinds = ['intx', 'msi', 'msix'] as const;
-    return {
-      save: (): Buffer => {
-        const out = new FieldWriter();
-        const saving = this.handlers.flatMap((handler, index) =>
-          handler?.saveState === undefined ? [] : [{ index, state: handler.saveState() }],
-        );
-        out.u32(saving.length);
-        for (const { index, state } of saving) {
-          out.u32(index).bytes(state);
-        }
-        if (plan.irqs.msix > 0) {
-          requireLibraryExtensions('MSI-X state in migration');
-        }
-        const pending = Uint8Array.from({ length: plan.irqs.msix }, (_, v) =>
-          ctx().irqVectorState(IrqType.MSIX, v) & VECTOR_PENDING ? 1 : 0,
-        );
-        out.bytes(plan.irqs.msix > 0 ? ctx().msixTable() : new Uint8Array(0)).bytes(pending);
-        const held = heldInterrupts(this.device);
-        for (const kind of kinds) {
-          out.u32(held[kind].size);
-          for (const vector of held[kind]) {
-            out.u32(vector);
-          }
-        }
-        return out.finish();
-      },
-      // This device's snapshot with every vector held: the same device's is no larger.
-      maxSize: (): number => {
-        let bars = 4;
-        for (const handler of this.handlers) {
-          bars += handler?.saveState === undefined ? 0 : 8 + handler.saveState().length;
-        }
-        const { intx, msi, msix } = plan.irqs;
-        return bars + (4 + 16 * msix) + (4 + msix) + 3 * 4 + 4 * (intx + msi + msix);
-      },
-      prepare: (snapshot: Buffer): (() => void) => {
-        const input = new FieldReader(snapshot, 'library state record');
-        const bars: Array<{ handler: RegionHandler; state: Buffer }> = [];
-        for (let n = input.u32(); n > 0; n--) {
-          const index = input.u32();
-          const state = input.bytes();
-          const handler = this.handlers[index];
-          if (handler?.loadState === undefined) {
-            throw new MigrationStreamError(`the stream has state for BAR ${index}, whose handler here takes none`);
-          }
-          bars.push({ handler, state });
-        }
-        const table = input.bytes();
-        const pending = input.bytes();
-        if (pending.length !== plan.irqs.msix) {
-          throw new MigrationStreamError(`the stream has ${pending.length} MSI-X vectors, this device ${plan.irqs.msix}`);
-        }
-        const held = {} as HeldInterrupts;
-        for (const kind of kinds) {
-          held[kind] = new Set();
-          for (let n = input.u32(); n > 0; n--) {
-            const vector = input.u32();
-            if (vector >= plan.irqs[kind]) {
-              throw new MigrationStreamError(`the stream holds ${kind} vector ${vector}, which this device does not have`);
-            }
-            held[kind].add(vector);
-          }
-        }
-        input.end();
-        if (plan.irqs.msix > 0) {
-          requireLibraryExtensions('MSI-X state in migration');
-        }
-        const ownTable = plan.irqs.msix > 0 ? ctx().msixTable().length : 0;
-        if (plan.irqs.msix > 0 && table.length !== ownTable) {
-          throw new MigrationStreamError(`the stream's MSI-X table has ${table.length} bytes, this device's ${ownTable}`);
-        }
-        return () => {
-          for (const { handler, state } of bars) {
-            try {
-              handler.loadState?.(Buffer.from(state));
-            } catch (err) {
-              throw new MigrationStreamError(`a BAR handler refused its state: ${(err as Error).message}`);
-            }
-          }
-          if (plan.irqs.msix > 0) {
-            ctx().restoreMsix(table, pending);
-          }
-          holdInterrupts(this.device, held);
-        };
-      },
-    };
-  }
-
-  private makeHandlers(): DeviceHandlers {
-    const device = this.device;
-    return {
-      regionAccess: (region: number, offset: number, data: Buffer, isWrite: boolean): void => {
-        const handler = this.handlers[region];
-        if (handler === undefined) {
-          return;
-        }
-        const rules = this.accessRules[region];
-        if (rules !== undefined) {
-          checkAccessRules(rules, region, offset, data.length);
-        }
-        const started = performance.now();
-        if (isWrite) {
-          if (data.length > IO_VIEW_BYTES) {
-            guardDetachable(data.buffer); // memory of the library's message
-          }
-          refuseThenable(handler.write(offset, data), this.handlerNames[region].write);
-          this.checkSlow(this.handlerNames[region].write, started);
-        } else {
-          // Reads of up to IO_VIEW_BYTES come in the addon's I/O buffer,
-          // which it has already zeroed; clearing a 4-byte view here again
-          // would cost a call into the TypedArray fill builtin per access.
-          if (data.length > IO_VIEW_BYTES) {
-            guardDetachable(data.buffer);
-            data.fill(0);
-          }
-          checkReadResult(handler.read(offset, data), data, this.handlerNames[region].read);
-          this.checkSlow(this.handlerNames[region].read, started);
-        }
-      },
-      reset: (type: number): void => {
-        const kind = RESET_KINDS[type] ?? 'device';
-        if (kind === 'lost-connection' && !this.context.connected) {
-          // The library also says so when closed with no client: nothing was lost.
-          return;
-        }
-        const started = performance.now();
-        if (kind !== 'lost-connection') {
-          for (const [index, handler] of this.handlers.entries()) {
-            refuseThenable(handler?.reset?.(), `BAR ${index} reset`);
-          }
-          // As the library forgets its pending interrupts.
-          holdInterrupts(device, noInterrupts());
-        }
-        refuseThenable(device.onReset(kind), 'onReset');
-        this.checkSlow('onReset', started);
-        this.emit('reset', kind);
-      },
-      irqState: (type: number, start: number, count: number, masked: boolean): void => {
-        const kind = INTERRUPT_KINDS[type];
-        if (kind !== undefined) {
-          refuseThenable(device.onInterruptMask(kind, start, count, masked), 'onInterruptMask');
-        }
-      },
-      dmaRegister: (iova: number, length: number, prot: number, memory: ArrayBuffer | undefined): void => {
-        const mapping: DmaMapping = Object.freeze({
-          iova,
-          length,
-          readable: (prot & PROT_READ) !== 0,
-          writable: (prot & PROT_WRITE) !== 0,
-          mapped: memory !== undefined,
-        });
-        if (memory !== undefined) {
-          guardDetachable(memory); // guest memory: unmapped by the library, never freed by V8
-        }
-        dmaMapped(device.dma, mapping, memory);
-        refuseThenable(device.onDmaMap(mapping), 'onDmaMap');
-        device.dma.emit('map', mapping);
-      },
-      dmaUnregister: (iova: number, length: number): void => {
-        const mapping = dmaUnmapped(device.dma, iova, length);
-        if (mapping !== undefined) {
-          refuseThenable(device.onDmaUnmap(mapping), 'onDmaUnmap');
-          device.dma.emit('unmap', mapping);
-        }
-      },
-      connect: (): void => {
-        refuseThenable(device.onConnect(), 'onConnect');
-        this.emit('connect');
-      },
-      disconnect: (): void => {
-        refuseThenable(device.onDisconnect(), 'onDisconnect');
-        this.emit('disconnect');
-      },
-      log: (level: number, message: string): void => {
-        this.emit('log', level, message);
-      },
-      migrationTransition: (state: number): void => {
-        this.requireMigration().transition(state);
-      },
-      migrationRead: (into: Buffer): number => this.requireMigration().read(into),
-      migrationWrite: (data: Buffer): void => {
-        this.requireMigration().write(data);
-      },
-      error: (err: Error): void => {
-        if (isLibraryError(err) && err.syscall === 'vfu_attach_ctx') {
-          // A client that failed to connect or negotiate; the next may do better.
-          this.emit('log', LOG_WARNING, `a client could not attach: ${err.message}`);
-          return;
-        }
-        if (err instanceof AccessRuleError) {
-          this.emit('log', LOG_WARNING, err.message);
-          return;
-        }
-        this.reportError(isLibraryError(err) ? asVfioUserError(err, err.syscall) : err);
-      },
-    };
-  }
-}
-
-/** Refuses an access its BAR's rules do not allow, before the handler sees it. */
-function checkAccessRules(rules: PlannedAccessRules, region: number, offset: number, count: number): void {
-  const { sizeMask } = rules;
-  if (sizeMask !== undefined && (count > 8 || (sizeMask & (1 << count)) === 0)) {
-    const sizes = [1, 2, 4, 8].filter((n) => (sizeMask & (1 << n)) !== 0).join(', ');
-    throw new AccessRuleError(region, offset, count, `the BAR takes accesses of ${sizes} bytes`);
-  }
-  if (rules.aligned && offset % count !== 0) {
-    throw new AccessRuleError(region, offset, count, 'the BAR takes only naturally aligned accesses');
-  }
-}
-
-/** irqVectorState()'s bits. */
-const VECTOR_MASKED = 1;
-const VECTOR_PENDING = 2;
-
-function vectorState(ctx: DeviceContext, kind: InterruptKind, vector: number): number {
-  requireLibraryExtensions('interrupt mask and pending state');
-  return ctx.irqVectorState(irqIndexOf(kind), vector);
-}
-
-/**
- * Tells the library which mapped pages the device wrote. While the client
- * logs no dirty pages (the library's granule is 0, read straight from its
- * memory) that costs nothing; with a system library, which hides the
- * granule, every write asks the library.
- */
-function dirtyMarker(ctx: DeviceContext): (iova: number, length: number) => void {
-  const memory = ctx.dirtyGranule();
-  if (memory === undefined) {
-    return (iova, length) => ctx.markDirty(iova, length);
-  }
-  guardDetachable(memory);
-  const granule = new Uint32Array(memory);
-  return (iova, length) => {
-    if ((granule[0] | granule[1]) !== 0) {
-      ctx.markDirty(iova, length);
-    }
-  };
 }

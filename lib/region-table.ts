@@ -1,0 +1,79 @@
+/**
+ * The handlers of a served device's regions, indexed by region number:
+ * its BARs' handlers, the config-space registers it owns and its expansion
+ * ROM, each with the names errors give it and the access rules it takes.
+ *
+ * @packageDocumentation
+ */
+import { Region } from './constants';
+import { ConfigRegisters } from './config-registers';
+import { assignedBarHandler, type PciDevice } from './device';
+import { checkHandlerLayout, type DevicePlan, type PlannedAccessRules } from './device-plan';
+import { DeviceDescriptionError } from './errors';
+import { ReadOnlyRegion, type RegionHandler } from './region';
+
+/** One region served by TypeScript. */
+export interface RegionEntry {
+  readonly handler: RegionHandler;
+  /** The handler's names in error messages, made once rather than per access. */
+  readonly readName: string;
+  readonly writeName: string;
+}
+
+/** The regions a device serves from TypeScript, and each BAR's access rules. */
+export class RegionTable {
+  /** Indexed by region number (BARs 0-5, ROM, config). */
+  readonly entries: Array<RegionEntry | undefined> = [];
+  /** Each BAR's access rules, when its description limits them. */
+  readonly accessRules: Array<PlannedAccessRules | undefined> = [];
+
+  /**
+   * @param configSpace - the device's config space as the library holds it,
+   *   for config registers that read the bytes around them
+   * @throws {@link DeviceDescriptionError} when a handler source gives no handler,
+   *   or a register map lies outside its BAR or on the MSI-X table or PBA
+   */
+  constructor(device: PciDevice, plan: DevicePlan, configSpace: () => Buffer) {
+    for (const bar of plan.bars) {
+      const source = bar.handler ?? assignedBarHandler(device, bar.index);
+      if (source !== undefined) {
+        const handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
+        checkHandlerLayout(bar, handler, plan.msix);
+        this.add(bar.index, handler, `BAR ${bar.index} read handler`, `BAR ${bar.index} write handler`);
+      }
+      this.accessRules[bar.index] = bar.access;
+    }
+    if (plan.configRegisters.length > 0) {
+      const ranges = plan.configRegisters.map((range) => ({
+        offset: range.offset,
+        size: range.size,
+        handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
+      }));
+      this.add(Region.CONFIG, new ConfigRegisters(ranges, configSpace), 'config registers read', 'config registers write');
+    }
+    if (plan.expansionRom !== undefined) {
+      this.add(Region.ROM, new ReadOnlyRegion(plan.expansionRom.bytes), 'expansion ROM read', 'expansion ROM write');
+    }
+  }
+
+  /** The handlers with their region numbers, in region order. */
+  *handlers(): IterableIterator<[region: number, handler: RegionHandler]> {
+    for (const [region, entry] of this.entries.entries()) {
+      if (entry !== undefined) {
+        yield [region, entry.handler];
+      }
+    }
+  }
+
+  private add(region: number, handler: RegionHandler, readName: string, writeName: string): void {
+    this.entries[region] = { handler, readName, writeName };
+  }
+}
+
+function resolveHandler(source: RegionHandler | (() => RegionHandler), field: string): RegionHandler {
+  const handler = typeof source === 'function' ? source() : source;
+  if (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function') {
+    throw new DeviceDescriptionError(field, 'did not give an object with read and write methods');
+  }
+  return handler;
+}
