@@ -69,6 +69,33 @@ export interface MsixDescription {
   readonly pbaOffset?: number;
 }
 
+/**
+ * A doorbell: a register whose writes only tell the device "look now", as
+ * a queue's tail or notify register does. A client that supports ioeventfds
+ * turns each write into a kick of an eventfd, with no message; the device
+ * gets `PciDevice.onDoorbell` with the number of kicks since the last
+ * call, never the value written. A write at the doorbell's offset, of its
+ * size (and equal to `datamatch` when given) that comes as a REGION_WRITE
+ * instead is one kick too, and does not reach the BAR's handler; any other
+ * write there does.
+ */
+export interface DoorbellDescription {
+  /** What the datasheet calls it (default: `doorbell N`, N its place in `doorbells`). */
+  readonly name?: string;
+  /** The BAR it is in: a BAR the description has, memory or I/O. */
+  readonly bar: number;
+  /** Its offset in the BAR, clear of the MSI-X table and PBA. */
+  readonly offset: number;
+  /** The write's size: 1, 2, 4 or 8 bytes. */
+  readonly size: number;
+  /**
+   * Only writes of this value kick it (others are ordinary writes for the
+   * BAR's handler). Several doorbells may share an offset and size with
+   * different values, as virtio's notify register does with queue numbers.
+   */
+  readonly datamatch?: number | bigint;
+}
+
 /** The PCI type, which also sets the config space size. */
 export type PciKind = 'conventional' | 'pci-x' | 'pci-x-2' | 'express';
 
@@ -119,6 +146,8 @@ export interface DeviceDescription {
    * read-only, writes to it are ignored as on hardware.
    */
   readonly expansionRom?: Uint8Array | string;
+  /** Registers whose writes only kick the device (see {@link DoorbellDescription}). */
+  readonly doorbells?: readonly DoorbellDescription[];
   /** Accept DMA mappings from the client (default true), at most `maxMappings` (default 1024). */
   readonly dma?: boolean | { readonly maxMappings?: number };
   /**

@@ -38,6 +38,7 @@ import {
   checkObject,
   hex,
 } from './description-checks';
+import { checkDoorbells, type Doorbell } from './doorbell-plan';
 import { DeviceDescriptionError } from './errors';
 import type { DeviceMigration } from './migration';
 import type { RegionHandler } from './region';
@@ -119,6 +120,8 @@ export interface DevicePlan {
   readonly dmaMaxMappings: number;
   /** How the device migrates, when it does. */
   readonly migration?: DeviceMigration;
+  /** The doorbells, in description order. */
+  readonly doorbells: readonly Doorbell[];
 }
 
 const PCI_KINDS: Readonly<Record<PciKind, number>> = {
@@ -141,7 +144,7 @@ function nextPowerOfTwo(n: number): number {
 const DESCRIPTION_FIELDS = [
   'vendorId', 'deviceId', 'subsystemVendorId', 'subsystemId', 'classCode', 'revision', 'pciType',
   'bars', 'intx', 'msi', 'msix', 'pm', 'pcie', 'vendorCapabilities', 'extendedVendorCapabilities',
-  'serialNumber', 'configRegisters', 'expansionRom', 'dma', 'migration',
+  'serialNumber', 'configRegisters', 'expansionRom', 'dma', 'migration', 'doorbells',
 ] as const;
 const MSIX_FIELDS = ['vectors', 'bar', 'tableOffset', 'pbaBar', 'pbaOffset'] as const;
 const MSI_FIELDS = ['vectors', 'address64', 'perVectorMask'] as const;
@@ -370,6 +373,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     msix = planned.layout;
     add('msix', planned.capability);
   }
+  const doorbells = checkDoorbells(d.doorbells, bars, msix);
   for (const bar of bars) {
     if (bar.handler !== undefined && typeof bar.handler !== 'function') {
       checkHandlerLayout(bar, bar.handler, msix);
@@ -455,5 +459,6 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     configRegisters,
     dmaMaxMappings,
     migration: checkMigration(d.migration),
+    doorbells,
   };
 }

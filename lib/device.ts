@@ -7,6 +7,7 @@
 import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind, DeviceDescription } from './description';
 import { checkHandlerLayout, planDevice, type DevicePlan } from './device-plan';
+import type { Doorbell } from './doorbell-plan';
 import { DeviceDescriptionError } from './errors';
 import { isRunningState, type MigrationState } from './migration';
 import { DmaSpace, dmaStopped, type DmaMapping } from './dma';
@@ -338,6 +339,19 @@ export class PciDevice {
    * returns. Throwing refuses the transition.
    */
   onResume(): void {}
+
+  /**
+   * Hook: a doorbell of the description's `doorbells` was written, `kicks`
+   * times since the last call (kicks through an eventfd add up until the
+   * device runs; a matching REGION_WRITE is one kick). The value written is
+   * not known: a doorbell only says "look now". Throwing is reported as the
+   * server's `'error'` (and fails the client's write when it came as a
+   * REGION_WRITE).
+   */
+  onDoorbell(doorbell: Doorbell, kicks: number): void {
+    void doorbell;
+    void kicks;
+  }
 
   /** Hook: the client mapped memory for DMA (before `dma` emits `'map'`). */
   onDmaMap(mapping: DmaMapping): void {

@@ -13,10 +13,12 @@ export {
   type ConfigRegistersDescription,
   type CapabilityKind,
   type DeviceDescription,
+  type DoorbellDescription,
   type MsixDescription,
   type PciKind,
   type RegionHandlerSource,
 } from './description';
+export { IoeventfdFlag, type Doorbell } from './doorbell-plan';
 export {
   RegisterMap,
   type NarrowRegisterSpec,

@@ -100,6 +100,13 @@ export interface DeviceContext {
   setupIrqs(type: number, count: number): void;
   /** Accepts client DMA mappings, at most `maxRegions` of them. */
   setupDma(maxRegions: number): void;
+  /**
+   * `vfu_create_ioeventfd`: offers eventfd `fd` (kept open by the caller
+   * while the context lives) for writes of `size` bytes at `offset` of
+   * region `region`, which the client answers with GET_REGION_IO_FDS.
+   * `flags` are KVM_IOEVENTFD_FLAG_* (1 DATAMATCH, 2 PIO).
+   */
+  createIoeventfd(region: number, fd: number, offset: number, size: number, flags: number, datamatch: bigint): void;
   /** Which library messages reach handlers.log (syslog level, default 6 LOG_INFO). */
   setLogLevel(level: number): void;
   /** Finalises the description; required before start(). */

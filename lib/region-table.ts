@@ -9,6 +9,7 @@ import { Region } from './constants';
 import { ConfigRegisters } from './config-registers';
 import { assignedBarHandler, type PciDevice } from './device';
 import { checkHandlerLayout, type DevicePlan, type PlannedAccessRules } from './device-plan';
+import { ringDoorbell, withDoorbells } from './doorbells';
 import { DeviceDescriptionError } from './errors';
 import { ReadOnlyRegion, type RegionHandler } from './region';
 
@@ -36,9 +37,16 @@ export class RegionTable {
   constructor(device: PciDevice, plan: DevicePlan, configSpace: () => Buffer) {
     for (const bar of plan.bars) {
       const source = bar.handler ?? assignedBarHandler(device, bar.index);
+      let handler: RegionHandler | undefined;
       if (source !== undefined) {
-        const handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
+        handler = resolveHandler(source, `bars (BAR ${bar.index}).handler`);
         checkHandlerLayout(bar, handler, plan.msix);
+      }
+      const doorbells = plan.doorbells.filter((d) => d.bar === bar.index);
+      if (doorbells.length > 0) {
+        handler = withDoorbells(handler, doorbells, (doorbell) => ringDoorbell(device, doorbell, 1));
+      }
+      if (handler !== undefined) {
         this.add(bar.index, handler, `BAR ${bar.index} read handler`, `BAR ${bar.index} write handler`);
       }
       this.accessRules[bar.index] = bar.access;

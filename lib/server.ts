@@ -13,6 +13,7 @@ import type { CapabilityKind } from './description';
 import { bindDevice, devicePlan, type DeviceBinding, type PciDevice } from './device';
 import { deviceMigrationRunner } from './device-migration';
 import { dmaBind } from './dma';
+import { DoorbellEventfds, ringDoorbell } from './doorbells';
 import { MigrationStreamError, OptionsError } from './errors';
 import { asVfioUserError } from './library-errors';
 import { requireLibraryExtensions } from './library-features';
@@ -87,6 +88,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   private readonly context: DeviceContext;
   private readonly regions: RegionTable;
   private readonly migration: MigrationRunner | undefined;
+  private doorbells: DoorbellEventfds | undefined;
   private closed = false;
   private readonly slowHandlerMs: number;
 
@@ -167,6 +169,10 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       if (plan.dmaMaxMappings > 0) {
         ctx.setupDma(plan.dmaMaxMappings);
       }
+      this.doorbells = new DoorbellEventfds(ctx, plan, {
+        ring: (doorbell, kicks) => ringDoorbell(device, doorbell, kicks),
+        reportError: (err) => this.reportError(err),
+      });
       if (plan.migration !== undefined) {
         ctx.setupMigration();
         this.migration = deviceMigrationRunner({
@@ -206,6 +212,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       ctx.start();
     } catch (err) {
       this.context.close();
+      this.doorbells?.close();
       bindDevice(device, undefined);
       device.dma.off('fault', this.reportDmaFault);
       dmaBind(device.dma, undefined);
@@ -243,6 +250,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       try {
         this.context.close();
       } finally {
+        this.doorbells?.close(); // after the library, which holds them
         bindDevice(this.device, undefined);
         this.device.dma.off('fault', this.reportDmaFault);
         dmaBind(this.device.dma, undefined);

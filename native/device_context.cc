@@ -33,6 +33,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
                          InstanceMethod<&DeviceContext::AddCapability>("addCapability"),
                          InstanceMethod<&DeviceContext::SetupIrqs>("setupIrqs"),
                          InstanceMethod<&DeviceContext::SetupDma>("setupDma"),
+                         InstanceMethod<&DeviceContext::CreateIoeventfd>("createIoeventfd"),
                          InstanceMethod<&DeviceContext::SetLogLevel>("setLogLevel"),
                          InstanceMethod<&DeviceContext::Realize>("realize"),
                          InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),

@@ -82,6 +82,8 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value AddCapability(const Napi::CallbackInfo& info);
   Napi::Value SetupIrqs(const Napi::CallbackInfo& info);
   Napi::Value SetupDma(const Napi::CallbackInfo& info);
+  // vfu_create_ioeventfd(region, fd, offset, size, flags, datamatch).
+  Napi::Value CreateIoeventfd(const Napi::CallbackInfo& info);
   Napi::Value SetLogLevel(const Napi::CallbackInfo& info);
   Napi::Value Realize(const Napi::CallbackInfo& info);
   Napi::Value ConfigSpace(const Napi::CallbackInfo& info);

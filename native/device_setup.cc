@@ -197,6 +197,34 @@ Napi::Value DeviceContext::SetupDma(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value DeviceContext::CreateIoeventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int region, fd;
+  uint64_t offset;
+  uint32_t size, flags;
+  if (!CheckOpen(env, "createIoeventfd") ||
+      !IntArg(info, 0, "region", 0, VFU_PCI_DEV_NUM_REGIONS - 1, &region) ||
+      !IntArg(info, 1, "fd", 0, INT32_MAX, &fd) || !SizeArg(info, 2, "offset", &offset) ||
+      !Uint32Arg(info, 3, "size", &size) || !Uint32Arg(info, 4, "flags", &flags)) {
+    return env.Undefined();
+  }
+  if (!info[5].IsBigInt()) {
+    ThrowType(env, "datamatch must be a bigint");
+    return env.Undefined();
+  }
+  bool lossless;
+  uint64_t datamatch = info[5].As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) {
+    ThrowType(env, "datamatch must fit in 64 bits");
+    return env.Undefined();
+  }
+  // No shadow ioeventfd: it needs a kernel patch no client here has.
+  CallLibrary(env, "vfu_create_ioeventfd", [&] {
+    return vfu_create_ioeventfd(ctx_, region, fd, offset, size, flags, datamatch, -1, 0);
+  });
+  return env.Undefined();
+}
+
 Napi::Value DeviceContext::SetLogLevel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int level;

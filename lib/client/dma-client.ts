@@ -9,13 +9,13 @@ import { errorFromCode } from '../errors';
 import { checkRange } from './arguments';
 import { Command, DmaFlag, readU64, type Message } from './protocol';
 import { GuestMemory, type GuestMemoryOptions } from './guest-memory';
-import { InterruptClient } from './interrupt-client';
+import { IoFdClient } from './io-fd-client';
 
 const DMA_MAP_SIZE = 32;
 const DMA_UNMAP_SIZE = 24;
 
 /** DMA mapping requests of a {@link VfioUserClient}, and the serving of the device's DMA messages. */
-export abstract class DmaClient extends InterruptClient {
+export abstract class DmaClient extends IoFdClient {
   /** Sorted by IOVA; they never overlap (the server refuses an overlapping DMA_MAP). */
   private memories: GuestMemory[] = [];
 

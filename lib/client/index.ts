@@ -14,6 +14,7 @@ export {
   type VfioUserReply,
 } from './region-client';
 export { InterruptClient } from './interrupt-client';
+export { IoEventfd, IoFdClient, type IoFdType, type RegionIoFd, type RegionIoFds } from './io-fd-client';
 export { DmaClient } from './dma-client';
 export { MigrationClient, type MigrationFeatures } from './migration-client';
 export type { RequestOptions } from './channel';
