@@ -75,6 +75,9 @@ async function main() {
   ctx.setupRegion(0, 0x1000, 7);
   ctx.setupIrqs(0, 1);
   ctx.setupDma(8);
+  // A doorbell's eventfd: vfu_create_ioeventfd is upstream API too.
+  const doorbell = os.eventfd(0, true);
+  ctx.createIoeventfd(0, doorbell, 0x40, 4, 1, 7n);
   ctx.realize();
   ctx.start();
   assert.equal(new DataView(ctx.configSpace()).getUint16(0, true), 0x1b36);
@@ -93,6 +96,14 @@ async function main() {
   const reply = await request(fd, 2, 9, read);
   assert.equal(reply.errno, 0);
   assert.equal(reply.payload.readUInt32LE(16), 0xcafe0010);
+
+  const ioFds = Buffer.alloc(16);
+  ioFds.writeUInt32LE(16 + 48, 0);
+  const listed = await request(fd, 5, 6, ioFds);
+  assert.equal(listed.errno, 0);
+  assert.equal(listed.payload.readUInt32LE(12), 1); // count
+  assert.equal(listed.payload.readBigUInt64LE(16), 0x40n); // offset
+  assert.equal(listed.payload.readBigUInt64LE(16 + 40), 7n); // datamatch
 
   const efd = os.eventfd(0, true);
   const irqs = Buffer.alloc(20);
@@ -114,6 +125,7 @@ async function main() {
   os.close(memfd);
 
   ctx.close();
+  os.close(doorbell);
   assert.equal(fs.existsSync(socket), false);
   os.close(fd);
   assert.deepEqual(calls, [
