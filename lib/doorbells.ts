@@ -104,13 +104,26 @@ export class DoorbellEventfds {
           throw err;
         }
         this.open.push({ fd, watcher });
-        watcher.start(true, false);
-        // The server's own socket keeps the process alive, not its doorbells.
-        watcher.unref();
+        watch(watcher);
       }
     } catch (err) {
       this.close();
       throw err;
+    }
+  }
+
+  /**
+   * While the device is stopped for migration, leaves kicks counted in the
+   * eventfds (the device must change nothing then); they are delivered
+   * when it runs again.
+   */
+  hold(stopped: boolean): void {
+    for (const { watcher } of this.open) {
+      if (stopped) {
+        watcher.stop();
+      } else {
+        watch(watcher);
+      }
     }
   }
 
@@ -121,6 +134,12 @@ export class DoorbellEventfds {
       os.close(fd);
     }
   }
+}
+
+function watch(watcher: FdWatcher): void {
+  watcher.start(true, false);
+  // The server's own socket keeps the process alive, not its doorbells.
+  watcher.unref();
 }
 
 /** Takes an eventfd's count of kicks (zeroing it) and rings the doorbell with it. */

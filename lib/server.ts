@@ -18,7 +18,7 @@ import { MigrationStreamError, OptionsError } from './errors';
 import { asVfioUserError } from './library-errors';
 import { requireLibraryExtensions } from './library-features';
 import { dirtyMarker, VECTOR_MASKED, VECTOR_PENDING, vectorState } from './library-queries';
-import type { MigrationRunner, MigrationState } from './migration';
+import { isRunningState, type MigrationRunner, type MigrationState } from './migration';
 import { DeviceContext, type DeviceHandlers } from './native';
 import { INTERRUPT_KINDS, IO_VIEW_BYTES, LOG_WARNING, nativeCallbacks } from './native-callbacks';
 import { forgetOpenServer, trackOpenServer } from './open-servers';
@@ -180,6 +180,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
           regions: this.regions,
           context: () => this.context,
           changed: (state, previous) => {
+            this.doorbells?.hold(!isRunningState(state));
             // The step has happened: a listener that throws does not undo it.
             try {
               this.emit('migration', state, previous);

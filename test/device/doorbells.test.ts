@@ -186,6 +186,33 @@ describe('kicks through the eventfds', () => {
   });
 });
 
+describe('doorbells and migration', () => {
+  class StoppableBell extends PciDevice {
+    readonly kicks: number[] = [];
+    constructor() {
+      super({ vendorId: 0x1b36, deviceId: 0x0102, bars: [{ index: 0, size: 0x100 }], doorbells: [{ bar: 0, offset: 0, size: 4 }], migration: true });
+    }
+    override onDoorbell(_doorbell: Doorbell, kicks: number): void {
+      expect(this.migrationState).toBe('running');
+      this.kicks.push(kicks);
+    }
+  }
+
+  test('kicks while the device is stopped wait in the eventfd and arrive when it runs again', async () => {
+    const device = new StoppableBell();
+    const { client } = await serveAndConnect(device);
+    const [bell] = await client.enableIoEventfds(0);
+    await client.setMigrationState('stop');
+    bell.kick();
+    bell.kick(2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(device.kicks).toEqual([]);
+    await client.setMigrationState('running');
+    await until(() => device.kicks.length > 0);
+    expect(device.kicks).toEqual([3]);
+  });
+});
+
 describe('doorbells written with REGION_WRITE (a client without ioeventfds)', () => {
   test('a matching write rings the doorbell once and does not reach the handler; others do', async () => {
     const device = new DoorbellDevice();
