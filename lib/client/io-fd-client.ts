@@ -129,7 +129,7 @@ export abstract class IoFdClient extends InterruptClient {
           argsz = needed;
           continue;
         }
-        return { region: payload.readUInt32LE(8), entries: parseEntries(payload, count, fds.length), fds };
+        return { region: payload.readUInt32LE(8), entries: parseIoFdEntries(payload, count, fds.length), fds };
       } catch (err) {
         fds.forEach((fd) => os.close(fd));
         throw err;
@@ -191,11 +191,11 @@ function release(wiring: { readonly eventfds: IoEventfd[]; readonly fds: readonl
 }
 
 /**
- * The entries of a reply. The spec lays an entry out in 40 bytes with
+ * @internal The entries of a reply. The spec lays an entry out in 40 bytes with
  * datamatch at 32; libvfio-user (ours and upstream's) sends 48, with its
  * shadow fields before datamatch at 40. The stride tells which.
  */
-function parseEntries(payload: Buffer, count: number, fdCount: number): RegionIoFd[] {
+export function parseIoFdEntries(payload: Buffer, count: number, fdCount: number): RegionIoFd[] {
   if (count === 0) {
     return [];
   }
