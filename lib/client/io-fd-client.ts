@@ -99,7 +99,10 @@ export class IoEventfd {
     os.eventfdWrite(this.#fd, times);
   }
 
-  /** @internal Forgets the fd, which its owner closes. */
+  /**
+   * Forgets the fd, which the client closes: kicks fail from now on.
+   * @internal
+   */
   release(): void {
     this.#fd = undefined;
   }
