@@ -20,7 +20,7 @@ export function ringDoorbell(device: PciDevice, doorbell: Doorbell, kicks: numbe
 }
 
 /** Whether a write of `data` kicks `doorbell` (at its offset already): KVM's rule for an ioeventfd. */
-function kicks(doorbell: Doorbell, data: Buffer): boolean {
+function isKick(doorbell: Doorbell, data: Buffer): boolean {
   if (data.length !== doorbell.size) {
     return false;
   }
@@ -45,7 +45,7 @@ export function withDoorbells(handler: RegionHandler | undefined, doorbells: rea
   const front: RegionHandler = {
     read: (offset, data) => handler?.read(offset, data),
     write: (offset, data) => {
-      const rung = byOffset.get(offset)?.find((doorbell) => kicks(doorbell, data));
+      const rung = byOffset.get(offset)?.find((doorbell) => isKick(doorbell, data));
       if (rung !== undefined) {
         ring(rung);
         return;
@@ -55,13 +55,13 @@ export function withDoorbells(handler: RegionHandler | undefined, doorbells: rea
   };
   // Only what the handler has: migration and reset look for these methods.
   if (handler?.reset !== undefined) {
-    front.reset = () => handler.reset?.();
+    front.reset = handler.reset.bind(handler);
   }
   if (handler?.saveState !== undefined) {
-    front.saveState = () => handler.saveState?.() ?? new Uint8Array(0);
+    front.saveState = handler.saveState.bind(handler);
   }
   if (handler?.loadState !== undefined) {
-    front.loadState = (state) => handler.loadState?.(state);
+    front.loadState = handler.loadState.bind(handler);
   }
   return front;
 }

@@ -5,7 +5,7 @@
  */
 import { closeSync, readdirSync } from 'node:fs';
 
-import { Command, VfioUserClient, VfioUserError } from '../../lib/client';
+import { Command, migrate, VfioUserClient, VfioUserError } from '../../lib/client';
 import { IoeventfdFlag, MemoryRegion, PciDevice, RegisterMap, type Doorbell, type RegionHandler } from '../../lib';
 import { connect, rejection, serve, serveAndConnect, until } from '../helpers';
 
@@ -189,8 +189,10 @@ describe('kicks through the eventfds', () => {
 describe('doorbells and migration', () => {
   class StoppableBell extends PciDevice {
     readonly kicks: number[] = [];
+    readonly memory = new MemoryRegion(0x100);
     constructor() {
       super({ vendorId: 0x1b36, deviceId: 0x0102, bars: [{ index: 0, size: 0x100 }], doorbells: [{ bar: 0, offset: 0, size: 4 }], migration: true });
+      this.setBarHandler(0, this.memory);
     }
     override onDoorbell(_doorbell: Doorbell, kicks: number): void {
       expect(this.migrationState).toBe('running');
@@ -210,6 +212,23 @@ describe('doorbells and migration', () => {
     await client.setMigrationState('running');
     await until(() => device.kicks.length > 0);
     expect(device.kicks).toEqual([3]);
+  });
+
+  test("the BAR's handler behind the doorbells migrates its state, and the doorbells work on the destination", async () => {
+    const source = new StoppableBell();
+    const destination = new StoppableBell();
+    const from = await connect(serve(source));
+    const to = await connect(serve(destination));
+    await from.write32(0, 0x10, 0xc0ffee);
+    await migrate(from, to);
+    expect(destination.memory.buffer.readUInt32LE(0x10)).toBe(0xc0ffee);
+    const [bell] = await to.enableIoEventfds(0);
+    bell.kick();
+    await until(() => destination.kicks.length === 1);
+    to.disableIoEventfds(0);
+    await to.write32(0, 0, 1); // a REGION_WRITE ring, not a write to memory
+    expect(destination.kicks).toEqual([1, 1]);
+    expect(destination.memory.buffer.readUInt32LE(0)).toBe(0);
   });
 });
 
