@@ -105,7 +105,8 @@ export class PciDevice {
 
   /**
    * @param description - what the device is
-   * @throws {@link DeviceDescriptionError} when the description is invalid
+   * @throws {@link DeviceDescriptionError} when the description is invalid,
+   *   or the memory of a mapped BAR cannot be made
    */
   constructor(description: DeviceDescription) {
     const plan = planDevice(description);
@@ -113,7 +114,12 @@ export class PciDevice {
     const runtime = new DeviceRuntime(plan);
     for (const bar of plan.bars) {
       if (bar.mapped !== undefined) {
-        runtime.barMemories.set(bar.index, createBarMemory(this, bar.index, bar.size));
+        try {
+          runtime.barMemories.set(bar.index, createBarMemory(this, bar.index, bar.size));
+        } catch (err) {
+          const { code } = err as { code?: unknown };
+          throw new DeviceDescriptionError(`bars (BAR ${bar.index}).mapped`, `its ${bar.size} bytes of shared memory cannot be made: ${typeof code === 'string' ? code : String(err)}`);
+        }
       }
     }
     runtimes.set(this, runtime);

@@ -231,6 +231,10 @@ describe('mapped BAR descriptions', () => {
     expectDescriptionError(description, field, message);
   });
 
+  test('a mapped BAR too large for this process to map is refused with the field named', () => {
+    expectDescriptionError({ ...base, bars: [{ index: 0, size: 2 ** 52, bits64: true, mapped: true }] }, 'bars (BAR 0).mapped', /shared memory cannot be made: E/);
+  });
+
   test('the MSI-X table beside a mapped range is fine, and still the library\'s', async () => {
     const device = new PciDevice({ ...base, bars: [{ index: 0, size: 2 * PAGE, mapped: [{ offset: PAGE, size: PAGE }] }], msix: { vectors: 2, bar: 0, tableOffset: 0 } });
     const { server, client } = await serveAndConnect(device);
