@@ -7,11 +7,12 @@
  */
 import { isPowerOfTwo } from './capabilities';
 import { RegionFlag, STD_HEADER_SIZE } from './constants';
-import type { BarAccessRules, BarDescription, ConfigRegistersDescription } from './description';
+import type { BarAccessRules, BarDescription, BarRange, ConfigRegistersDescription } from './description';
 import type { PlannedAccessRules, PlannedBar } from './device-plan';
 import { DeviceDescriptionError, MigrationStreamError } from './errors';
 import { describeValue } from './handler-results';
 import type { DeviceMigration } from './migration';
+import { os } from './native';
 
 /** Migration for a device whose whole state is in the library's keeping. */
 const LIBRARY_STATE_ONLY: DeviceMigration = {
@@ -97,7 +98,8 @@ export function checkObject(field: string, value: unknown): asserts value is obj
 
 
 const MIGRATION_FIELDS = ['version', 'save', 'load', 'loadChunk', 'preCopy', 'loadPreCopy'] as const;
-const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler', 'access'] as const;
+const BAR_FIELDS = ['index', 'size', 'memory', 'bits64', 'prefetchable', 'handler', 'access', 'mapped'] as const;
+const RANGE_FIELDS = ['offset', 'size'] as const;
 const ACCESS_FIELDS = ['sizes', 'aligned'] as const;
 const ACCESS_SIZES = [1, 2, 4, 8];
 const CONFIG_REGISTER_FIELDS = ['offset', 'size', 'handler'] as const;
@@ -153,7 +155,46 @@ function checkBar(bar: BarDescription, i: number): PlannedBar {
   const flags =
     RegionFlag.READ | RegionFlag.WRITE | (memory ? RegionFlag.MEM : 0) |
     (bits64 ? RegionFlag.BITS_64 : 0) | (prefetchable ? RegionFlag.PREFETCH : 0);
-  return { index, size, flags, handler, access: checkAccessRules(`${field}.access`, bar.access) };
+  const mapped = checkMappedRanges(`${field}.mapped`, bar.mapped, memory, size);
+  return { index, size, flags, handler, access: checkAccessRules(`${field}.access`, bar.access), mapped };
+}
+
+/** Checks a BAR's mapped ranges: page-aligned, inside the BAR, apart; in offset order. */
+function checkMappedRanges(field: string, mapped: true | readonly BarRange[] | undefined, memory: boolean, barSize: number): BarRange[] | undefined {
+  if (mapped === undefined) {
+    return undefined;
+  }
+  if (!memory) {
+    throw new DeviceDescriptionError(field, 'an I/O BAR cannot be mapped: only memory BARs can be backed by shared memory');
+  }
+  const page = os.pageSize;
+  if (mapped === true) {
+    if (barSize < page) {
+      throw new DeviceDescriptionError(field, `a mapped BAR is at least a page (${page} bytes), not ${barSize}`);
+    }
+    return [{ offset: 0, size: barSize }];
+  }
+  if (!Array.isArray(mapped) || mapped.length === 0) {
+    throw new DeviceDescriptionError(field, 'must be true or a non-empty array of { offset, size } ranges');
+  }
+  const ranges = (mapped as readonly BarRange[]).map((range, i) => {
+    const at = `${field}[${i}]`;
+    checkObject(at, range);
+    checkFields(at, range, RANGE_FIELDS);
+    const offset = checkInteger(`${at}.offset`, range.offset, 0, barSize - 1);
+    const size = checkInteger(`${at}.size`, range.size, 1, barSize - offset);
+    if (offset % page !== 0 || size % page !== 0) {
+      throw new DeviceDescriptionError(at, `offset and size must be multiples of the page size (${hex(page)}), not ${hex(offset)} and ${hex(size)}`);
+    }
+    return { offset, size };
+  });
+  ranges.sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i].offset < ranges[i - 1].offset + ranges[i - 1].size) {
+      throw new DeviceDescriptionError(field, `the ranges at ${hex(ranges[i - 1].offset)} and ${hex(ranges[i].offset)} overlap`);
+    }
+  }
+  return ranges;
 }
 
 function checkAccessRules(field: string, access: BarAccessRules | undefined): PlannedAccessRules | undefined {

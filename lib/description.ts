@@ -40,6 +40,23 @@ export interface BarDescription {
   readonly handler?: RegionHandlerSource;
   /** The accesses its handler takes (default: any size at any offset). */
   readonly access?: BarAccessRules;
+  /**
+   * Memory BARs only: the ranges backed by shared memory that the client
+   * maps, so that its accesses there reach `PciDevice.barMemory` with
+   * no message at all; `true` maps the whole BAR. Offsets and sizes are
+   * multiples of the host page size. The handler answers the rest of the
+   * BAR. See docs/fast-paths.md for the cost: QEMU then waits for every
+   * trapped write of the device.
+   */
+  readonly mapped?: true | readonly BarRange[];
+}
+
+/** A byte range of a BAR. */
+export interface BarRange {
+  /** First byte, from the BAR's start. */
+  readonly offset: number;
+  /** Bytes. */
+  readonly size: number;
 }
 
 /** A range of config space whose registers the device answers itself. */
@@ -152,8 +169,8 @@ export interface DeviceDescription {
   readonly dma?: boolean | { readonly maxMappings?: number };
   /**
    * The device can be migrated: `true` when the library's share of its
-   * state (register maps and memory regions of its BARs, MSI-X table and
-   * PBA) is all of it, or how it saves and loads its own. Without it the
+   * state (register maps and memory regions of its BARs, mapped BARs'
+   * memory, MSI-X table and PBA) is all of it, or how it saves and loads its own. Without it the
    * device offers no migration.
    */
   readonly migration?: true | DeviceMigration;

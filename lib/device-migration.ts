@@ -2,7 +2,8 @@
  * A served device's migration: the runner that answers the library's
  * migration callbacks, and the state the library keeps for the device
  * (BAR handlers' state, the MSI-X table and pending bits, the interrupts
- * held while stopped), carried ahead of the device's own.
+ * held while stopped, the memory of mapped BARs), carried ahead of the
+ * device's own.
  *
  * @packageDocumentation
  */
@@ -70,6 +71,7 @@ function libraryState(host: MigrationHost): LibraryState {
   const { device, regions } = host;
   const plan = devicePlan(device);
   const { msix } = plan.irqs;
+  const mappedBars = plan.bars.filter((bar) => bar.mapped !== undefined);
   return {
     save: (): Buffer => {
       const out = new FieldWriter();
@@ -93,6 +95,10 @@ function libraryState(host: MigrationHost): LibraryState {
           out.u32(vector);
         }
       }
+      out.u32(mappedBars.length);
+      for (const bar of mappedBars) {
+        out.u32(bar.index).bytes(device.barMemory(bar.index));
+      }
       return out.finish();
     },
     // This device's snapshot with every vector held: the same device's is no larger.
@@ -102,7 +108,8 @@ function libraryState(host: MigrationHost): LibraryState {
         bars += handler.saveState === undefined ? 0 : 8 + handler.saveState().length;
       }
       const { intx, msi } = plan.irqs;
-      return bars + (4 + 16 * msix) + (4 + msix) + 3 * 4 + 4 * (intx + msi + msix);
+      const memories = mappedBars.reduce((sum, bar) => sum + 8 + bar.size, 4);
+      return bars + (4 + 16 * msix) + (4 + msix) + 3 * 4 + 4 * (intx + msi + msix) + memories;
     },
     prepare: (snapshot: Buffer): (() => void) => {
       const input = new FieldReader(snapshot, 'library state record');
@@ -110,7 +117,7 @@ function libraryState(host: MigrationHost): LibraryState {
       for (let n = input.u32(); n > 0; n--) {
         const index = input.u32();
         const state = input.bytes();
-        const handler = regions.entries[index]?.handler;
+        const handler = regions.ownHandler(index);
         if (handler?.loadState === undefined) {
           throw new MigrationStreamError(`the stream has state for BAR ${index}, whose handler here takes none`);
         }
@@ -132,6 +139,22 @@ function libraryState(host: MigrationHost): LibraryState {
           held[kind].add(vector);
         }
       }
+      const memories: Array<{ memory: Buffer; state: Buffer }> = [];
+      for (let n = input.u32(); n > 0; n--) {
+        const index = input.u32();
+        const state = input.bytes();
+        const bar = mappedBars.find((b) => b.index === index);
+        if (bar === undefined) {
+          throw new MigrationStreamError(`the stream has the memory of mapped BAR ${index}, which is not mapped here`);
+        }
+        if (state.length !== bar.size) {
+          throw new MigrationStreamError(`the stream's memory of mapped BAR ${index} has ${state.length} bytes, this device's ${bar.size}`);
+        }
+        memories.push({ memory: device.barMemory(index), state });
+      }
+      if (memories.length !== mappedBars.length) {
+        throw new MigrationStreamError(`the stream has the memory of ${memories.length} mapped BARs, this device has ${mappedBars.length}`);
+      }
       input.end();
       if (msix > 0) {
         requireLibraryExtensions('MSI-X state in migration');
@@ -147,6 +170,9 @@ function libraryState(host: MigrationHost): LibraryState {
           } catch (err) {
             throw new MigrationStreamError(`a BAR handler refused its state: ${(err as Error).message}`);
           }
+        }
+        for (const { memory, state } of memories) {
+          state.copy(memory);
         }
         if (msix > 0) {
           host.context().restoreMsix(table, pending);

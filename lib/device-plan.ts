@@ -21,6 +21,7 @@ import {
 } from './capabilities';
 import { CONFIG_SPACE_EXP_SIZE, CONFIG_SPACE_SIZE, CapabilityFlag, Msix, PciType, RegionFlag, STD_HEADER_SIZE } from './constants';
 import type {
+  BarRange,
   CapabilityKind,
   ConfigRegistersDescription,
   DeviceDescription,
@@ -56,6 +57,8 @@ export interface PlannedBar {
   readonly handler?: RegionHandlerSource;
   /** The accesses its handler takes, when limited. */
   readonly access?: PlannedAccessRules;
+  /** The ranges in shared memory the client maps, in offset order. */
+  readonly mapped?: readonly BarRange[];
 }
 
 /** A BAR's `access` rules as the server checks them. */
@@ -270,16 +273,31 @@ function planMsix(msix: MsixDescription, bars: PlannedBar[]): { layout: MsixLayo
   };
   check('table', 'msix.tableOffset', tableBar, tableOffset, tableSize);
   check('PBA', 'msix.pbaOffset', pbaBar, pbaOffset, pbaSize);
+  checkClearOfMapped('table', 'msix.tableOffset', bars, tableBar, tableOffset, tableSize);
+  checkClearOfMapped('PBA', 'msix.pbaOffset', bars, pbaBar, pbaOffset, pbaSize);
   if (pbaBar === tableBar && pbaOffset < tableOffset + tableSize && tableOffset < pbaOffset + pbaSize) {
     throw new DeviceDescriptionError('msix.pbaOffset', 'the MSI-X table and PBA overlap');
   }
   return { layout, capability };
 }
 
+/** The MSI-X table and PBA are the library's: a client mapping them would bypass it. */
+function checkClearOfMapped(what: string, field: string, bars: readonly PlannedBar[], barIndex: number, offset: number, size: number): void {
+  for (const range of bars.find((b) => b.index === barIndex)?.mapped ?? []) {
+    if (offset < range.offset + range.size && range.offset < offset + size) {
+      throw new DeviceDescriptionError(
+        field,
+        `the MSI-X ${what} (${hex(offset)}..${hex(offset + size)}) lies in BAR ${barIndex}'s mapped range ${hex(range.offset)}..${hex(range.offset + range.size)}, which the library cannot trap`,
+      );
+    }
+  }
+}
+
 /**
  * Checks a BAR's handler against the BAR: a register map's registers must
  * lie inside the BAR and clear of the MSI-X table and PBA, whose accesses
- * the library answers itself (a register there could never be reached).
+ * the library answers itself, and of mapped ranges, which a mapping client
+ * reaches in memory (a register there could never be reached).
  * Run by {@link planDevice} for handler objects, and by the server for
  * handlers a function returns.
  *
@@ -297,6 +315,9 @@ export function checkHandlerLayout(bar: PlannedBar, handler: RegionHandler, msix
   if (msix !== undefined && msix.pbaBar === bar.index) {
     claimed.push(['MSI-X PBA', msix.pbaOffset, msixPbaSize(msix.vectors)]);
   }
+  for (const range of bar.mapped ?? []) {
+    claimed.push(['mapped range', range.offset, range.size]);
+  }
   for (const r of handler.layout) {
     if (r.offset + r.width > bar.size) {
       throw new DeviceDescriptionError(
@@ -308,7 +329,7 @@ export function checkHandlerLayout(bar: PlannedBar, handler: RegionHandler, msix
       if (r.offset < offset + size && offset < r.offset + r.width) {
         throw new DeviceDescriptionError(
           `${field}.registers.${r.name}`,
-          `at ${hex(r.offset)} overlaps the ${what} (${hex(offset)}..${hex(offset + size)}), which the library answers`,
+          `at ${hex(r.offset)} overlaps the ${what} (${hex(offset)}..${hex(offset + size)}), ${what === 'mapped range' ? 'which a mapping client reaches without the handler' : 'which the library answers'}`,
         );
       }
     }

@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+import { createBarMemory, type BarMemory } from './bar-memory';
 import { type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind, DeviceDescription } from './description';
 import { checkHandlerLayout, planDevice, type DevicePlan } from './device-plan';
@@ -51,6 +52,8 @@ class DeviceRuntime {
   held: HeldInterrupts = noInterrupts();
   /** Handlers given by {@link PciDevice.setBarHandler}, by BAR number. */
   readonly barHandlers = new Map<number, RegionHandler>();
+  /** The memory of the mapped BARs, by BAR number. */
+  readonly barMemories = new Map<number, BarMemory>();
   constructor(readonly plan: DevicePlan) {}
 }
 
@@ -103,12 +106,43 @@ export class PciDevice {
 
   /**
    * @param description - what the device is
-   * @throws {@link DeviceDescriptionError} when the description is invalid
+   * @throws {@link DeviceDescriptionError} when the description is invalid,
+   *   or the memory of a mapped BAR cannot be made
    */
   constructor(description: DeviceDescription) {
     const plan = planDevice(description);
     this.description = description;
-    runtimes.set(this, new DeviceRuntime(plan));
+    const runtime = new DeviceRuntime(plan);
+    for (const bar of plan.bars) {
+      if (bar.mapped !== undefined) {
+        try {
+          runtime.barMemories.set(bar.index, createBarMemory(this, bar.index, bar.size));
+        } catch (err) {
+          const { code } = err as { code?: unknown };
+          throw new DeviceDescriptionError(`bars (BAR ${bar.index}).mapped`, `its ${bar.size} bytes of shared memory cannot be made: ${typeof code === 'string' ? code : String(err)}`);
+        }
+      }
+    }
+    runtimes.set(this, runtime);
+  }
+
+  /**
+   * The memory of a BAR described with `mapped`: the whole BAR's bytes, at
+   * BAR offsets, shared with the client (zero-copy). What the client writes
+   * in the mapped ranges is there at once, with no message and no handler
+   * call; what the device writes the client reads. Trapped accesses to the
+   * mapped ranges (from a client that does not map them) use it too. It
+   * lasts as long as the device, across servers and resets (a device
+   * reset does not clear it; `onReset` may), and migrates with the device.
+   *
+   * @throws `DeviceDescriptionError` when the BAR is not mapped
+   */
+  barMemory(index: number): Buffer {
+    const memory = runtimeOf(this).barMemories.get(index);
+    if (memory === undefined) {
+      throw new DeviceDescriptionError(`bars (BAR ${String(index)}).mapped`, `is not set: BAR ${String(index)} has no shared memory`);
+    }
+    return memory.buffer;
   }
 
   /**
@@ -411,6 +445,11 @@ export function devicePlan(device: PciDevice): DevicePlan {
 /** @internal The handler {@link PciDevice.setBarHandler} gave BAR `index`, if any. */
 export function assignedBarHandler(device: PciDevice, index: number): RegionHandler | undefined {
   return runtimeOf(device).barHandlers.get(index);
+}
+
+/** @internal The memory of the mapped BAR `index`, if it is one. */
+export function barMemoryOf(device: PciDevice, index: number): BarMemory | undefined {
+  return runtimeOf(device).barMemories.get(index);
 }
 
 /** @internal Connects a device to the server serving it (undefined: disconnects). */

@@ -99,6 +99,14 @@ function checkDoorbell(d: DoorbellDescription, index: number, bars: readonly Pla
       throw new DeviceDescriptionError(`${field}.offset`, `${hex(offset)} is on the ${what} (${hex(start)}..${hex(start + length)}), which the library answers`);
     }
   }
+  for (const range of bar.mapped ?? []) {
+    if (offset < range.offset + range.size && range.offset < offset + size) {
+      throw new DeviceDescriptionError(
+        `${field}.offset`,
+        `${hex(offset)} is in BAR ${barIndex}'s mapped range ${hex(range.offset)}..${hex(range.offset + range.size)}, where a mapping client's writes send no message and ring nothing`,
+      );
+    }
+  }
   const rules = bar.access;
   if (rules?.sizeMask !== undefined && (rules.sizeMask & (1 << size)) === 0) {
     throw new DeviceDescriptionError(`${field}.size`, `BAR ${barIndex}'s access rules refuse ${size}-byte writes, so a client without ioeventfds could never ring it`);

@@ -10,6 +10,7 @@ export { DmaSpace, type DmaMapping, type DmaSpaceEvents } from './dma';
 export {
   type BarAccessRules,
   type BarDescription,
+  type BarRange,
   type ConfigRegistersDescription,
   type CapabilityKind,
   type DeviceDescription,

@@ -204,8 +204,13 @@ export interface RecvResult {
 
 /** System calls the client and the tests need. Errors are thrown as {@link NativeError}. */
 export interface OsHelpers {
-  /** An anonymous memory file of `size` bytes (memfd_create, close-on-exec). */
-  memfd(name: string, size: number): number;
+  /**
+   * An anonymous memory file of `size` bytes (memfd_create, close-on-exec);
+   * `sealed`: its size is sealed, nobody it is passed to can shrink or grow it.
+   */
+  memfd(name: string, size: number, sealed?: boolean): number;
+  /** The host's page size in bytes (sysconf(_SC_PAGESIZE)). */
+  readonly pageSize: number;
   /** An eventfd (close-on-exec). */
   eventfd(initial?: number, nonblocking?: boolean): number;
   /** Reads an eventfd's counter; null if it is zero on a non-blocking eventfd. */

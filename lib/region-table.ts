@@ -7,7 +7,8 @@
  */
 import { Region } from './constants';
 import { ConfigRegisters } from './config-registers';
-import { assignedBarHandler, type PciDevice } from './device';
+import { MappedBarHandler } from './bar-memory';
+import { assignedBarHandler, barMemoryOf, type PciDevice } from './device';
 import { checkHandlerLayout, type DevicePlan, type PlannedAccessRules } from './device-plan';
 import { ringDoorbell, withDoorbells } from './doorbells';
 import { DeviceDescriptionError } from './errors';
@@ -27,6 +28,10 @@ export class RegionTable {
   readonly entries: Array<RegionEntry | undefined> = [];
   /** Each BAR's access rules, when its description limits them. */
   readonly accessRules: Array<PlannedAccessRules | undefined> = [];
+  /** The mapped BARs' handlers, which count the messages for their mapped ranges. */
+  readonly mappedBars = new Map<number, MappedBarHandler>();
+  /** The device's own handlers (a mapped BAR's entry wraps its handler), by region. */
+  private readonly ownHandlers: Array<RegionHandler | undefined> = [];
 
   /**
    * @param configSpace - the device's config space as the library holds it,
@@ -49,6 +54,12 @@ export class RegionTable {
       if (handler !== undefined) {
         this.add(bar.index, handler, `BAR ${bar.index} read handler`, `BAR ${bar.index} write handler`);
       }
+      const memory = barMemoryOf(device, bar.index);
+      if (bar.mapped !== undefined && memory !== undefined) {
+        const mapped = new MappedBarHandler(memory.buffer, bar.mapped, handler, `BAR ${bar.index}`);
+        this.mappedBars.set(bar.index, mapped);
+        this.entries[bar.index] = { handler: mapped, readName: `BAR ${bar.index} read`, writeName: `BAR ${bar.index} write` };
+      }
       this.accessRules[bar.index] = bar.access;
     }
     if (plan.configRegisters.length > 0) {
@@ -64,17 +75,23 @@ export class RegionTable {
     }
   }
 
-  /** The handlers with their region numbers, in region order. */
+  /** The device's handlers with their region numbers, in region order. */
   *handlers(): IterableIterator<[region: number, handler: RegionHandler]> {
-    for (const [region, entry] of this.entries.entries()) {
-      if (entry !== undefined) {
-        yield [region, entry.handler];
+    for (const [region, handler] of this.ownHandlers.entries()) {
+      if (handler !== undefined) {
+        yield [region, handler];
       }
     }
   }
 
+  /** The device's handler of a region, if it has one. */
+  ownHandler(region: number): RegionHandler | undefined {
+    return this.ownHandlers[region];
+  }
+
   private add(region: number, handler: RegionHandler, readName: string, writeName: string): void {
     this.entries[region] = { handler, readName, writeName };
+    this.ownHandlers[region] = handler;
   }
 }
 

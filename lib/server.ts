@@ -10,7 +10,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 
 import { IrqType, irqIndexOf, Region, RegionFlag, type EventInterruptKind, type InterruptKind, type ResetKind } from './constants';
 import type { CapabilityKind } from './description';
-import { bindDevice, devicePlan, type DeviceBinding, type PciDevice } from './device';
+import { barMemoryOf, bindDevice, devicePlan, type DeviceBinding, type PciDevice } from './device';
 import { deviceMigrationRunner } from './device-migration';
 import { dmaBind } from './dma';
 import { DoorbellEventfds, ringDoorbell } from './doorbells';
@@ -152,7 +152,12 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       ctx.setClass(...plan.classCode);
       ctx.setRevision(plan.revision);
       for (const bar of plan.bars) {
-        ctx.setupRegion(bar.index, bar.size, bar.flags);
+        const memory = barMemoryOf(device, bar.index);
+        if (bar.mapped !== undefined && memory !== undefined) {
+          ctx.setupRegion(bar.index, bar.size, bar.flags, memory.fd, bar.mapped.map((r): [number, number] => [r.offset, r.size]));
+        } else {
+          ctx.setupRegion(bar.index, bar.size, bar.flags);
+        }
       }
       if (plan.expansionRom !== undefined) {
         // Readable only: the client sees a read-only region and QEMU sends no writes.
@@ -230,6 +235,22 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   /** The device's migration state (`'running'` when it does not migrate). */
   get migrationState(): MigrationState {
     return this.migration?.state ?? 'running';
+  }
+
+  /**
+   * How many accesses to the mapped ranges of BAR `index` came as
+   * REGION_READ / REGION_WRITE messages since the server started, rather
+   * than through the client's mapping: 0 for a client that maps them, as
+   * QEMU does. Served from the BAR's memory all the same.
+   *
+   * @throws RangeError when the BAR is not mapped
+   */
+  mappedAccessMessages(index: number): number {
+    const mapped = this.regions.mappedBars.get(index);
+    if (mapped === undefined) {
+      throw new RangeError(`BAR ${String(index)} of the device served is not mapped`);
+    }
+    return mapped.messages;
   }
 
   /** True until {@link VfioUserServer.close}. */

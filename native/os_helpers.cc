@@ -67,7 +67,8 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  bool sealed = info[2].ToBoolean().Value();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0));
   if (fd < 0) {
     ThrowErrno(env, errno, "memfd_create");
     return env.Undefined();
@@ -76,6 +77,14 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
     int err = errno;
     close(fd);
     ThrowErrno(env, err, "ftruncate");
+    return env.Undefined();
+  }
+  // Whoever the fd is passed to can then neither shrink the file under our
+  // mapping (a SIGBUS here) nor add seals of its own.
+  if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "fcntl(F_ADD_SEALS)");
     return env.Undefined();
   }
   return Napi::Number::New(env, fd);
@@ -426,6 +435,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
 Napi::Object CreateOsHelpers(Napi::Env env) {
   Napi::Object os = Napi::Object::New(env);
   os.Set("memfd", Napi::Function::New<MemfdCreate>(env, "memfd"));
+  os.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
   os.Set("eventfd", Napi::Function::New<EventfdCreate>(env, "eventfd"));
   os.Set("eventfdRead", Napi::Function::New<EventfdRead>(env, "eventfdRead"));
   os.Set("eventfdWrite", Napi::Function::New<EventfdWrite>(env, "eventfdWrite"));

@@ -13,6 +13,7 @@ export {
   type SparseMmapArea,
   type VfioUserReply,
 } from './region-client';
+export { RegionMapping, type MappedArea } from './region-mapping';
 export { InterruptClient } from './interrupt-client';
 export { IoEventfd, IoFdClient, type IoFdType, type RegionIoFd, type RegionIoFds } from './io-fd-client';
 export { DmaClient } from './dma-client';

@@ -13,6 +13,7 @@ import { os } from '../native';
 import { checkAccess, checkRange, irqIndex } from './arguments';
 import type { Channel, RequestOptions } from './channel';
 import type { VfioUserClientEvents } from './client';
+import { RegionMapping } from './region-mapping';
 import {
   Command,
   DeviceInfoFlag,
@@ -162,6 +163,17 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
       }
       return this.parseRegionInfo(payload, fds);
     }
+  }
+
+  /**
+   * Maps region `index` into this process through the fd of its region
+   * info, each sparse-mmap area (or the whole region) as QEMU does:
+   * accesses through the mapping send no message.
+   *
+   * @throws {@link ArgumentError} when the server offers no mapping of the region
+   */
+  async mapRegion(index: number): Promise<RegionMapping> {
+    return new RegionMapping(await this.getRegionInfo(index));
   }
 
   /** DEVICE_GET_IRQ_INFO for an interrupt kind or a raw IRQ index (3 ERR, 4 REQ). */

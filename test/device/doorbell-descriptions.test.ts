@@ -11,7 +11,7 @@ const base: DeviceDescription = {
   bars: [
     { index: 0, size: 0x1000 },
     { index: 2, size: 0x100, access: { sizes: [4], aligned: true } },
-    { index: 4, size: 0x4000, bits64: true },
+    { index: 4, size: 0x4000, bits64: true, mapped: [{ offset: 0x1000, size: 0x1000 }] },
   ],
   msix: { vectors: 4, bar: 0, tableOffset: 0x800 },
 };
@@ -31,6 +31,7 @@ const cases: Array<[string, unknown, string, RegExp]> = [
   ['past the end of the BAR', [bell({ offset: 0xffe })], 'doorbells[0].offset', /outside BAR 0/],
   ['on the MSI-X table', [bell({ offset: 0x810 })], 'doorbells[0].offset', /MSI-X table/],
   ['on the MSI-X PBA', [bell({ offset: 0x840 })], 'doorbells[0].offset', /MSI-X PBA/],
+  ['in a mapped range', [bell({ bar: 4, offset: 0x1ffc })], 'doorbells[0].offset', /mapped range 0x1000\.\.0x2000/],
   ['a size the BAR refuses', [bell({ bar: 2, offset: 0, size: 2 })], 'doorbells[0].size', /refuse 2-byte/],
   ['unaligned in an aligned BAR', [bell({ bar: 2, offset: 2 })], 'doorbells[0].offset', /aligned/],
   ['datamatch wider than the size', [bell({ size: 1, datamatch: 0x100 })], 'doorbells[0].datamatch', /does not fit/],

@@ -53,6 +53,22 @@ describe('memory', () => {
     }
   });
 
+  test('a sealed memfd cannot be shrunk or grown by whoever holds it; pageSize is the host page', () => {
+    const fd = os.memfd('sealed', 8192, true);
+    try {
+      expect(fs.fstatSync(fd).size).toBe(8192);
+      expect(() => fs.ftruncateSync(fd, 4096)).toThrow(errorLike({ code: 'EPERM' }));
+      expect(() => fs.ftruncateSync(fd, 16384)).toThrow(errorLike({ code: 'EPERM' }));
+      expect(fs.fstatSync(fd).size).toBe(8192);
+      const unsealed = os.memfd('unsealed', 8192);
+      fs.ftruncateSync(unsealed, 4096);
+      os.close(unsealed);
+    } finally {
+      os.close(fd);
+    }
+    expect([4096, 16384, 65536]).toContain(os.pageSize);
+  });
+
   test('mmap failures throw errno errors', () => {
     const fd = os.memfd('test', 4096);
     try {
