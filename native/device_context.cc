@@ -19,6 +19,7 @@ const char* const DeviceContext::kHandlerNames[kHandlerCount] = {
     "regionAccess", "reset", "irqState", "dmaRegister", "dmaUnregister",
     "connect", "disconnect", "log", "error", "quiesce",
     "migrationTransition", "migrationRead", "migrationWrite",
+    "slowAccess",
 };
 // clang-format on
 
@@ -34,6 +35,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
                          InstanceMethod<&DeviceContext::SetupIrqs>("setupIrqs"),
                          InstanceMethod<&DeviceContext::SetupDma>("setupDma"),
                          InstanceMethod<&DeviceContext::SetLogLevel>("setLogLevel"),
+                         InstanceMethod<&DeviceContext::SetSlowAccessMs>("setSlowAccessMs"),
                          InstanceMethod<&DeviceContext::Realize>("realize"),
                          InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
                          InstanceMethod<&DeviceContext::Start>("start"),

@@ -4,6 +4,8 @@
 #ifndef VFIO_USER_NATIVE_DEVICE_CONTEXT_H
 #define VFIO_USER_NATIVE_DEVICE_CONTEXT_H
 
+#include <time.h>
+
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -66,6 +68,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kMigrationTransition,
     kMigrationRead,
     kMigrationWrite,
+    kSlowAccess,
     kHandlerCount,
   };
   static const char* const kHandlerNames[kHandlerCount];
@@ -83,6 +86,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   Napi::Value SetupIrqs(const Napi::CallbackInfo& info);
   Napi::Value SetupDma(const Napi::CallbackInfo& info);
   Napi::Value SetLogLevel(const Napi::CallbackInfo& info);
+  // setSlowAccessMs(ms): region handlers that run this long are reported
+  // to handlers.slowAccess (device_callbacks.cc).
+  Napi::Value SetSlowAccessMs(const Napi::CallbackInfo& info);
   Napi::Value Realize(const Napi::CallbackInfo& info);
   Napi::Value ConfigSpace(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
@@ -160,6 +166,8 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
                                 bool is_write);
   ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset, bool is_write);
+  // Tells handlers.slowAccess that a region handler ran took_ns.
+  void ReportSlowAccess(napi_value region, napi_value is_write, uint64_t took_ns);
   static int ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type);
   static int QuiesceCb(vfu_ctx_t* ctx);
   template <int kType>
@@ -201,6 +209,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   bool js_disabled_ = false;
   int in_library_ = 0;  // depth of library calls that call handlers
   int repeated_poll_errors_ = 0;
+  // Region handlers running this long are reported; 0: never.
+  uint64_t slow_access_ns_ = 0;
+  clockid_t slow_clock_ = CLOCK_MONOTONIC;
 
   // Config space size as the library sizes it: by PCI type, or the config
   // region's own size when the device set one after pciInit.
