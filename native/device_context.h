@@ -96,6 +96,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   // irqTrigger(vector), an own function of each object (the hot path of
   // interrupts): it reaches the context through its TriggerHandle.
   static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
+  // Signals a vector once the arguments are checked: true, false (not the
+  // active type), or undefined with the library's error thrown.
+  napi_value TriggerIrq(napi_env env, uint32_t vector, uint32_t type);
   static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetConnected(const Napi::CallbackInfo& info);
