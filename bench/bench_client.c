@@ -12,13 +12,15 @@
  *     medians, and the 99th percentile of all the requests. With the
  *     server's PID, also the CPU time its main thread spent per request
  *     (from /proc/PID/schedstat; median over the repetitions).
- * bench_client irq [--reps R] [--count K] [--drain-after] NAME=SOCKET...
+ * bench_client irq [--reps R] [--count K] [--drain-after] NAME=SOCKET[,PID]...
  *     Enables MSI-X vector 0 with an eventfd, then asks the device (one
  *     posted write of K to BAR0 0x8) to trigger it K times while the client
  *     drains the eventfd; the time until all K arrived gives triggers/s.
  *     With --drain-after the write waits for its reply (the device has
  *     triggered K times) and the eventfd is drained after: the device's
- *     cost alone, without the client's wake-ups in between.
+ *     cost alone, without the client's wake-ups in between. With the
+ *     server's PID, also its main thread's CPU time per trigger (median
+ *     over the repetitions): the steadier figure on a busy machine.
  * bench_client dma [--reps R] [--count4k C] [--count1m C] NAME=SOCKET...
  *     Maps for DMA 2 MiB of memfd memory (the device maps it), 2 MiB of its
  *     own memory without an fd (the device reaches it through DMA_READ /
@@ -492,16 +494,24 @@ cmd_irq(struct args *a)
 {
     static struct vfu_test_client clients[MAX_TARGETS];
     int efds[MAX_TARGETS];
+    unsigned long pids[MAX_TARGETS];
     double rates[MAX_TARGETS][256];
+    double cpu[MAX_TARGETS][256];
     size_t reps = a->reps < 256 ? a->reps : 256;
     uint32_t k = (uint32_t)a->count;
 
     for (int t = 0; t < a->nr_targets; t++) {
         char *path = split_name(a->targets[t]);
+        char *pid = path == NULL ? NULL : strchr(path, ',');
 
         if (path == NULL) {
             fprintf(stderr, "bench_client: bad target %s\n", a->targets[t]);
             return 2;
+        }
+        pids[t] = 0;
+        if (pid != NULL) {
+            *pid = '\0';
+            pids[t] = strtoul(pid + 1, NULL, 10);
         }
         open_client(&clients[t], path, true);
         efds[t] = enable_msix(&clients[t]);
@@ -510,9 +520,10 @@ cmd_irq(struct args *a)
         for (int t = 0; t < a->nr_targets; t++) {
             struct vfu_test_client *c = &clients[t];
             uint32_t count = r == 0 ? k / 10 + 1 : k;  /* r 0: warm-up */
-            uint64_t got = 0, t0, t1;
+            uint64_t got = 0, t0, t1, cpu0, cpu1;
             int ret;
 
+            cpu0 = cpu_ns(pids[t]);
             t0 = vfu_test_now_ns();
             if (a->drain_after) {
                 /* Wait for the device to finish, then take the count. */
@@ -536,12 +547,14 @@ cmd_irq(struct args *a)
                 got += v;
             }
             t1 = vfu_test_now_ns();
+            cpu1 = cpu_ns(pids[t]);
             if (read32(c, BAR0, BAR0_IRQ_FAILED) != 0 || got != count) {
                 fprintf(stderr, "bench_client: %s: triggers failed\n", a->targets[t]);
                 return 1;
             }
             if (r > 0) {
                 rates[t][r - 1] = (double)count * 1e9 / (double)(t1 - t0);
+                cpu[t][r - 1] = (double)(cpu1 - cpu0) / (double)count;
             }
         }
     }
@@ -551,7 +564,11 @@ cmd_irq(struct args *a)
         for (size_t r = 0; r < reps; r++) {
             printf("%s%.0f", r ? "," : "", rates[t][r]);
         }
-        printf("],\"median_per_s\":%.0f}", median_double(rates[t], reps));
+        printf("],\"median_per_s\":%.0f", median_double(rates[t], reps));
+        if (pids[t] != 0) {
+            printf(",\"server_cpu_ns_per_trigger\":%.1f", median_double(cpu[t], reps));
+        }
+        printf("}");
     }
     printf("]}\n");
     return 0;

@@ -11,13 +11,14 @@
  *
  * Sizes can be changed for a quick try: BENCH_REPS, BENCH_N, BENCH_WARMUP
  * (latency), BENCH_THROUGHPUT_REPS, BENCH_IRQ_COUNT (interrupts and DMA),
- * BENCH_STARTUP_REPS.
+ * BENCH_STARTUP_REPS, BENCH_SCALE_ROUNDS and BENCH_SCALE_REQUESTS (bench/scale.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { scaleRows } from './scale';
 import { C_FLAGS, CC, envInt, findRoot, run, sleep, waitForSocket } from './support';
 
 const ROOT = findRoot(__dirname);
@@ -25,6 +26,7 @@ const RESULTS = path.join(ROOT, 'bench', 'results');
 const BIN = path.join(RESULTS, 'bin');
 const CLIENT = path.join(BIN, 'bench_client');
 const TS_DEVICE = path.join(RESULTS, 'js', 'ts_device.js');
+const TS_FLEET = path.join(RESULTS, 'js', 'ts_fleet.js');
 
 const REPS = envInt('BENCH_REPS', 11);
 const N = envInt('BENCH_N', 10000);
@@ -32,6 +34,8 @@ const WARMUP = envInt('BENCH_WARMUP', 3000);
 const IRQ_REPS = envInt('BENCH_THROUGHPUT_REPS', 7);
 const IRQ_COUNT = envInt('BENCH_IRQ_COUNT', 50000);
 const STARTUP_REPS = envInt('BENCH_STARTUP_REPS', 5);
+const SCALE_ROUNDS = envInt('BENCH_SCALE_ROUNDS', 100);
+const SCALE_REQUESTS = envInt('BENCH_SCALE_REQUESTS', 50000);
 
 /** CPU every latency run is pinned to; the start-up client spins on another. */
 const CPU = '0';
@@ -63,6 +67,8 @@ function build(): void {
   run(ROOT, CC, [...flags, '-Ivendor/libvfio-user/test', 'bench/bench_client.c', ...testClient,
     '-o', CLIENT], 'bench: compiling bench_client');
   run(ROOT, CC, [...flags, 'bench/echo_peer.c', '-o', path.join(BIN, 'echo_peer')], 'bench: compiling echo_peer');
+  run(ROOT, CC, [...flags, '-Ivendor/libvfio-user/test', 'bench/fleet_client.c', ...testClient,
+    '-o', path.join(BIN, 'fleet_client')], 'bench: compiling fleet_client');
   // Linked statically, like the addon links the library.
   run(ROOT, CC, [...flags, 'bench/c_device.c', 'build-c/libvfio-user.a', '-o', path.join(BIN, 'c_device')],
     'bench: compiling c_device');
@@ -323,15 +329,23 @@ async function main(): Promise<void> {
     log(`interrupts: ${IRQ_REPS} repetitions of ${IRQ_COUNT} triggers`);
     const irqRows = (kind: string, args: string[]): void => {
       const result = client(['irq', '--reps', String(IRQ_REPS), '--count', String(IRQ_COUNT), ...args,
-        `c=${cdev.socket}`, `ts=${tsdev.socket}`]) as { results: Array<{ rep_per_s: number[]; median_per_s: number }> };
+        `c=${cdev.socket},${cdev.pid}`, `ts=${tsdev.socket},${tsdev.pid}`]) as {
+        results: Array<{ rep_per_s: number[]; median_per_s: number; server_cpu_ns_per_trigger?: number }>;
+      };
       raw[kind === 'during' ? 'irq' : 'irq_drain_after'] = result;
       const [c, ts] = result.results;
       const label = kind === 'during' ? 'client draining the eventfd meanwhile' : 'eventfd drained after';
       const id = kind === 'during' ? 'C trigger' : 'C trigger (alone)';
-      rows.push({ group: 'interrupts (MSI-X, pinned to one CPU)', name: `C: vfu_irq_trigger(), ${label}`, id, value: c.median_per_s / 1e6, unit: 'M/s' });
+      // The CPU column is per trigger here.
+      const cpu = (r: { server_cpu_ns_per_trigger?: number }): number | undefined =>
+        r.server_cpu_ns_per_trigger === undefined ? undefined : r.server_cpu_ns_per_trigger / 1000;
+      rows.push({
+        group: 'interrupts (MSI-X, pinned to one CPU)', name: `C: vfu_irq_trigger(), ${label}`, id, value: c.median_per_s / 1e6, unit: 'M/s',
+        cpu: cpu(c),
+      });
       rows.push({
         group: 'interrupts (MSI-X, pinned to one CPU)', name: `TS: device.msix(0), ${label}`, value: ts.median_per_s / 1e6, unit: 'M/s',
-        baseline: id, ratio: median(c.rep_per_s.map((v, i) => v / ts.rep_per_s[i])),
+        baseline: id, ratio: median(c.rep_per_s.map((v, i) => v / ts.rep_per_s[i])), cpu: cpu(ts),
       });
     };
     irqRows('during', []);
@@ -423,6 +437,11 @@ async function main(): Promise<void> {
       group: sgroup, name: 'TS device, attached and idle: RSS', value: rss('ts'), unit: 'MiB',
       baseline: 'node RSS', ratio: rss('ts') / (nodeRss / 1024),
     });
+
+    rows.push(...await scaleRows({
+      fleetServer: TS_FLEET, fleetClient: path.join(BIN, 'fleet_client'), dir: fs.mkdtempSync(path.join(dir, 'scale-')),
+      reps: REPS, rounds: SCALE_ROUNDS, requests: SCALE_REQUESTS, log,
+    }));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -438,7 +457,10 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const json = JSON.stringify({
     date: new Date().toISOString(), machine, loadAverage: load, seconds,
-    config: { reps: REPS, n: N, warmup: WARMUP, irqReps: IRQ_REPS, irqCount: IRQ_COUNT, startupReps: STARTUP_REPS, pinned: pinning },
+    config: {
+      reps: REPS, n: N, warmup: WARMUP, irqReps: IRQ_REPS, irqCount: IRQ_COUNT, startupReps: STARTUP_REPS,
+      scaleRounds: SCALE_ROUNDS, scaleRequests: SCALE_REQUESTS, pinned: pinning,
+    },
     rows, raw,
   }, null, 2);
   fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), json);

@@ -75,6 +75,12 @@ export interface DeviceHandlers {
   migrationRead?(into: Buffer): number;
   /** Migration: the next stream bytes (a view of the request, detached after the call). */
   migrationWrite?(data: Buffer): void;
+  /**
+   * A regionAccess call took `ms` milliseconds, at least what
+   * {@link DeviceContext.setSlowAccessMs} set (the addon times it: a clock
+   * read in JS would cost more than the rest of the dispatch).
+   */
+  slowAccess?(region: number, isWrite: boolean, ms: number): void;
 }
 
 /** One emulated device on one socket: a libvfio-user context. */
@@ -109,6 +115,8 @@ export interface DeviceContext {
   createIoeventfd(region: number, fd: number, offset: number, size: number, flags: number, datamatch: bigint): void;
   /** Which library messages reach handlers.log (syslog level, default 6 LOG_INFO). */
   setLogLevel(level: number): void;
+  /** Region accesses whose handler runs `ms` or longer go to handlers.slowAccess (0: none, the default). */
+  setSlowAccessMs(ms: number): void;
   /** Finalises the description; required before start(). */
   realize(): void;
   /** The config space itself (no copy); detached by close(). */

@@ -137,6 +137,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
     const ioViews = Array.from({ length: IO_VIEW_BYTES + 1 }, (_, n) => Buffer.from(ioBytes, 0, n));
     try {
       this.context = new DeviceContext(socket, this.makeCallbacks(), ioViews);
+      this.context.setSlowAccessMs(this.slowHandlerMs);
     } catch (err) {
       throw asVfioUserError(err, 'listen', socket);
     }
@@ -336,9 +337,14 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
   private checkSlow(name: string, started: number): void {
     const took = performance.now() - started;
     if (took >= this.slowHandlerMs) {
-      this.emit('slow-handler', name, took);
-      this.emit('log', LOG_WARNING, `${name} took ${Math.round(took)} ms: QEMU drops a device whose reply takes longer than its x-msg-timeout (5000 ms by default)`);
+      this.reportSlow(name, took);
     }
+  }
+
+  /** Warns that `name`, which QEMU waits on, ran `took` ms (`slowHandlerMs` or more). */
+  private reportSlow(name: string, took: number): void {
+    this.emit('slow-handler', name, took);
+    this.emit('log', LOG_WARNING, `${name} took ${Math.round(took)} ms: QEMU drops a device whose reply takes longer than its x-msg-timeout (5000 ms by default)`);
   }
 
   private reportError(err: Error): void {
@@ -364,6 +370,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       isConnected: () => this.context.connected,
       migration: () => this.requireMigration(),
       checkSlow: (name, started) => this.checkSlow(name, started),
+      reportSlow: (name, took) => this.reportSlow(name, took),
       reportError: (err) => this.reportError(err),
       log: (level, message) => this.emit('log', level, message),
       connected: () => this.emit('connect'),

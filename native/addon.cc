@@ -8,11 +8,12 @@
 #include "copy_bytes.h"
 #include "device_context.h"
 #include "fd_watcher.h"
+#include "js_call.h"
 #include "os_helpers.h"
 
 namespace vfio_user {
 
-AddonData::AddonData(Napi::Env env) : handles(new HandleCount()) {
+AddonData::AddonData(Napi::Env env) : env(env), handles(new HandleCount()) {
   napi_get_uv_event_loop(env, &loop);
 }
 
@@ -39,6 +40,9 @@ void FinishTeardown(void* arg) {
 void Teardown(napi_async_cleanup_hook_handle hook, void* arg) {
   AddonData* data = static_cast<AddonData*>(arg);
   data->tearing_down = true;
+  // Closing detaches the buffers JS was given, which takes handles: a
+  // worker's teardown runs with no scope open.
+  HandleScope scope(data->env);
   std::vector<DeviceContext*> contexts(data->contexts.begin(), data->contexts.end());
   for (DeviceContext* context : contexts) {
     context->CloseForTeardown();

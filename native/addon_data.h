@@ -19,6 +19,7 @@ struct AddonData {
   explicit AddonData(Napi::Env env);
   ~AddonData();
 
+  napi_env env;
   uv_loop_t* loop = nullptr;
   std::unordered_set<DeviceContext*> contexts;
   std::unordered_set<FdWatcher*> watchers;

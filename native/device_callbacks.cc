@@ -4,6 +4,8 @@
 // process.nextTick and promise callbacks run between two accesses, and turns
 // a JS exception into -1/errno for the library. The exceptions are kept and
 // given to handlers.error() once the library has returned.
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -12,6 +14,31 @@
 #include "js_call.h"
 
 namespace vfio_user {
+
+namespace {
+
+// A slow-access threshold this many ticks of the coarse clock or more is
+// timed with it: reading it costs a few ns, the precise clock about 60 ns
+// on a VM, twice per access.
+constexpr uint64_t kCoarseTicksPerThreshold = 20;
+
+uint64_t Ns(const timespec& ts) {
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t NowNs(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return Ns(ts);
+}
+
+// 0 when the clock does not say.
+uint64_t ResolutionNs(clockid_t clock) {
+  timespec ts;
+  return clock_getres(clock, &ts) == 0 ? Ns(ts) : 0;
+}
+
+}  // namespace
 
 DeviceContext* DeviceContext::From(vfu_ctx_t* ctx) {
   return static_cast<DeviceContext*>(vfu_get_private(ctx));
@@ -137,7 +164,14 @@ ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count, uint64_
     napi_create_uint32(env_, static_cast<uint32_t>(region), &argv[0]);
     napi_create_int64(env_, static_cast<int64_t>(offset), &argv[1]);
     napi_get_boolean(env_, is_write, &argv[3]);
+    uint64_t started = slow_access_ns_ != 0 ? NowNs(slow_clock_) : 0;
     err = CallHandler(kRegionAccess, 4, argv, nullptr);
+    if (slow_access_ns_ != 0) {
+      uint64_t took = NowNs(slow_clock_) - started;
+      if (took >= slow_access_ns_) {
+        ReportSlowAccess(argv[0], argv[3], took);
+      }
+    }
   }
   if (err == 0 && !is_write) {
     if (small) {
@@ -154,6 +188,29 @@ ssize_t DeviceContext::RegionAccess(int region, char* buf, size_t count, uint64_
     return -1;
   }
   return static_cast<ssize_t>(count);
+}
+
+Napi::Value DeviceContext::SetSlowAccessMs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !(info[0].As<Napi::Number>().DoubleValue() >= 0)) {
+    ThrowType(env, "setSlowAccessMs(ms): ms must be a number >= 0");
+    return env.Undefined();
+  }
+  slow_access_ns_ = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue() * 1e6);
+  uint64_t tick = ResolutionNs(CLOCK_MONOTONIC_COARSE);
+  bool coarse_will_do = tick != 0 && slow_access_ns_ >= kCoarseTicksPerThreshold * tick;
+  slow_clock_ = coarse_will_do ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC;
+  return env.Undefined();
+}
+
+void DeviceContext::ReportSlowAccess(napi_value region, napi_value is_write, uint64_t took_ns) {
+  if (!CanCallJs() || !HasHandler(kSlowAccess)) {
+    return;
+  }
+  napi_value argv[3] = {region, is_write, nullptr};
+  if (napi_create_double(env_, static_cast<double>(took_ns) / 1e6, &argv[2]) == napi_ok) {
+    CallHandler(kSlowAccess, 3, argv, nullptr);
+  }
 }
 
 // -------------------------------------------------------------- reset, quiesce

@@ -19,6 +19,7 @@ const char* const DeviceContext::kHandlerNames[kHandlerCount] = {
     "regionAccess", "reset", "irqState", "dmaRegister", "dmaUnregister",
     "connect", "disconnect", "log", "error", "quiesce",
     "migrationTransition", "migrationRead", "migrationWrite",
+    "slowAccess",
 };
 // clang-format on
 
@@ -35,6 +36,7 @@ Napi::Function DeviceContext::Define(Napi::Env env) {
                          InstanceMethod<&DeviceContext::SetupDma>("setupDma"),
                          InstanceMethod<&DeviceContext::CreateIoeventfd>("createIoeventfd"),
                          InstanceMethod<&DeviceContext::SetLogLevel>("setLogLevel"),
+                         InstanceMethod<&DeviceContext::SetSlowAccessMs>("setSlowAccessMs"),
                          InstanceMethod<&DeviceContext::Realize>("realize"),
                          InstanceMethod<&DeviceContext::ConfigSpace>("configSpace"),
                          InstanceMethod<&DeviceContext::Start>("start"),

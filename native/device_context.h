@@ -4,6 +4,8 @@
 #ifndef VFIO_USER_NATIVE_DEVICE_CONTEXT_H
 #define VFIO_USER_NATIVE_DEVICE_CONTEXT_H
 
+#include <time.h>
+
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -66,6 +68,7 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
     kMigrationTransition,
     kMigrationRead,
     kMigrationWrite,
+    kSlowAccess,
     kHandlerCount,
   };
   static const char* const kHandlerNames[kHandlerCount];
@@ -85,6 +88,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   // vfu_create_ioeventfd(region, fd, offset, size, flags, datamatch).
   Napi::Value CreateIoeventfd(const Napi::CallbackInfo& info);
   Napi::Value SetLogLevel(const Napi::CallbackInfo& info);
+  // setSlowAccessMs(ms): region handlers that run this long are reported
+  // to handlers.slowAccess (device_callbacks.cc).
+  Napi::Value SetSlowAccessMs(const Napi::CallbackInfo& info);
   Napi::Value Realize(const Napi::CallbackInfo& info);
   Napi::Value ConfigSpace(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
@@ -92,6 +98,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   // irqTrigger(vector), an own function of each object (the hot path of
   // interrupts): it reaches the context through its TriggerHandle.
   static napi_value IrqTriggerEntry(napi_env env, napi_callback_info info);
+  // Signals a vector once the arguments are checked: true, false (not the
+  // active type), or undefined with the library's error thrown.
+  napi_value TriggerIrq(napi_env env, uint32_t vector, uint32_t type);
   static void ReleaseTriggerHandle(TriggerHandle* handle);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetConnected(const Napi::CallbackInfo& info);
@@ -162,6 +171,8 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   static ssize_t RegionAccessCb(vfu_ctx_t* ctx, char* buf, size_t count, loff_t offset,
                                 bool is_write);
   ssize_t RegionAccess(int region, char* buf, size_t count, uint64_t offset, bool is_write);
+  // Tells handlers.slowAccess that a region handler ran took_ns.
+  void ReportSlowAccess(napi_value region, napi_value is_write, uint64_t took_ns);
   static int ResetCb(vfu_ctx_t* ctx, vfu_reset_type_t type);
   static int QuiesceCb(vfu_ctx_t* ctx);
   template <int kType>
@@ -203,6 +214,9 @@ class DeviceContext : public Napi::ObjectWrap<DeviceContext> {
   bool js_disabled_ = false;
   int in_library_ = 0;  // depth of library calls that call handlers
   int repeated_poll_errors_ = 0;
+  // Region handlers running this long are reported; 0: never.
+  uint64_t slow_access_ns_ = 0;
+  clockid_t slow_clock_ = CLOCK_MONOTONIC;
 
   // Config space size as the library sizes it: by PCI type, or the config
   // region's own size when the device set one after pciInit.

@@ -22,7 +22,7 @@ class Sluggish extends PciDevice {
         index: 0, size: 0x100,
         handler: {
           read: (offset, data) => {
-            busyWait(offset === 0x10 ? 120 : 0);
+            busyWait(offset === 0x10 ? 120 : offset === 0x20 ? 30 : 0);
             data.fill(1);
           },
           write: () => undefined,
@@ -58,6 +58,16 @@ test('a slow BAR handler and a slow onReset are reported; fast accesses are not'
   expect(seen.slow.map(([name]) => name)).toContain('onReset');
   // The device keeps serving.
   expect(await client.read32(0, 0x0)).toBe(0x01010101);
+  await client.close();
+});
+
+test('a threshold under the coarse clock\'s reach is timed with the precise clock', async () => {
+  const server = serve(new Sluggish(), { slowHandlerMs: 10 });
+  const seen = record(server);
+  const client = await connect(server);
+  await client.read32(0, 0x20);
+  expect(seen.slow).toEqual([['BAR 0 read handler', expect.any(Number)]]);
+  expect(seen.slow[0][1]).toBeGreaterThanOrEqual(10);
   await client.close();
 });
 
