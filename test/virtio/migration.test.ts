@@ -143,6 +143,38 @@ describe.each([['shared memory', true], ['DMA messages', false]])('virtio-blk mi
   });
 });
 
+test('a stop called off: the source serves its outstanding chains again, each returned once', async () => {
+  const disk = join(dir, 'disk-called-off.img');
+  writeFileSync(disk, Buffer.alloc(DISK_SIZE));
+  const a = new GatedBlk({ path: disk, queueSize: 64 });
+  try {
+    const client = await connect(serve(a));
+    const memory = await client.mapDma({ iova: RAM, size: RAM_SIZE, shared: false });
+    const driver = await TestVirtioDriver.attach(client, memory);
+    const [queue] = await driver.bringUp({ size: 64 });
+    a.gated = true;
+    const heads = [0, 1, 2].map((i) => queue.post({ out: [header(VirtioBlkType.OUT, i * 8), pattern(4096, i)], inLengths: [1] }));
+    await queue.kick();
+    const deadline = Date.now() + 5000;
+    while (a.waiting < heads.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await client.setMigrationState('stop');
+    a.open(); // the requests of before the stop go on, dropped
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(queue.usedIdx()).toBe(0);
+    await client.setMigrationState('running');
+    const used = await queue.waitUsed(heads.length);
+    expect(used.map((u) => u.id).sort((x, y) => x - y)).toEqual(heads);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(queue.usedIdx()).toBe(heads.length);
+    expect(a.counts.out).toBe(heads.length);
+    expect(a.needsResetReason).toBeUndefined();
+  } finally {
+    a.close();
+  }
+});
+
 test('a state that does not fit the device is refused, naming the field', () => {
   const shape = { deviceFeatures: 0x1_3000_0000n, queues: 1, maxQueueSize: 64, configSize: 4, msixVectors: 2 };
   const queue = {
