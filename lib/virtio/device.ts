@@ -23,6 +23,7 @@ import {
   VirtioPciCap,
   VirtioStatus,
 } from './constants';
+import { decodeVirtioState, encodeVirtioState } from './migration-state';
 import type { VirtqueueRequest } from './request';
 import { Virtqueue, VirtqueueError, type VirtqueueHost } from './virtqueue';
 
@@ -60,6 +61,10 @@ export interface VirtioDeviceOptions {
 
 function bit(n: number): bigint {
   return 1n << BigInt(n);
+}
+
+function bytesOf(data: Uint8Array | undefined): Buffer | undefined {
+  return data === undefined ? undefined : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** A vendor-specific capability pointing at a structure in BAR0 (spec 4.1.4). */
@@ -141,6 +146,7 @@ export class VirtioDevice extends PciDevice {
       msix: { vectors: msixVectors, bar: 2 },
       intx: true,
       vendorCapabilities: capabilities,
+      migration: { version: 1, save: () => this.#saveState(), load: (state) => this.#loadState(state) },
     });
     const ring = options.ringFeatures === false ? 0n : bit(VirtioFeature.RING_INDIRECT_DESC) | bit(VirtioFeature.RING_EVENT_IDX);
     this.deviceFeatures = (options.features ?? 0n) | bit(VirtioFeature.VERSION_1) | ring;
@@ -244,6 +250,40 @@ export class VirtioDevice extends PciDevice {
   /** Hook: the driver set DRIVER_OK; the queues are live. */
   onDriverOk(): void {}
 
+  /**
+   * Hook: the device type's own state for a migration (the layer saves the
+   * transport and the device configuration itself). Default: nothing.
+   */
+  saveDeviceState(): Uint8Array | undefined {
+    return undefined;
+  }
+
+  /** Hook: on the destination, what {@link VirtioDevice.saveDeviceState} returned (not called when it returned nothing). */
+  loadDeviceState(state: Buffer): void {
+    void state;
+  }
+
+  /**
+   * The device stops for migration: requests in flight are dropped
+   * ({@link VirtqueueRequest.dropped}); those not yet in the used ring are
+   * served again where the device resumes. A subclass that overrides this
+   * calls `super.onStop()`.
+   */
+  override onStop(): void {
+    this.queues.forEach((queue) => queue.freeze());
+  }
+
+  /**
+   * The device runs again (migrated, or on the source when the migration
+   * was called off): the queues serve the requests outstanding at the stop,
+   * then new ones. A subclass that overrides this calls `super.onResume()`.
+   */
+  override onResume(): void {
+    if (this.#live()) {
+      this.queues.filter((queue) => queue.enabled).forEach((queue) => queue.resume());
+    }
+  }
+
   #readBar(offset: number, data: Buffer): void {
     data.fill(0);
     if (offset < VirtioBarLayout.ISR) {
@@ -298,7 +338,12 @@ export class VirtioDevice extends PciDevice {
   }
 
   #deliver(queue: Virtqueue, request: VirtqueueRequest): void {
-    const fail = (err: unknown): void => this.needsReset(new VirtqueueError(queue.index, `the device failed a request: ${(err as Error).message}`));
+    const fail = (err: unknown): void => {
+      // A request dropped by a reset or a stop may fail on the way out (its DMA refused): not the driver's doing.
+      if (!request.dropped) {
+        this.needsReset(new VirtqueueError(queue.index, `the device failed a request: ${(err as Error).message}`));
+      }
+    };
     try {
       const pending = this.onRequest(queue, request);
       if (pending instanceof Promise) {
@@ -324,6 +369,42 @@ export class VirtioDevice extends PciDevice {
   #msixEnabled(): boolean {
     const cap = this.capabilityOffset('msix');
     return cap !== undefined && this.served && (this.configSpace().readUInt16LE(cap + Msix.FLAGS) & Msix.FLAGS_ENABLE) !== 0;
+  }
+
+  #saveState(): Buffer {
+    const common = this.#common;
+    return encodeVirtioState({
+      status: common.status, driverFeatures: common.driverFeatures,
+      deviceFeatureSelect: common.deviceFeatureSelect, driverFeatureSelect: common.driverFeatureSelect,
+      configMsixVector: common.configMsixVector, generation: common.generation, queueSelect: common.queueSelect,
+      isr: this.#isr, config: this.config, needsReset: this.needsResetReason?.message,
+      queues: this.queues.map((queue) => queue.saveState()),
+      typeState: bytesOf(this.saveDeviceState()),
+    });
+  }
+
+  /** Takes a migrated state: all of it, checked first, or none. */
+  #loadState(bytes: Buffer): void {
+    const state = decodeVirtioState(bytes, {
+      deviceFeatures: this.deviceFeatures, queues: this.queues.length, maxQueueSize: this.queues[0].maxSize,
+      configSize: this.config.length, msixVectors: this.#msixVectors,
+    });
+    // The type's state first: if it refuses it, the transport is untouched.
+    if (state.typeState !== undefined) {
+      this.loadDeviceState(state.typeState);
+    }
+    const common = this.#common;
+    common.status = state.status;
+    common.driverFeatures = state.driverFeatures;
+    common.deviceFeatureSelect = state.deviceFeatureSelect;
+    common.driverFeatureSelect = state.driverFeatureSelect;
+    common.configMsixVector = state.configMsixVector;
+    common.generation = state.generation;
+    common.queueSelect = state.queueSelect;
+    this.#isr = state.isr;
+    state.config.copy(this.config);
+    this.needsResetReason = state.needsReset === undefined ? undefined : new Error(state.needsReset);
+    state.queues.forEach((queueState, i) => this.queues[i].loadState(queueState));
   }
 
   #reset(): void {

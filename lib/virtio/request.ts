@@ -13,6 +13,8 @@ export interface RequestOwner {
   readonly index: number;
   /** Puts the chain in the used ring; false when the request belongs to a queue that was reset since. */
   complete(request: VirtqueueRequest, usedLength: number, epoch: number): boolean;
+  /** Whether work of `epoch` still counts. */
+  isCurrent(epoch: number): boolean;
 }
 
 /**
@@ -49,6 +51,15 @@ export class VirtqueueRequest {
   /** Index of the queue the request came from. */
   get queueIndex(): number {
     return this.owner.index;
+  }
+
+  /**
+   * Whether the request no longer counts: its queue was reset, or the
+   * device stopped for migration (where it resumes, the chain is served
+   * again), since it was taken. Completing it does nothing.
+   */
+  get dropped(): boolean {
+    return !this.owner.isCurrent(this.epoch);
   }
 
   /** Whether {@link VirtqueueRequest.complete} was called. */

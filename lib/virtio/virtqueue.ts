@@ -10,6 +10,7 @@
 import type { DmaSpace } from '../dma';
 import { VIRTIO_MSI_NO_VECTOR, VIRTQ_DESC_SIZE, VIRTQ_MAX_SIZE, VirtioFeature, VirtqDescFlag, VirtqRingFlag } from './constants';
 import { type GuestSegment, isMapped, load, store } from './guest-buffers';
+import type { VirtqueueState } from './migration-state';
 import { VirtqueueRequest } from './request';
 
 /** The driver broke a rule of the ring: the device needs a reset. */
@@ -66,12 +67,15 @@ export class Virtqueue {
   #signalledUsed = 0;
   /** Bumped at every reset: work of an older epoch is dropped. */
   #epoch = 0;
-  #draining = false;
+  /** The epoch whose drain is running, if any (a drain of an older epoch winds down on its own). */
+  #drainingEpoch: number | undefined;
   #kickedWhileDraining = false;
   /** Completions whose used-ring writes are queued or in flight. */
   #unpublished = 0;
   /** Used-ring writes and interrupt decisions, in order (DMA messages may be slower than the code that issues them). */
   #usedWrites: Promise<void> = Promise.resolve();
+  /** Heads taken and not yet published in the used ring: what a migration must serve again. */
+  readonly #outstanding = new Set<number>();
 
   /** @internal */
   constructor(
@@ -100,6 +104,60 @@ export class Virtqueue {
     this.#epoch++;
     this.#unpublished = 0;
     this.#usedWrites = Promise.resolve();
+    this.#outstanding.clear();
+  }
+
+  /** @internal Whether work of `epoch` still counts (no reset or stop since). */
+  isCurrent(epoch: number): boolean {
+    return epoch === this.#epoch;
+  }
+
+  /**
+   * @internal The device stopped for migration: work in flight is dropped
+   * (its completions do nothing), and what was not yet in the used ring
+   * stays outstanding, to be served again by {@link Virtqueue.resume}.
+   */
+  freeze(): void {
+    this.#epoch++;
+    this.#unpublished = 0;
+    this.#usedWrites = Promise.resolve();
+    this.#usedIdx = this.#publishedUsed;
+    this.inFlight = 0;
+  }
+
+  /** @internal The state a migration carries. */
+  saveState(): VirtqueueState {
+    return {
+      size: this.size, msixVector: this.msixVector, enabled: this.enabled,
+      descAddress: this.descAddress, driverAddress: this.driverAddress, deviceAddress: this.deviceAddress,
+      lastAvail: this.#lastAvail, usedIdx: this.#publishedUsed, signalledUsed: this.#signalledUsed,
+      outstanding: [...this.#outstanding],
+    };
+  }
+
+  /** @internal Takes a migrated state (checked by decodeVirtioState); it goes live in {@link Virtqueue.resume}. */
+  loadState(state: VirtqueueState): void {
+    this.reset();
+    this.size = state.size;
+    this.msixVector = state.msixVector;
+    this.enabled = state.enabled;
+    this.descAddress = state.descAddress;
+    this.driverAddress = state.driverAddress;
+    this.deviceAddress = state.deviceAddress;
+    this.#lastAvail = state.lastAvail;
+    this.#usedIdx = state.usedIdx;
+    this.#publishedUsed = state.usedIdx;
+    this.#signalledUsed = state.signalledUsed;
+    state.outstanding.forEach((head) => this.#outstanding.add(head));
+  }
+
+  /**
+   * @internal The device runs again after a stop (on the destination, or on
+   * the source when the migration was called off): the outstanding chains
+   * are served again, then whatever the driver made available meanwhile.
+   */
+  resume(): void {
+    this.#startDrain(true);
   }
 
   /** Why the programmed ring cannot be used, or undefined when it can (checked when the driver enables it). */
@@ -126,18 +184,29 @@ export class Virtqueue {
 
   /** The driver notified the queue: take every available chain. */
   kick(): void {
-    if (this.#draining) {
+    if (this.#drainingEpoch === this.#epoch) {
       this.#kickedWhileDraining = true;
       return;
     }
-    this.#draining = true;
-    void this.#drain(this.#epoch).finally(() => {
-      this.#draining = false;
+    this.#startDrain(false);
+  }
+
+  #startDrain(resuming: boolean): void {
+    const epoch = this.#epoch;
+    this.#drainingEpoch = epoch;
+    this.#kickedWhileDraining = false;
+    void this.#drain(epoch, resuming).finally(() => {
+      if (this.#drainingEpoch === epoch) {
+        this.#drainingEpoch = undefined;
+      }
     });
   }
 
-  async #drain(epoch: number): Promise<void> {
+  async #drain(epoch: number, resuming = false): Promise<void> {
     try {
+      if (resuming) {
+        await this.#serveOutstanding(epoch);
+      }
       do {
         this.#kickedWhileDraining = false;
         await this.#takeAvailable(epoch);
@@ -147,6 +216,49 @@ export class Virtqueue {
         this.host.fail(this, err as Error);
       }
     }
+  }
+
+  /**
+   * Serves the outstanding chains again. Those the used ring already holds
+   * (a used-ring write still on its way at the stop) are not: guest memory
+   * is the truth about what the driver was given.
+   */
+  async #serveOutstanding(epoch: number): Promise<void> {
+    const published = await this.#readU16(this.deviceAddress + 2);
+    const arrived = (published - this.#publishedUsed) & 0xffff;
+    if (arrived > this.#outstanding.size) {
+      throw new VirtqueueError(this.index, `used.idx ${published} is ${arrived} past the device's ${this.#publishedUsed}, more than the ${this.#outstanding.size} chains outstanding`);
+    }
+    for (let k = 0; k < arrived; k++) {
+      const slot = (this.#publishedUsed + k) % this.size;
+      const element = await load(this.host.dma, this.deviceAddress + RING_HEADER + USED_ELEM_SIZE * slot, USED_ELEM_SIZE);
+      this.#outstanding.delete(element.readUInt32LE(0));
+    }
+    if (epoch !== this.#epoch) {
+      return;
+    }
+    this.#usedIdx = published;
+    this.#publishedUsed = published;
+    const heads = [...this.#outstanding];
+    this.#outstanding.clear();
+    if (heads.length > 0) {
+      const table = await load(this.host.dma, this.descAddress, VIRTQ_DESC_SIZE * this.size);
+      for (const head of heads) {
+        const request = await this.#parseChain(table, head);
+        if (epoch !== this.#epoch) {
+          return;
+        }
+        this.#take(request);
+      }
+    }
+    // Completions published before the stop may not have had their interrupt.
+    this.#afterUsedWrites(epoch, () => this.#maybeInterrupt(epoch));
+  }
+
+  #take(request: VirtqueueRequest): void {
+    this.#outstanding.add(request.head);
+    this.inFlight++;
+    this.host.deliver(this, request);
   }
 
   async #readU16(address: number): Promise<number> {
@@ -187,8 +299,7 @@ export class Virtqueue {
           return;
         }
         this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
-        this.inFlight++;
-        this.host.deliver(this, request);
+        this.#take(request);
       }
     }
   }
@@ -276,8 +387,15 @@ export class Virtqueue {
     this.#unpublished++;
     this.#afterUsedWrites(epoch, async () => {
       await store(this.host.dma, this.deviceAddress + RING_HEADER + USED_ELEM_SIZE * slot, element);
+      if (epoch !== this.#epoch) {
+        return; // stopped or reset between the two writes: used.idx stays
+      }
       await store(this.host.dma, this.deviceAddress + 2, index);
+      if (epoch !== this.#epoch) {
+        return;
+      }
       this.#publishedUsed = idx;
+      this.#outstanding.delete(request.head);
       // The last completion written decides on the interrupt for all
       // written since the previous decision.
       if (--this.#unpublished === 0) {

@@ -61,13 +61,7 @@ describe.each([
     expect(Number(compressed)).toBeGreaterThan(65000);
     expect(rng.bytesServed).toBeGreaterThanOrEqual(65536);
   });
-});
 
-// virtio_blk with guest memory reached by DMA messages still stalls at its
-// first O_DIRECT write in a real guest (the same requests through our own
-// client work); until that is found it runs with shared memory only. See
-// docs/virtio.md.
-describe.each([['shared guest memory', true]])('Linux virtio_blk, %s', (_, sharedMemory) => {
   test('virtio_blk: /dev/vda of the file\'s size, O_DIRECT patterns, ext2 written, remounted, checked; the host sees it all', async () => {
     const image = join(dir, `disk.img`);
     writeFileSync(image, Buffer.alloc(DISK_SIZE));

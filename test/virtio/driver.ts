@@ -186,8 +186,14 @@ export class TestVirtioDriver {
   private next: number;
   readonly queues: TestQueue[] = [];
 
-  constructor(readonly client: VfioUserClient, readonly layout: VirtioLayout, readonly memory: GuestMemory) {
+  constructor(public client: VfioUserClient, readonly layout: VirtioLayout, public memory: GuestMemory) {
     this.next = memory.iova;
+  }
+
+  /** Goes on with the device migrated behind `client`, in `memory` (a copy of the old guest memory). */
+  moveTo(client: VfioUserClient, memory: GuestMemory): void {
+    this.client = client;
+    this.memory = memory;
   }
 
   static async attach(client: VfioUserClient, memory: GuestMemory): Promise<TestVirtioDriver> {

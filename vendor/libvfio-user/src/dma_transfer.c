@@ -4,8 +4,9 @@
  * VFU_SGL_DIRECT_ACCESS.
  *
  * A transfer is cut into messages of at most the smaller of the two sides'
- * max_data_xfer_size (a DMA_READ reply must fit what we accept), each with
- * its own message id from a counter that starts at 1. At most
+ * max_data_xfer_size (a DMA_READ reply must fit what we accept), and a
+ * DMA_READ at most DMA_READ_CHUNK_MAX (so that QEMU sends its reply whole),
+ * each with its own message id from a counter that starts at 1. At most
  * DMA_INFLIGHT_MAX bytes of them await replies at a time, per kind of
  * transfer, so a large transfer never fills the output queue.
  *
@@ -55,11 +56,14 @@ struct dma_chunk {
 
 /* Both sides' message limits hold for a chunk: ours bounds the reply. */
 static size_t
-chunk_limit(vfu_ctx_t *ctx)
+chunk_limit(vfu_ctx_t *ctx, bool is_write)
 {
     uint64_t limit = VFU_MIN(ctx->conn.client_max_data_xfer_size,
                              (uint64_t)SERVER_MAX_DATA_XFER_SIZE);
 
+    if (!is_write) {
+        limit = VFU_MIN(limit, (uint64_t)DMA_READ_CHUNK_MAX);
+    }
     return (size_t)VFU_MAX(limit, 1);
 }
 
@@ -90,7 +94,7 @@ send_chunk(vfu_ctx_t *ctx, struct dma_xfer *x)
     c->xfer = x;
     c->cmd = x->is_write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
     c->offset = x->requested;
-    c->count = VFU_MIN(chunk_limit(ctx), x->len - x->requested);
+    c->count = VFU_MIN(chunk_limit(ctx, x->is_write), x->len - x->requested);
     c->addr = x->iova + c->offset;
     c->msg_id = next_msg_id(ctx);
     access.addr = c->addr;
@@ -127,7 +131,7 @@ pump(vfu_ctx_t *ctx, struct dma_xfer *x)
 {
     while (x->requested < x->len && x->error == 0) {
         size_t inflight = x->blocking ? x->inflight : ctx->xfers.inflight;
-        size_t next = VFU_MIN(chunk_limit(ctx), x->len - x->requested);
+        size_t next = VFU_MIN(chunk_limit(ctx, x->is_write), x->len - x->requested);
         int ret;
 
         /* One message always goes, however large. */

@@ -58,6 +58,15 @@
  * asynchronous): keeps what is queued for the client well within TX_QUEUE_MAX.
  */
 #define DMA_INFLIGHT_MAX (2u << 20)
+/*
+ * Most data asked for by one DMA_READ. QEMU (10.1 to 11) writes each message
+ * with one non-blocking sendmsg and counts a short write as sent: a reply the
+ * socket takes only in part is cut, the rest never comes, and the stream is
+ * out of step for good. Linux queues an AF_UNIX stream write in units of
+ * 32 KiB plus about 3.7 KiB and takes or refuses each unit whole, so a reply
+ * of this much data and its 32-byte head is never cut.
+ */
+#define DMA_READ_CHUNK_MAX (32u << 10)
 
 /* Clients turned away at once while another is attached (transport_newcomer.c). */
 #define NEWCOMERS_MAX 4
