@@ -171,36 +171,80 @@ arm_timer(vfu_ctx_t *ctx)
     }
 }
 
+/* Room for every fd in the set: listener, wake, timer, two client sockets. */
+#define POLL_SET_MAX (NEWCOMERS_MAX + 5)
+
 /*
- * A caller polls the poll fd without taking events from it, so the timer's
- * expiry and the edges of newcomers' sockets are taken here, or it would
- * stay readable.
+ * A caller polls the poll fd without taking events from it, so the edges of
+ * newcomers' sockets are taken here, or the poll fd would stay readable.
+ * Returns how many events there are (the level-triggered ones stay).
  */
-static void
-quiet_poll_fd(vfu_ctx_t *ctx)
+static int
+take_events(vfu_ctx_t *ctx, struct epoll_event *events)
 {
-    /* Room for every fd in the set: listener, wake, timer, two client sockets. */
-    struct epoll_event events[NEWCOMERS_MAX + 5];
+    int n;
+
+    do {
+        n = epoll_wait(ctx->epoll_fd, events, POLL_SET_MAX, 0);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? 0 : n;
+}
+
+static void
+read_timer(vfu_ctx_t *ctx)
+{
     uint64_t expirations;
 
     if (read(ctx->newcomer_timer_fd, &expirations, sizeof(expirations)) < 0 &&
         errno != EAGAIN) {
         vfu_err(ctx, "cannot read the timer for connecting clients: %m");
     }
-    epoll_wait(ctx->epoll_fd, events, VFU_ARRAY_LEN(events), 0);
 }
 
+static bool
+is_newcomer(const vfu_ctx_t *ctx, int fd)
+{
+    for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
+        if (ctx->newcomers[i].fd >= 0 && ctx->newcomers[i].fd == fd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Runs at every vfu_run_ctx, so it costs one system call when no client is
+ * connecting: the poll set's ready list says whether the listener, the
+ * timer or a newcomer needs anything.
+ */
 void
 tran_serve_newcomers(vfu_ctx_t *ctx)
 {
-    int64_t now = now_ms();
+    struct epoll_event events[POLL_SET_MAX];
+    bool listener = false, due = false;
+    int64_t now;
+    int n;
 
     if (ctx->listen_fd < 0 || ctx->newcomer_timer_fd < 0) {
         return;
     }
-    accept_newcomers(ctx, now);
-    /* After the accepts: adding a socket with data waiting raises an edge. */
-    quiet_poll_fd(ctx);
+    n = take_events(ctx, events);
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+
+        listener |= fd == ctx->listen_fd;
+        due |= fd == ctx->newcomer_timer_fd || is_newcomer(ctx, fd);
+    }
+    if (!listener && !due) {
+        return;
+    }
+    now = now_ms();
+    read_timer(ctx);
+    if (listener) {
+        accept_newcomers(ctx, now);
+        /* Adding a socket with data waiting raises an edge: take it. */
+        take_events(ctx, events);
+    }
     for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
         struct vfu_newcomer *n = &ctx->newcomers[i];
 
@@ -231,7 +275,10 @@ tran_newcomer_take(vfu_ctx_t *ctx)
     int fd;
 
     if (ctx->newcomer_timer_fd >= 0) {
-        quiet_poll_fd(ctx);
+        struct epoll_event events[POLL_SET_MAX];
+
+        read_timer(ctx);
+        take_events(ctx, events);
     }
     for (size_t i = 0; i < NEWCOMERS_MAX; i++) {
         struct vfu_newcomer *n = &ctx->newcomers[i];
