@@ -127,6 +127,11 @@ export class BlockGuest {
     return { ops: Number(fields[1]), bytes: Number(fields[2]), seconds: Number(fields[3]) / 1e9 };
   }
 
+  /** What our servers logged (warnings and errors), for the report. */
+  get deviceLog(): readonly string[] {
+    return this.guest.deviceLog;
+  }
+
   /** Ends the script, then tears the guest down. */
   async stop(): Promise<void> {
     this.guest.send('quit\n');
