@@ -7,8 +7,9 @@
  * Every repetition runs every workload on every disk (the order reversed
  * on odd repetitions); a ratio is taken within each repetition and the
  * table shows medians. Around each run it samples the CPU time of this
- * process (which serves our devices) and of QEMU, and our NVMe's count of
- * doorbell MMIO writes, and divides them by the requests the guest made.
+ * process (which serves our devices) and of QEMU, and our NVMe's counts of
+ * doorbell MMIO writes and of commands, and divides them by the requests
+ * the guest made.
  *
  * Sizes: BENCH_BLOCK_REPS (default 5), BENCH_BLOCK_MS per run (default
  * 1000), BENCH_BLOCK_DISK_MIB (default 64). BENCH_BLOCK=0 skips the
@@ -85,6 +86,8 @@ interface Sample extends WorkloadResult {
   qemuCpu: number;
   /** Doorbell MMIO writes our NVMe received during the run. */
   doorbells?: number;
+  /** Commands our NVMe fetched during the run (Linux may split a request). */
+  commands?: number;
 }
 
 function log(message: string): void {
@@ -105,24 +108,25 @@ function rate(workload: NamedWorkload, sample: Sample): number {
  * Runs every workload on every target, REPS times, interleaved. Returns
  * samples[workload][target][rep].
  */
-async function measure(guest: BlockGuest, targets: readonly Target[], workloads: readonly NamedWorkload[], reps: number):
-  Promise<Map<string, Map<string, Sample[]>>> {
+async function measure(guest: BlockGuest, targets: readonly Target[], workloads: readonly NamedWorkload[], reps: number,
+  what = 'repetition'): Promise<Map<string, Map<string, Sample[]>>> {
   const samples = new Map(workloads.map((w) => [w.key, new Map(targets.map((t) => [t.key, [] as Sample[]]))]));
   for (let rep = 0; rep < reps; rep++) {
-    log(`repetition ${rep + 1} of ${reps}`);
+    log(`${what} ${rep + 1} of ${reps}`);
     for (const workload of workloads) {
       const order = rep % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         const server = process.cpuUsage();
         const qemu = processCpuSeconds(guest.qemuPid);
-        const doorbells = target.nvme?.statistics.doorbellWrites;
+        const before = target.nvme === undefined ? undefined : { ...target.nvme.statistics };
         const result = await guest.run(target.slot, workload);
         const used = process.cpuUsage(server);
         samples.get(workload.key)!.get(target.key)!.push({
           ...result,
           serverCpu: (used.user + used.system) / 1e6,
           qemuCpu: processCpuSeconds(guest.qemuPid) - qemu,
-          doorbells: doorbells === undefined ? undefined : target.nvme!.statistics.doorbellWrites - doorbells,
+          doorbells: before === undefined ? undefined : target.nvme!.statistics.doorbellWrites - before.doorbellWrites,
+          commands: before === undefined ? undefined : target.nvme!.statistics.commands - before.commands,
         });
       }
     }
@@ -151,6 +155,7 @@ function rowsOf(group: string, targets: readonly Target[], workloads: readonly N
         serverCpuUs: target.builtIn === undefined ? perOp((s) => s.serverCpu * 1e6) : undefined,
         qemuCpuUs: perOp((s) => s.qemuCpu * 1e6),
         doorbellsPerRequest: perOp((s) => s.doorbells),
+        commandsPerRequest: perOp((s) => s.commands),
       });
     }
   }
@@ -164,7 +169,7 @@ async function runGuest(group: string, image: string, program: Buffer, targets: 
   const guest = await BlockGuest.start(image, targets, program, sharedMemory);
   try {
     // One short untimed pass: the guest's page cache of the program, the host's of the file, the devices' queues.
-    await measure(guest, targets, workloads.map((w) => ({ ...w, milliseconds: Math.min(200, w.milliseconds) })), 1);
+    await measure(guest, targets, workloads.map((w) => ({ ...w, milliseconds: Math.min(200, w.milliseconds) })), 1, 'warm-up');
     const samples = await measure(guest, targets, workloads, reps);
     const raw = Object.fromEntries([...samples].map(([w, byTarget]) => [w, Object.fromEntries(byTarget)]));
     return { rows: rowsOf(group, targets, workloads, samples), raw };
@@ -243,7 +248,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${renderBlockTable(rows).join('\n')}\n`);
   process.stdout.write(`\nours ÷ QEMU: our rate over QEMU's built-in device's, the median of the ratios within each of ${REPS} ` +
     `repetitions (target >= 0.5). CPU per request: of this process (our server) and of QEMU (guest and its devices). ` +
-    `Doorbells: MMIO doorbell writes our NVMe received per request. ${seconds.toFixed(0)} s.\n`);
+    `Doorbells, commands: MMIO doorbell writes our NVMe received and commands it ran, per request. ${seconds.toFixed(0)} s.\n`);
   mkdirSync(RESULTS, { recursive: true });
   const json = JSON.stringify({
     date: new Date().toISOString(), machine, loadAverage: load, seconds,

@@ -19,9 +19,11 @@ export interface BlockRow {
   qemuCpuUs?: number;
   /** Doorbell MMIO writes per request (our NVMe). */
   doorbellsPerRequest?: number;
+  /** NVMe commands per request (our NVMe). */
+  commandsPerRequest?: number;
 }
 
-const HEADER = ['device', 'median', 'unit', 'ours ÷ QEMU', 'server CPU/req', 'QEMU CPU/req', 'doorbells/req'];
+const HEADER = ['device', 'median', 'unit', 'ours ÷ QEMU', 'server CPU/req', 'QEMU CPU/req', 'doorbells/req', 'commands/req'];
 
 function cells(row: BlockRow): string[] {
   const us = (v: number | undefined): string => (v === undefined ? '' : `${v.toFixed(0)} µs`);
@@ -33,6 +35,7 @@ function cells(row: BlockRow): string[] {
     us(row.serverCpuUs),
     us(row.qemuCpuUs),
     row.doorbellsPerRequest === undefined ? '' : row.doorbellsPerRequest.toFixed(2),
+    row.commandsPerRequest === undefined ? '' : row.commandsPerRequest.toFixed(2),
   ];
 }
 
@@ -59,7 +62,7 @@ export function renderBlockMarkdown(rows: readonly BlockRow[], machine: string):
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine}.`,
     '',
     `| workload | ${HEADER.join(' | ')} |`,
-    `| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |`,
+    `| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |`,
   ];
   for (const row of rows) {
     out.push(`| ${row.group} | ${cells(row).join(' | ')} |`);
