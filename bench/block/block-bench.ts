@@ -105,7 +105,7 @@ function rate(workload: NamedWorkload, sample: Sample): number {
 }
 
 /**
- * Runs every workload on every target, REPS times, interleaved. Returns
+ * Runs every workload on every target, `reps` times, interleaved. Returns
  * samples[workload][target][rep].
  */
 async function measure(guest: BlockGuest, targets: readonly Target[], workloads: readonly NamedWorkload[], reps: number,
