@@ -118,7 +118,7 @@ export class AdminCommands {
     const nguid = nguidOf(controller.identity);
     switch (command.cdw10 & 0xff) {
       case Cns.CONTROLLER:
-        return this.send(command, identifyController(controller.identity, LIMITS, 1));
+        return this.send(command, identifyController(controller.identity, LIMITS, 1, controller.options.doorbellBuffer));
       case Cns.NAMESPACE:
         this.checkNamespace(command.nsid);
         return this.send(command, identifyNamespace(controller.namespace.blocks, nguid));
@@ -311,6 +311,9 @@ export class AdminCommands {
   /** Shadow doorbells (PRP1) and event indexes (PRP2): one page each, page-aligned. I/O queues use them from now on. */
   private doorbellBufferConfig(command: Command): Completion {
     const { controller } = this;
+    if (!controller.options.doorbellBuffer) {
+      fail(Status.INVALID_OPCODE | Status.DNR, 'Doorbell Buffer Config is turned off');
+    }
     const page = BigInt(controller.pageSize);
     const limit = BigInt(Number.MAX_SAFE_INTEGER);
     if (command.prp1 % page !== 0n || command.prp2 % page !== 0n || command.prp1 > limit || command.prp2 > limit) {

@@ -46,9 +46,21 @@ export interface ControllerStatistics {
   interrupts: number;
 }
 
+/** What a controller offers beyond the required commands. */
+export interface NvmeControllerOptions {
+  /**
+   * Offer Doorbell Buffer Config (default true): the host then writes most
+   * doorbells into guest memory rather than by MMIO. Off, every doorbell
+   * is a region-write message (for measuring what the buffer saves).
+   */
+  readonly doorbellBuffer?: boolean;
+}
+
 /** An NVMe 1.4 controller with one namespace backed by a file. */
 export class NvmeController extends PciDevice {
   readonly statistics: ControllerStatistics = { doorbellWrites: 0, commands: 0, completions: 0, interrupts: 0 };
+  /** The options in force, defaults filled in. */
+  readonly options: Required<NvmeControllerOptions>;
   /** Why the last command failed, for the device's log (never sent to the host). */
   lastCommandError: string | undefined;
   /** @internal */ readonly registers: RegisterValues = { cc: 0, csts: 0, intms: 0, aqa: 0, asq: 0n, acq: 0n };
@@ -72,6 +84,7 @@ export class NvmeController extends PciDevice {
     readonly namespace: BackingFile,
     /** Vendor, serial, model, firmware as Identify reports them. */
     readonly identity: ControllerIdentity,
+    options: NvmeControllerOptions = {},
   ) {
     const bar0: RegionHandler = {
       read: (offset, data) => this.readBar0(offset, data),
@@ -94,6 +107,7 @@ export class NvmeController extends PciDevice {
         load: (state) => this.loadState(state),
       },
     });
+    this.options = { doorbellBuffer: options.doorbellBuffer ?? true };
     this.admin = new AdminCommands(this);
     this.io = new IoCommands(this);
   }

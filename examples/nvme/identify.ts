@@ -40,8 +40,8 @@ function ascii(target: Buffer, offset: number, length: number, text: string): vo
   target.write(text.slice(0, length), offset, 'ascii');
 }
 
-/** Identify Controller (CNS 01h). */
-export function identifyController(identity: ControllerIdentity, limits: ControllerLimits, namespaces: number): Buffer {
+/** Identify Controller (CNS 01h); `doorbellBuffer`: Doorbell Buffer Config is offered (OACS bit 8). */
+export function identifyController(identity: ControllerIdentity, limits: ControllerLimits, namespaces: number, doorbellBuffer: boolean): Buffer {
   const data = Buffer.alloc(IDENTIFY_SIZE);
   data.writeUInt16LE(identity.vendorId, 0); // VID
   data.writeUInt16LE(identity.vendorId, 2); // SSVID
@@ -52,7 +52,7 @@ export function identifyController(identity: ControllerIdentity, limits: Control
   data.writeUInt16LE(1, 78); // CNTLID
   data.writeUInt32LE(VERSION_1_4, 80);
   data[111] = CONTROLLER_TYPE_IO;
-  data.writeUInt16LE(OACS_DOORBELL_BUFFER_CONFIG, 256);
+  data.writeUInt16LE(doorbellBuffer ? OACS_DOORBELL_BUFFER_CONFIG : 0, 256);
   data[258] = 3; // ACL: 4 Aborts at once
   data[259] = limits.aerl;
   data[260] = 0x03; // FRMW: slot 1 read-only, 1 slot

@@ -5,11 +5,11 @@
  * `NVME_BACKING_FILE=disk.img npx vfio-user serve examples/nvme/index.ts --socket /tmp/nvme.sock`;
  * the namespace is the file, in 512-byte blocks.
  */
-import { NvmeController } from './controller';
+import { NvmeController, type NvmeControllerOptions } from './controller';
 import type { ControllerIdentity } from './identify';
 import { BackingFile } from './namespace';
 
-export { NvmeController, type ControllerStatistics } from './controller';
+export { NvmeController, type ControllerStatistics, type NvmeControllerOptions } from './controller';
 export { BackingFile, BLOCK_SIZE } from './namespace';
 export type { ControllerIdentity } from './identify';
 export * from './constants';
@@ -23,8 +23,12 @@ export const DEFAULT_IDENTITY: ControllerIdentity = {
 };
 
 /** Opens the backing file and makes a controller on it. */
-export async function createNvmeController(path: string, identity: ControllerIdentity = DEFAULT_IDENTITY): Promise<NvmeController> {
-  return new NvmeController(await BackingFile.open(path), identity);
+export async function createNvmeController(
+  path: string,
+  identity: ControllerIdentity = DEFAULT_IDENTITY,
+  options: NvmeControllerOptions = {},
+): Promise<NvmeController> {
+  return new NvmeController(await BackingFile.open(path), identity, options);
 }
 
 /** The CLI's factory: the backing file comes from NVME_BACKING_FILE. */

@@ -21,11 +21,37 @@ function fail(status: number, why: string): never {
   throw new CommandError(status, why);
 }
 
+/** Buffers kept per size class: a few commands in flight each. */
+const KEPT_PER_SIZE = 8;
+
+/**
+ * Transfer buffers, reused: a fresh 1 MiB Buffer per command costs more CPU
+ * than its data (the kernel's page faults and zeroing, then the garbage
+ * collector). A buffer goes back only after a command used it without
+ * error: after a failure a DMA message may still be reading it.
+ */
+class TransferBuffers {
+  readonly #free = new Map<number, Buffer[]>();
+
+  async use<T>(size: number, work: (data: Buffer) => Promise<T>): Promise<T> {
+    const capacity = Math.max(4096, 2 ** Math.ceil(Math.log2(size)));
+    const kept = this.#free.get(capacity) ?? [];
+    this.#free.set(capacity, kept);
+    const whole = kept.pop() ?? Buffer.allocUnsafe(capacity);
+    const result = await work(whole.subarray(0, size));
+    if (kept.length < KEPT_PER_SIZE) {
+      kept.push(whole);
+    }
+    return result;
+  }
+}
+
 /** The I/O queues' commands. */
 export class IoCommands {
   /** Blocks read and written for the host, for the SMART log. */
   blocksRead = 0n;
   blocksWritten = 0n;
+  readonly #buffers = new TransferBuffers();
 
   constructor(private readonly controller: NvmeController) {}
 
@@ -71,34 +97,36 @@ export class IoCommands {
 
   private async read(command: Command): Promise<Completion> {
     const { lba, blocks } = this.range(command);
-    const data = Buffer.allocUnsafe(blocks * BLOCK_SIZE);
-    const segments = await this.segmentsOf(command, data.length);
+    const segments = await this.segmentsOf(command, blocks * BLOCK_SIZE);
     const generation = this.controller.generation;
-    try {
-      await this.controller.namespace.read(lba, data);
-    } catch (err) {
-      fail(Status.UNRECOVERED_READ_ERROR, (err as Error).message);
-    }
-    if (generation !== this.controller.generation) {
-      return DONE; // reset meanwhile: guest memory is no longer the command's, and nothing is posted
-    }
-    await writeSegments(this.controller.dma, segments, data);
-    this.blocksRead += BigInt(blocks);
-    return DONE;
+    return this.#buffers.use(blocks * BLOCK_SIZE, async (data) => {
+      try {
+        await this.controller.namespace.read(lba, data);
+      } catch (err) {
+        fail(Status.UNRECOVERED_READ_ERROR, (err as Error).message);
+      }
+      if (generation !== this.controller.generation) {
+        return DONE; // reset meanwhile: guest memory is no longer the command's, and nothing is posted
+      }
+      await writeSegments(this.controller.dma, segments, data);
+      this.blocksRead += BigInt(blocks);
+      return DONE;
+    });
   }
 
   private async write(command: Command): Promise<Completion> {
     const { lba, blocks } = this.range(command);
-    const data = Buffer.allocUnsafe(blocks * BLOCK_SIZE);
-    const segments = await this.segmentsOf(command, data.length);
-    await readSegments(this.controller.dma, segments, data);
-    try {
-      await this.controller.namespace.write(lba, data);
-    } catch (err) {
-      fail(Status.WRITE_FAULT, (err as Error).message);
-    }
-    this.blocksWritten += BigInt(blocks);
-    return DONE;
+    const segments = await this.segmentsOf(command, blocks * BLOCK_SIZE);
+    return this.#buffers.use(blocks * BLOCK_SIZE, async (data) => {
+      await readSegments(this.controller.dma, segments, data);
+      try {
+        await this.controller.namespace.write(lba, data);
+      } catch (err) {
+        fail(Status.WRITE_FAULT, (err as Error).message);
+      }
+      this.blocksWritten += BigInt(blocks);
+      return DONE;
+    });
   }
 
   private async flush(): Promise<Completion> {

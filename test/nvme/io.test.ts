@@ -168,6 +168,23 @@ describe('NVMe queues under load', () => {
     expect(counts[1].oneByOne).toBeGreaterThanOrEqual(8);
   });
 
+  test('with the doorbell buffer turned off: OACS bit 8 clear, the command is an invalid opcode, every submission rings', async () => {
+    const { host, controller } = await rig(true, { controller: { doorbellBuffer: false } });
+    const data = host.allocate(4096);
+    await host.expectSuccess(0, { opcode: 0x06, prp1: data, cdw10: 1 });
+    expect(host.memory.read(data, 4096).readUInt16LE(256) & 0x100).toBe(0);
+    const page = host.allocate(PAGE);
+    expect((await host.command(0, { opcode: 0x7c, prp1: page, prp2: host.allocate(PAGE) })).status).toBe(Status.INVALID_OPCODE | DNR);
+    expect(controller.doorbellBuffer).toBeUndefined();
+    await host.createQueuePair(1, 64, 1);
+    const before = controller.statistics.doorbellWrites;
+    const cids = await host.submitPosted(1, Array.from({ length: 4 }, () => ({ opcode: 0x00, nsid: 1 })));
+    expect(controller.statistics.doorbellWrites - before).toBe(4);
+    for (const cid of cids) {
+      expect((await host.wait(1, cid)).status).toBe(0);
+    }
+  });
+
   test('Doorbell Buffer Config refuses unaligned buffers', async () => {
     const { host } = await rig(false);
     const page = host.allocate(PAGE);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { createNvmeController, type NvmeController } from '../../examples/nvme';
+import { createNvmeController, DEFAULT_IDENTITY, type NvmeController, type NvmeControllerOptions } from '../../examples/nvme';
 import { serveAndConnect } from '../helpers';
 import { NvmeHost } from './nvme-host';
 
@@ -39,9 +39,9 @@ export interface Rig {
 }
 
 /** Serves a controller and connects; `shared` picks the DMA path. */
-export async function rig(shared: boolean, options: { enable?: boolean; disk?: string } = {}): Promise<Rig> {
+export async function rig(shared: boolean, options: { enable?: boolean; disk?: string; controller?: NvmeControllerOptions } = {}): Promise<Rig> {
   const disk = options.disk ?? makeDisk();
-  const controller = await createNvmeController(disk);
+  const controller = await createNvmeController(disk, DEFAULT_IDENTITY, options.controller);
   controllers.push(controller);
   const { client } = await serveAndConnect(controller);
   const memory = await client.mapDma({ iova: RAM, size: RAM_SIZE, shared });
