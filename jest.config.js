@@ -51,5 +51,7 @@ module.exports = {
     folders('qemu', ['qemu']),
     // Real Linux guests under QEMU (scripts/test-vm.sh guest).
     folders('guest', ['guest']),
+    // Scenarios that a test runs in a jest of its own (test/client/open-handles.test.ts).
+    folders('scenarios', ['fixtures'], { testMatch: ['**/*.scenario.ts'] }),
   ],
 };

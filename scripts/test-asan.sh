@@ -40,8 +40,8 @@ LD_PRELOAD=$libasan \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$out/reports/asan \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$out/reports/ubsan \
 VFIO_USER_ADDON=$addon \
-    node node_modules/jest/bin/jest.js --runInBand \
-    --selectProjects device migration examples addon "$@" ||
+    node node_modules/jest/bin/jest.js --runInBand "$@" \
+    --selectProjects device migration examples addon ||
     status=$?
 
 if compgen -G "$out/reports/*" >/dev/null; then

@@ -29,5 +29,5 @@ export QEMU VFU_REQUIRE_QEMU=1
 if [ "$kind" = guest ]; then
     bash scripts/get-guest.sh >/dev/null
 fi
-# The jest project of the same name (jest.config.js).
-exec npx jest --selectProjects "$kind" "$@"
+# The jest project of the same name (jest.config.js); last, as it takes a list.
+exec npx jest "$@" --selectProjects "$kind"
