@@ -59,7 +59,6 @@ export {
   CONFIG_SPACE_EXP_SIZE,
   CONFIG_SPACE_SIZE,
   ExtendedCapabilityId,
-  IrqType,
   Msi,
   Msix,
   PciCommand,
