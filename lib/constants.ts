@@ -279,6 +279,8 @@ export const RegionFlag = {
 export const CapabilityFlag = {
   /** An extended capability, at 0x100 or above. */
   EXTENDED: 0x1,
+  /** Accesses to the capability, header aside, go to the config-space callback. */
+  CALLBACK: 0x2,
 } as const;
 
 /** PCI types of `vfu_pci_init`. */

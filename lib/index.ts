@@ -11,6 +11,7 @@ export {
   type BarAccessRules,
   type BarDescription,
   type ConfigRegistersDescription,
+  type LiveVendorCapabilityDescription,
   type CapabilityKind,
   type DeviceDescription,
   type MsixDescription,

@@ -226,6 +226,7 @@ export class VfioUserServer extends EventEmitter<VfioUserServerEvents> {
       const ranges = plan.configRegisters.map((range) => ({
         offset: range.offset,
         size: range.size,
+        header: range.header,
         handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
       }));
       this.handlers[Region.CONFIG] = new ConfigRegisters(ranges, () => Buffer.from(this.context.configSpace()));
