@@ -33,7 +33,7 @@ const ALLOWED = [
   /^examples\/[\w/-]+\.ts$/,
   /^docs\/[\w-]+\.md$/,
   // The guest harness provisions QEMU and the guest kernel with these.
-  /^scripts\/(get-qemu|get-guest|debian-mirror)\.sh$/,
+  /^scripts\/(get-qemu|get-guest|debian-mirror|private-apt)\.sh$/,
 ];
 
 describe('the tarball', () => {
