@@ -16,6 +16,11 @@ export interface ConfigRegisterRange {
   readonly offset: number;
   readonly size: number;
   readonly handler: RegionHandler;
+  /**
+   * Leading bytes that read as the library stores them and ignore writes:
+   * a live capability's header, whose next pointer the library links.
+   */
+  readonly header?: number;
 }
 
 /** The server's handler of region 7 (config space) when the device has config registers. */
@@ -66,9 +71,14 @@ export class ConfigRegisters implements RegionHandler {
       if (range.offset >= end) {
         break;
       }
-      if (range.offset > at) {
-        outside(at, data.subarray(at - offset, range.offset - offset));
-        at = range.offset;
+      const handled = range.offset + (range.header ?? 0);
+      if (handled > at) {
+        const stop = Math.min(end, handled);
+        outside(at, data.subarray(at - offset, stop - offset));
+        at = stop;
+        if (at === end) {
+          break;
+        }
       }
       const stop = Math.min(end, rangeEnd);
       inRange(range, at - range.offset, data.subarray(at - offset, stop - offset));

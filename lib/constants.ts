@@ -28,7 +28,11 @@ export const Region = {
   VGA: 8,
 } as const;
 
-/** Interrupt types (VFIO IRQ indices). */
+/**
+ * The VFIO IRQ indices, as the protocol and the C library number interrupt
+ * types. Internal: the API names them by {@link InterruptKind} and
+ * {@link EventInterruptKind}.
+ */
 export const IrqType = {
   /** Legacy pin interrupt. */
   INTX: 0,
@@ -42,7 +46,7 @@ export const IrqType = {
   REQ: 4,
 } as const;
 
-/** The kinds of interrupt a device raises: a key of {@link IrqType} in lower case. */
+/** The kinds of interrupt a device raises: legacy pin (INTx), MSI or MSI-X. */
 export type InterruptKind = 'intx' | 'msi' | 'msix';
 
 /** The one-vector interrupts outside the function's interrupt mode: error (ERR) and device request (REQ). */
@@ -275,6 +279,8 @@ export const RegionFlag = {
 export const CapabilityFlag = {
   /** An extended capability, at 0x100 or above. */
   EXTENDED: 0x1,
+  /** Accesses to the capability, header aside, go to the config-space callback. */
+  CALLBACK: 0x2,
 } as const;
 
 /** PCI types of `vfu_pci_init`. */

@@ -7,7 +7,7 @@
  */
 import { isPowerOfTwo } from './capabilities';
 import { RegionFlag, STD_HEADER_SIZE } from './constants';
-import type { BarAccessRules, BarDescription, BarRange, ConfigRegistersDescription } from './description';
+import type { BarAccessRules, BarDescription, BarRange, ConfigRegistersDescription, RegionHandlerSource } from './description';
 import type { PlannedAccessRules, PlannedBar } from './device-plan';
 import { DeviceDescriptionError, MigrationStreamError } from './errors';
 import { describeValue } from './handler-results';
@@ -221,6 +221,16 @@ function checkAccessRules(field: string, access: BarAccessRules | undefined): Pl
   return { sizeMask, aligned: access.aligned ?? false };
 }
 
+/** Checks a handler of config-space bytes: an object with read and write, or a function returning one. */
+export function checkHandlerSource(field: string, handler: RegionHandlerSource): void {
+  if (
+    typeof handler !== 'function' &&
+    (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function')
+  ) {
+    throw new DeviceDescriptionError(field, 'must have read and write methods, or be a function returning such an object');
+  }
+}
+
 /** Checks the config register ranges: inside config space after the header, dword-aligned, apart. */
 export function checkConfigRegisters(ranges: readonly ConfigRegistersDescription[] | undefined, configSize: number): ConfigRegistersDescription[] {
   if (ranges === undefined) {
@@ -239,12 +249,7 @@ export function checkConfigRegisters(ranges: readonly ConfigRegistersDescription
       throw new DeviceDescriptionError(field, `offset and size must be multiples of 4, not ${hex(offset)} and ${size}`);
     }
     const { handler } = range;
-    if (
-      typeof handler !== 'function' &&
-      (handler === null || typeof handler !== 'object' || typeof handler.read !== 'function' || typeof handler.write !== 'function')
-    ) {
-      throw new DeviceDescriptionError(`${field}.handler`, 'must have read and write methods, or be a function returning such an object');
-    }
+    checkHandlerSource(`${field}.handler`, handler);
     return { offset, size, handler };
   });
   checked.sort((a, b) => a.offset - b.offset);

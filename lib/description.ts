@@ -69,6 +69,21 @@ export interface ConfigRegistersDescription {
   readonly handler: RegionHandlerSource;
 }
 
+/**
+ * A vendor-specific capability (ID 0x09) whose contents the device serves as
+ * they are read, for live state: counters, status, a mailbox.
+ */
+export interface LiveVendorCapabilityDescription {
+  /** Its Length field: all its bytes, the 3 header bytes included (4 to 255). */
+  readonly length: number;
+  /**
+   * Answers the client's reads and writes of its contents, at offsets from
+   * the capability's first byte: the contents start at 3, the header before
+   * them (ID, next pointer, length) is the library's.
+   */
+  readonly handler: RegionHandlerSource;
+}
+
 /** The MSI-X capability and where its table and pending bit array (PBA) live. */
 export interface MsixDescription {
   /** Table entries, 1 to 2048. */
@@ -144,8 +159,11 @@ export interface DeviceDescription {
   readonly pm?: true | PmOptions;
   /** The PCI Express capability (makes config space 4 KiB). */
   readonly pcie?: true | PcieOptions;
-  /** Vendor-specific capabilities: the data after each one's 3 header bytes. */
-  readonly vendorCapabilities?: readonly Uint8Array[];
+  /**
+   * Vendor-specific capabilities: fixed ones as the data after their 3
+   * header bytes, live ones as a length and a handler of their contents.
+   */
+  readonly vendorCapabilities?: readonly (Uint8Array | LiveVendorCapabilityDescription)[];
   /** Vendor-specific extended capabilities (PCI Express and PCI-X 2 only). */
   readonly extendedVendorCapabilities?: readonly ExtendedVendorOptions[];
   /** A device serial number extended capability (PCI Express and PCI-X 2 only). */

@@ -17,6 +17,7 @@ import {
   pcieCapability,
   pmCapability,
   vendorCapability,
+  VENDOR_CAPABILITY_HEADER_SIZE,
   type MsixLayout,
 } from './capabilities';
 import { CONFIG_SPACE_EXP_SIZE, CONFIG_SPACE_SIZE, CapabilityFlag, Msix, PciType, RegionFlag, STD_HEADER_SIZE } from './constants';
@@ -25,6 +26,7 @@ import type {
   CapabilityKind,
   ConfigRegistersDescription,
   DeviceDescription,
+  LiveVendorCapabilityDescription,
   MsixDescription,
   PciKind,
   RegionHandlerSource,
@@ -41,6 +43,7 @@ import {
 } from './description-checks';
 import { checkDoorbells, type Doorbell } from './doorbell-plan';
 import { DeviceDescriptionError } from './errors';
+import { checkLiveVendorCapability, liveVendorCapabilityBytes } from './live-vendor-capability';
 import type { DeviceMigration } from './migration';
 import type { RegionHandler } from './region';
 import { RegisterMap } from './register-map';
@@ -79,6 +82,17 @@ export interface PlannedCapability {
   readonly bytes: Uint8Array;
   /** Where it goes; 0: where the library finds room. */
   readonly offset: number;
+  /** A live vendor capability's handler: the library sends its accesses to the server. */
+  readonly handler?: RegionHandlerSource;
+}
+
+/**
+ * A config-space range the server answers: a device's config registers, or a
+ * live vendor capability whose `header` first bytes are the library's.
+ */
+export interface PlannedConfigRange extends ConfigRegistersDescription {
+  /** Leading bytes read as the library stores them, writes ignored. */
+  readonly header: number;
 }
 
 /** The expansion ROM as the server sets it up. */
@@ -117,8 +131,8 @@ export interface DevicePlan {
   readonly msix?: MsixLayout;
   /** The expansion ROM, when the device has one. */
   readonly expansionRom?: PlannedRom;
-  /** Config-space ranges the device answers, in offset order. */
-  readonly configRegisters: readonly ConfigRegistersDescription[];
+  /** Config-space ranges the device answers (live vendor capabilities included), in offset order. */
+  readonly configRegisters: readonly PlannedConfigRange[];
   /** Most DMA mappings; 0 when DMA is off. */
   readonly dmaMaxMappings: number;
   /** How the device migrates, when it does. */
@@ -157,10 +171,11 @@ const DMA_FIELDS = ['maxMappings'] as const;
 /**
  * Places the capabilities clear of the config registers, each at the first
  * dword it fits from 0x40 (standard) or 0x100 (extended), as the library
- * would without them.
+ * would without them. Left to the library when there are no registers and
+ * no live capability, whose offset the server must know.
  */
 function placeCapabilities(capabilities: PlannedCapability[], ranges: readonly ConfigRegistersDescription[], configSize: number): PlannedCapability[] {
-  if (ranges.length === 0) {
+  if (ranges.length === 0 && capabilities.every((cap) => cap.handler === undefined)) {
     return capabilities;
   }
   const taken: Array<[number, number]> = ranges.map((r) => [r.offset, r.offset + r.size]);
@@ -184,6 +199,17 @@ function placeCapabilities(capabilities: PlannedCapability[], ranges: readonly C
     taken.push([offset, offset + size]);
     return { ...cap, offset };
   });
+}
+
+/** The device's config registers and its live vendor capabilities, as ranges in offset order. */
+function configRanges(registers: readonly ConfigRegistersDescription[], capabilities: readonly PlannedCapability[]): PlannedConfigRange[] {
+  const ranges: PlannedConfigRange[] = registers.map((range) => ({ ...range, header: 0 }));
+  for (const cap of capabilities) {
+    if (cap.handler !== undefined) {
+      ranges.push({ offset: cap.offset, size: cap.bytes.length, handler: cap.handler, header: VENDOR_CAPABILITY_HEADER_SIZE });
+    }
+  }
+  return ranges.sort((a, b) => a.offset - b.offset);
 }
 
 /** Reads and sizes the expansion ROM. */
@@ -409,11 +435,18 @@ export function planDevice(description: DeviceDescription): DevicePlan {
   }
   if (d.vendorCapabilities !== undefined) {
     if (!Array.isArray(d.vendorCapabilities)) {
-      throw new DeviceDescriptionError('vendorCapabilities', 'must be an array of Uint8Array');
+      throw new DeviceDescriptionError('vendorCapabilities', 'must be an array of Uint8Array or { length, handler }');
     }
-    for (const data of d.vendorCapabilities as readonly Uint8Array[]) { // isArray() narrowed it to any[]
-      add('vendor', vendorCapability(data));
-    }
+    // isArray() narrowed it to any[].
+    (d.vendorCapabilities as readonly (Uint8Array | LiveVendorCapabilityDescription)[]).forEach((entry, i) => {
+      if (entry instanceof Uint8Array) {
+        add('vendor', vendorCapability(entry));
+        return;
+      }
+      const live = checkLiveVendorCapability(`vendorCapabilities[${i}]`, entry);
+      const bytes = liveVendorCapabilityBytes(live.length);
+      capabilities.push({ kind: 'vendor', flags: CapabilityFlag.CALLBACK, bytes, offset: 0, handler: live.handler });
+    });
   }
   let standardBytes = 0;
   for (const cap of capabilities) {
@@ -459,6 +492,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
 
   const configSize = extendedConfig ? CONFIG_SPACE_EXP_SIZE : CONFIG_SPACE_SIZE;
   const configRegisters = checkConfigRegisters(d.configRegisters, configSize);
+  const placed = placeCapabilities(capabilities, configRegisters, configSize);
   return {
     pciType,
     configSize,
@@ -469,7 +503,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     classCode: [classCode >>> 16, (classCode >>> 8) & 0xff, classCode & 0xff],
     revision,
     bars,
-    capabilities: placeCapabilities(capabilities, configRegisters, configSize),
+    capabilities: placed,
     irqs: {
       intx: d.intx === true ? 1 : 0,
       msi: d.msi?.vectors ?? 0,
@@ -477,7 +511,7 @@ export function planDevice(description: DeviceDescription): DevicePlan {
     },
     msix,
     expansionRom: planRom(d.expansionRom),
-    configRegisters,
+    configRegisters: configRanges(configRegisters, placed),
     dmaMaxMappings,
     migration: checkMigration(d.migration),
     doorbells,

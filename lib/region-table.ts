@@ -66,6 +66,7 @@ export class RegionTable {
       const ranges = plan.configRegisters.map((range) => ({
         offset: range.offset,
         size: range.size,
+        header: range.header,
         handler: resolveHandler(range.handler, `configRegisters (at 0x${range.offset.toString(16)}).handler`),
       }));
       this.add(Region.CONFIG, new ConfigRegisters(ranges, configSpace), 'config registers read', 'config registers write');

@@ -40,38 +40,15 @@ if [ "${GUEST_REFRESH:-0}" != 1 ] && complete; then
     exit 0
 fi
 
-mirror=${GUEST_MIRROR:-$(bash "$repo/scripts/debian-mirror.sh")}
-[ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set GUEST_MIRROR"
-[ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -r "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
-command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
-    die "apt-get and dpkg-deb are needed"
-
+# shellcheck source=private-apt.sh
+. "$repo/scripts/private-apt.sh"
 work=$dir/.work
 rm -rf "$work"
-mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/etc/parts" \
-         "$work/etc/prefs" "$work/unpacked" "$work/debs"
 trap 'rm -rf "$work"' EXIT
-: > "$work/state/status"
-printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$mirror" "$suite" > "$work/etc/sources.list"
-cat > "$work/apt.conf" <<CONF
-Dir::Etc "$work/etc";
-Dir::Etc::sourcelist "$work/etc/sources.list";
-Dir::Etc::sourceparts "-";
-Dir::Etc::parts "$work/etc/parts";
-Dir::Etc::preferencesparts "$work/etc/prefs";
-Dir::State "$work/state";
-Dir::State::status "$work/state/status";
-Dir::Cache "$work/cache";
-Debug::NoLocking "true";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "$(id -un)";
-Acquire::Languages "none";
-Acquire::Retries "3";
-CONF
-export APT_CONFIG=$work/apt.conf
+mirror=${GUEST_MIRROR:-$(bash "$repo/scripts/debian-mirror.sh")}
+[ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set GUEST_MIRROR"
+private_apt "$work" "$mirror" "$suite"
+mkdir -p "$work/unpacked" "$work/debs"
 
 started=$SECONDS
 say "fetching the $suite package index"

@@ -54,43 +54,19 @@ if [ "${QEMU_REFRESH:-0}" != 1 ] && has_vfio_user "$launcher"; then
     finish
 fi
 
-mirror=${QEMU_MIRROR:-$(bash "$repo/scripts/debian-mirror.sh")}
-[ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set QEMU_MIRROR"
-[ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -r "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
-command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
-    die "apt-get and dpkg-deb are needed"
-
+# shellcheck source=private-apt.sh
+. "$repo/scripts/private-apt.sh"
 work=$dir/.work
 rm -rf "$work" "$dir/root.tmp"
-mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/etc/parts" \
-         "$work/etc/prefs" "$dir/root.tmp"
 trap 'rm -rf "$work" "$dir/root.tmp"' EXIT
-: > "$work/state/status"
-printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$mirror" "$suite" > "$work/etc/sources.list"
+mirror=${QEMU_MIRROR:-$(bash "$repo/scripts/debian-mirror.sh")}
+[ -n "$mirror" ] || die "no Debian archive found in /etc/apt sources; set QEMU_MIRROR"
 # Unstable's Release file may be older than its Valid-Until on a frozen
 # snapshot mirror; signatures are still checked.
-cat > "$work/apt.conf" <<CONF
-Dir::Etc "$work/etc";
-Dir::Etc::sourcelist "$work/etc/sources.list";
-Dir::Etc::sourceparts "-";
-Dir::Etc::parts "$work/etc/parts";
-Dir::Etc::preferencesparts "$work/etc/prefs";
-Dir::State "$work/state";
-Dir::State::status "$work/state/status";
-Dir::Cache "$work/cache";
-Debug::NoLocking "true";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Install-Recommends "false";
-APT::Install-Suggests "false";
-APT::Sandbox::User "$(id -un)";
-Acquire::Languages "none";
-Acquire::Check-Valid-Until "false";
-Acquire::Retries "3";
-CONF
-export APT_CONFIG=$work/apt.conf
+private_apt "$work" "$mirror" "$suite" \
+    'APT::Install-Recommends "false";' 'APT::Install-Suggests "false";' \
+    'Acquire::Check-Valid-Until "false";'
+mkdir -p "$dir/root.tmp"
 
 started=$SECONDS
 say "fetching the $suite package index"

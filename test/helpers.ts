@@ -2,21 +2,17 @@
  * Shared by the client-driven jest tests: short socket paths in a private
  * temp directory, and servers and clients that are always cleaned up.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { PciDevice, VfioUserClient, VfioUserServer, type VfioUserServerOptions } from '../lib';
+import { tempDir } from './support/temp-dir';
 
-const dirs: string[] = [];
 const servers: VfioUserServer[] = [];
 const clients: VfioUserClient[] = [];
 
 /** A fresh socket path in a temp directory removed after the test file. */
 export function socketPath(name = 'dev'): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vfu-'));
-  dirs.push(dir);
-  return join(dir, `${name}.sock`);
+  return join(tempDir(), `${name}.sock`);
 }
 
 /** Serves a device on a fresh socket; closed after each test. */
@@ -81,12 +77,6 @@ afterEach(async () => {
   }
   for (const server of servers.splice(0)) {
     await server.close();
-  }
-});
-
-afterAll(() => {
-  for (const dir of dirs.splice(0)) {
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { PciConfig, PciStatus, Region, type InterruptKind } from '../constants';
+import { PciConfig, PciStatus, Region, type EventInterruptKind, type InterruptKind } from '../constants';
 import { ArgumentError, ProtocolError, RegionAccessError, TimeoutError, VfioUserError } from '../errors';
 import { os } from '../native';
 import { checkAccess, checkRange, irqIndex } from './arguments';
@@ -176,8 +176,8 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
     return new RegionMapping(await this.getRegionInfo(index));
   }
 
-  /** DEVICE_GET_IRQ_INFO for an interrupt kind or a raw IRQ index (3 ERR, 4 REQ). */
-  async getIrqInfo(kind: InterruptKind | number): Promise<IrqInfo> {
+  /** DEVICE_GET_IRQ_INFO for an interrupt kind, or a raw VFIO IRQ index (0 INTx ... 4 REQ). */
+  async getIrqInfo(kind: InterruptKind | EventInterruptKind | number): Promise<IrqInfo> {
     const index = irqIndex(kind);
     const { payload } = await this.request(Command.DEVICE_GET_IRQ_INFO, encodeU32s(16, 0, index, 0));
     this.expectLength('DEVICE_GET_IRQ_INFO', payload, 16);

@@ -280,9 +280,10 @@ export class Guest {
     if (device?.bus === undefined) {
       throw new Error(`guest device ${id} is not behind a root port: it cannot be replugged`);
     }
-    const deleted = this.qmp.nextEvent('DEVICE_DELETED');
+    const since = this.qmp.events.length;
     await this.qmp.execute('device_del', { id });
-    await deleted;
+    // The guest's hotplug driver takes its time (pciehp waits 5 s for the attention button).
+    await this.qmp.waitEvent('DEVICE_DELETED', 60_000, since);
     await device.server?.close();
     device.server = undefined;
     device.socket = socket;

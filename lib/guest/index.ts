@@ -8,4 +8,4 @@ export { Guest, GuestError, runGuest, type GuestDevice, type GuestOptions, type 
 export { type GuestFile, type GuestImageOptions } from './guest-image';
 export { compileStaticProgram, findGuestKit, type GuestKit, type GuestKitOptions } from './guest-kit';
 export { buildInitramfs, type InitramfsEntry } from './initramfs';
-export { QmpConnection, type QmpEvent } from './qmp';
+export { QmpConnection, QmpError, type QmpEvent, type QmpPciDevice } from './qmp';

@@ -4,16 +4,16 @@
  * both our client and the C test client.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { connect, socketPath, until } from '../helpers';
+import { tempDir } from '../support/temp-dir';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const DIST_INDEX = join(ROOT, 'dist', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'vfu-cli-'));
+const work = tempDir('vfu-cli-');
 const barIo = join(work, 'bar-io');
 const children: ChildProcess[] = [];
 
@@ -46,8 +46,6 @@ afterEach(() => {
     }
   }
 });
-
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 interface Served {
   child: ChildProcess;

@@ -5,9 +5,10 @@
  * installed from the registry at test time (7.x), and @types/node.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+
+import { tempDir } from '../support/temp-dir';
 
 export const ROOT = join(__dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -20,7 +21,7 @@ export function buildDist(): void {
 
 /** A project with vfio-user linked, and `typescript` linked (5.x) or installed at `typescriptVersion`. */
 export function makeProject(typescriptVersion?: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vfu-cli-project-'));
+  const dir = tempDir('vfu-cli-project-');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'cli-project', version: '1.0.0', private: true }));
   if (typescriptVersion !== undefined) {
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `typescript@${typescriptVersion}`], {

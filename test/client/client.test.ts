@@ -4,7 +4,6 @@ import * as net from 'node:net';
 import {
   Command,
   HeaderFlag,
-  IrqType,
   ProtocolError,
   Region,
   TimeoutError,
@@ -102,10 +101,12 @@ describe('VfioUserClient against our server', () => {
     expect((await client.getRegionInfo(4)).size).toBe(256);
     expect((await client.getRegionInfo(5)).size).toBe(0);
     expect((await client.getRegionInfo(Region.CONFIG)).size).toBe(4096);
-    expect(await client.getIrqInfo('intx')).toMatchObject({ index: IrqType.INTX, count: 1 });
-    expect(await client.getIrqInfo('msi')).toMatchObject({ index: IrqType.MSI, count: 4 });
-    expect(await client.getIrqInfo('msix')).toMatchObject({ index: IrqType.MSIX, count: 4 });
-    expect(await client.getIrqInfo(IrqType.ERR)).toMatchObject({ index: IrqType.ERR, count: 1 });
+    // The VFIO IRQ indices: INTx 0, MSI 1, MSI-X 2, ERR 3, REQ 4.
+    expect(await client.getIrqInfo('intx')).toMatchObject({ index: 0, count: 1 });
+    expect(await client.getIrqInfo('msi')).toMatchObject({ index: 1, count: 4 });
+    expect(await client.getIrqInfo('msix')).toMatchObject({ index: 2, count: 4 });
+    expect(await client.getIrqInfo('err')).toMatchObject({ index: 3, count: 1 });
+    expect(await client.getIrqInfo(4)).toMatchObject({ index: 4, count: 1 });
   });
 
   test('connecting to nothing', async () => {

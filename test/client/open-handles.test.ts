@@ -10,7 +10,7 @@ const root = join(__dirname, '..', '..');
 function jestWithOpenHandles(scenario: string): { status: number | null; output: string } {
   const run = spawnSync(
     process.execPath,
-    [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--detectOpenHandles', '--testMatch', `**/fixtures/${scenario}`],
+    [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--detectOpenHandles', `fixtures/${scenario}`, '--selectProjects', 'scenarios'],
     { cwd: root, encoding: 'utf8', timeout: 120_000 },
   );
   return { status: run.status, output: `${run.stdout}${run.stderr}` };

@@ -93,7 +93,7 @@ const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
   ['PM soft reset, which the library does not perform', { pm: { noSoftReset: false } }, 'pm.noSoftReset', /D3hot to D0 does not reset/],
   ['PCIe without the express type', { pcie: true, pciType: 'conventional' }, 'pcie', /express/],
   ['PCIe max payload not a power of two', { pcie: { maxPayloadSize: 300 } }, 'pcie.maxPayloadSize', /power of two/],
-  ['vendor capability not bytes', { vendorCapabilities: ['abc'] }, 'vendorCapabilities', /Uint8Array/],
+  ['vendor capability neither bytes nor live', { vendorCapabilities: ['abc'] }, 'vendorCapabilities[0]', /must be a Uint8Array or a \{ length, handler \} object/],
   ['vendor capability over 252 bytes', { vendorCapabilities: [new Uint8Array(253)] }, 'vendorCapabilities', /at most 252/],
   ['standard capabilities past 256 bytes', { vendorCapabilities: [new Uint8Array(200), new Uint8Array(60)] }, 'capabilities', /bytes/],
   ['serial number on conventional PCI', { serialNumber: 1n }, 'serialNumber', /4 KiB/],

@@ -3,11 +3,10 @@
  * handlers that record every call and delegate region accesses to a
  * replaceable function.
  */
-import * as fs from 'node:fs';
-import * as nodeOs from 'node:os';
 import * as path from 'node:path';
 
 import { DeviceContext, type DeviceHandlers } from '../../lib/native';
+import { tempDir } from '../support/temp-dir';
 
 export const REGION = {
   READ: 1,
@@ -25,8 +24,7 @@ export function makeIoViews(): Buffer[] {
 }
 
 export function tempSocket(name = 'dev.sock'): string {
-  const dir = fs.mkdtempSync(path.join(nodeOs.tmpdir(), 'vfu-native-'));
-  return path.join(dir, name);
+  return path.join(tempDir('vfu-native-'), name);
 }
 
 export type Call = [string, ...unknown[]];

@@ -204,10 +204,18 @@ export class NvmeHost {
     }
   }
 
-  /** Completions that arrive within `ms`, without waiting for any command in particular. */
+  /**
+   * Completions that arrive within `ms`, without waiting for any command in
+   * particular: for what has no later event to wait for.
+   */
   async reapFor(queueId: number, ms: number): Promise<HostCompletion[]> {
-    const queue = this.queue(queueId);
     await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.reapPosted(queueId);
+  }
+
+  /** Completions already posted and not yet taken by a wait. */
+  async reapPosted(queueId: number): Promise<HostCompletion[]> {
+    const queue = this.queue(queueId);
     await this.reap(queue);
     const all = [...queue.done.values()].flat();
     queue.done.clear();

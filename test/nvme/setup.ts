@@ -1,28 +1,24 @@
 /** A controller on a fresh backing file, served, with a client, client memory and the test host driver. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { createNvmeController, DEFAULT_IDENTITY, type NvmeController, type NvmeControllerOptions } from '../../examples/nvme';
 import { serveAndConnect } from '../helpers';
+import { tempDir } from '../support/temp-dir';
 import { NvmeHost } from './nvme-host';
 
 export const RAM = 0x100000;
 export const RAM_SIZE = 8 << 20;
 export const DISK_SIZE = 4 << 20;
 
-const dirs: string[] = [];
 const controllers: NvmeController[] = [];
 afterAll(async () => {
   await Promise.all(controllers.map((controller) => controller.namespace.close()));
-  dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
 });
 
 /** A backing file of `size` bytes holding a pattern (byte i is `i * 7 + 1` mod 256). */
 export function makeDisk(size = DISK_SIZE): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
-  dirs.push(dir);
-  const path = join(dir, 'disk.img');
+  const path = join(tempDir('nvme-'), 'disk.img');
   const data = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) {
     data[i] = (i * 7 + 1) & 0xff;

@@ -5,23 +5,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { tempDir } from '../support/temp-dir';
 import { newProject, packTarball, pathWith, REPO_ROOT, userEnv, type Tarball } from './tarball';
 
 jest.setTimeout(240_000);
 
 let tarball: Tarball;
-let workDir: string;
 
 beforeAll(() => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-pack-'));
-  tarball = packTarball(workDir);
-});
-
-afterAll(() => {
-  fs.rmSync(workDir, { recursive: true, force: true });
+  tarball = packTarball(tempDir('vfu-pack-'));
 });
 
 /** What a user needs, as patterns over the tarball's paths; anything else is a mistake. */
@@ -39,7 +33,7 @@ const ALLOWED = [
   /^examples\/[\w/-]+\.ts$/,
   /^docs\/[\w-]+\.md$/,
   // The guest harness provisions QEMU and the guest kernel with these.
-  /^scripts\/(get-qemu|get-guest|debian-mirror)\.sh$/,
+  /^scripts\/(get-qemu|get-guest|debian-mirror|private-apt)\.sh$/,
 ];
 
 describe('the tarball', () => {
@@ -134,12 +128,11 @@ describe('npm i of the tarball', () => {
     });
     expect(loaded.trim()).toBe(path.join(installed, 'prebuilds', 'linux-x64', 'vfio-user.glibc.node'));
     runUserTest(project, env);
-    fs.rmSync(project, { recursive: true, force: true });
   });
 
   test('with a compiler and no usable prebuild: node-gyp builds it, without cmake', () => {
     // cmake is shadowed by one that fails and leaves a trace if anything runs it.
-    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-no-cmake-'));
+    const bin = tempDir('vfu-no-cmake-');
     const trace = path.join(bin, 'cmake-was-run');
     fs.writeFileSync(path.join(bin, 'cmake'), `#!/bin/sh\ntouch ${trace}\nexit 127\n`, { mode: 0o755 });
     const pathValue = `${bin}:${process.env.PATH}`;
@@ -150,7 +143,5 @@ describe('npm i of the tarball', () => {
     expect(fs.existsSync(built)).toBe(true);
     expect(fs.existsSync(trace)).toBe(false);
     runUserTest(project, userEnv(pathValue));
-    fs.rmSync(bin, { recursive: true, force: true });
-    fs.rmSync(project, { recursive: true, force: true });
   });
 });

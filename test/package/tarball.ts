@@ -6,8 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+
+import { tempDir } from '../support/temp-dir';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -37,7 +38,7 @@ export function packTarball(destination: string): Tarball {
  * machine with only those installed would offer.
  */
 export function pathWith(programs: readonly string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-path-'));
+  const dir = tempDir('vfu-path-');
   for (const program of programs) {
     const found = execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim();
     fs.symlinkSync(found, path.join(dir, program));
@@ -58,7 +59,7 @@ export function userEnv(pathValue: string, extra: Record<string, string> = {}): 
 
 /** A new project folder with a package.json, as `npm init -y` would make. */
 export function newProject(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfu-user-project-'));
+  const dir = tempDir('vfu-user-project-');
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'my-device', version: '1.0.0', private: true }));
   return dir;
 }

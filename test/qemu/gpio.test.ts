@@ -12,7 +12,11 @@ import { serveInProcess, ServedDevice } from './devices/serve';
 import { makeTempDir, openSession, resetMachine, Session, sleep } from './harness';
 import { describeWithQemu } from './support';
 
-/** How long "nothing arrived" is watched for. */
+/**
+ * How long "nothing arrived" is watched for. QEMU reads the device's
+ * interrupt eventfds in its own main loop, unordered with the qtest channel,
+ * so no reply we can wait for proves that a signal would have landed by then.
+ */
 const QUIET_MS = 100;
 const BAR = 0;
 

@@ -30,7 +30,11 @@ import {
 import { DeviceTarget, ringDoorbell, SCRATCHPAD, targets } from './scratchpad';
 import { describeWithQemu } from './support';
 
-/** How long "nothing arrived" is watched for. */
+/**
+ * How long "nothing arrived" is watched for. QEMU reads the device's
+ * interrupt eventfds in its own main loop, unordered with the qtest channel,
+ * so no reply we can wait for proves that a signal would have landed by then.
+ */
 const QUIET_MS = 100;
 
 async function start(target: DeviceTarget): Promise<Session> {

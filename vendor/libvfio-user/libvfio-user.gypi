@@ -16,6 +16,7 @@
             'src/ext.c',
             'src/ioeventfd.c',
             'src/irq.c',
+            'src/irq_messages.c',
             'src/json.c',
             'src/log.c',
             'src/migration.c',

@@ -10,7 +10,6 @@ export * from './interrupts';
 export * from './pci';
 export * from './peek';
 export * from './qemu';
-export * from './qmp';
 export * from './qtest';
 export * from './resources';
 export * from './session';

@@ -8,8 +8,9 @@ import { ChildProcess } from 'node:child_process';
 import { createServer, Server, Socket } from 'node:net';
 import { join } from 'node:path';
 
+import { QmpConnection } from 'vfio-user/guest';
+
 import { findQemu } from './find-qemu';
-import { QmpConnection } from './qmp';
 import { QtestConnection } from './qtest';
 import { exited, makeTempDir, onCleanup, removeTempDir, spawnTracked, stopProcess } from './resources';
 

@@ -4,8 +4,9 @@
  * decoding plus bus mastering enabled; what a guest's firmware would have
  * done before a driver looks at the device.
  */
+import type { QmpPciDevice } from 'vfio-user/guest';
+
 import { Qemu, QemuOptions } from './qemu';
-import { QmpPciDevice } from './qmp';
 import { BarAllocator, PciFunction, PciHost } from './pci';
 
 export interface Session {

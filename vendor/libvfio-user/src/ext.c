@@ -10,6 +10,10 @@
 VFU_EXPORT enum vfu_dev_irq_type
 vfu_ext_irq_mode(vfu_ctx_t *ctx)
 {
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return (enum vfu_dev_irq_type)-1;
+    }
     return (enum vfu_dev_irq_type)irq_mode(ctx);
 }
 
@@ -40,12 +44,22 @@ VFU_EXPORT int
 vfu_ext_irq_vector_state(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
                          uint32_t vector, bool *masked, bool *pending)
 {
+    if (ctx == NULL || masked == NULL || pending == NULL) {
+        return -EINVAL;
+    }
     return irq_vector_state(ctx, (int)type, vector, masked, pending);
 }
 
 VFU_EXPORT const uint8_t *
 vfu_ext_msix_table(vfu_ctx_t *ctx, size_t *len)
 {
+    if (len == NULL) {
+        return NULL;
+    }
+    if (ctx == NULL) {
+        *len = 0;
+        return NULL;
+    }
     *len = ctx->msix.table == NULL ? 0 : ctx->msix.table_len;
     return ctx->msix.table;
 }
@@ -54,9 +68,15 @@ VFU_EXPORT int
 vfu_ext_msix_restore(vfu_ctx_t *ctx, const uint8_t *table, size_t table_len,
                      const uint8_t *pending, size_t nr_pending)
 {
-    struct vfu_irqs *irqs = &ctx->irqs;
-    size_t own_len = ctx->msix.table == NULL ? 0 : ctx->msix.table_len;
+    struct vfu_irqs *irqs;
+    size_t own_len;
 
+    if (ctx == NULL || (table == NULL && table_len != 0) ||
+        (pending == NULL && nr_pending != 0)) {
+        return -EINVAL;
+    }
+    irqs = &ctx->irqs;
+    own_len = ctx->msix.table == NULL ? 0 : ctx->msix.table_len;
     if (table_len != own_len || nr_pending > irqs->count[VFU_DEV_MSIX_IRQ] ||
         nr_pending > irqs->nr_vectors[VFU_DEV_MSIX_IRQ]) {
         return -EINVAL;
@@ -74,7 +94,7 @@ vfu_ext_msix_restore(vfu_ctx_t *ctx, const uint8_t *table, size_t table_len,
 VFU_EXPORT size_t
 vfu_ext_config_size(vfu_ctx_t *ctx)
 {
-    if (ctx->pci.cfg == NULL) {
+    if (ctx == NULL || ctx->pci.cfg == NULL) {
         return 0;
     }
     return VFU_MIN(ctx->pci.cfg_size, ctx->pci.cfg_alloc);
@@ -83,7 +103,7 @@ vfu_ext_config_size(vfu_ctx_t *ctx)
 VFU_EXPORT const uint64_t *
 vfu_ext_dirty_granule(vfu_ctx_t *ctx)
 {
-    return &ctx->dirty_pgsize;
+    return ctx == NULL ? NULL : &ctx->dirty_pgsize;
 }
 
 VFU_EXPORT int

@@ -1,7 +1,8 @@
 /*
  * Interrupts: the eventfds a client installs per vector, masking (by the
  * client's SET_IRQS and by the function's own MSI/MSI-X state) and pending
- * interrupts held back while masked. The MSI-X table and PBA are msix.c's.
+ * interrupts held back while masked. The MSI-X table and PBA are msix.c's,
+ * the GET_IRQ_INFO and SET_IRQS messages irq_messages.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -190,9 +191,8 @@ trigger_vector(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
     return signal_vector(ctx, type, v);
 }
 
-/* Delivers the pending vectors of a range that nothing masks any more. */
-static void
-release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
+void
+irq_release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
 {
     uint32_t end = VFU_MIN((uint64_t)start + count, ctx->irqs.nr_vectors[type]);
     struct cfg_masks m;
@@ -207,8 +207,8 @@ release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
     }
 }
 
-static void
-close_vectors(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
+void
+irq_close_vectors(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
 {
     uint32_t end = VFU_MIN((uint64_t)start + count, ctx->irqs.nr_vectors[type]);
 
@@ -252,7 +252,7 @@ resize_vectors(vfu_ctx_t *ctx, int type, uint32_t n)
             memcpy(pending, irqs->pending[type], keep);
         }
     }
-    close_vectors(ctx, type, keep, old - keep);
+    irq_close_vectors(ctx, type, keep, old - keep);
     free(irqs->efds[type]);
     free(irqs->masked[type]);
     free(irqs->pending[type]);
@@ -402,7 +402,7 @@ void
 irq_disconnect(vfu_ctx_t *ctx)
 {
     for (int type = 0; type < VFU_DEV_NUM_IRQS; type++) {
-        close_vectors(ctx, type, 0, ctx->irqs.nr_vectors[type]);
+        irq_close_vectors(ctx, type, 0, ctx->irqs.nr_vectors[type]);
     }
 }
 
@@ -433,208 +433,53 @@ irq_free(vfu_ctx_t *ctx)
 void
 irq_msix_control_changed(vfu_ctx_t *ctx)
 {
-    release_pending(ctx, VFU_DEV_MSIX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSIX_IRQ]);
+    irq_release_pending(ctx, VFU_DEV_MSIX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSIX_IRQ]);
 }
 
 void
 irq_msi_control_changed(vfu_ctx_t *ctx)
 {
-    release_pending(ctx, VFU_DEV_MSI_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSI_IRQ]);
+    irq_release_pending(ctx, VFU_DEV_MSI_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_MSI_IRQ]);
 }
 
 void
 irq_intx_control_changed(vfu_ctx_t *ctx)
 {
-    release_pending(ctx, VFU_DEV_INTX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ]);
+    irq_release_pending(ctx, VFU_DEV_INTX_IRQ, 0, ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ]);
 }
 
 /*
- * The client unmasks INTx after the guest's end of interrupt: the assertion
- * it signalled is over, and Interrupt Status clears, unless an interrupt
- * raised meanwhile was held back, which this unmask delivers (or keeps
- * holding while command bit 10 forbids it).
+ * The assertion signalled is over, and Interrupt Status clears, unless an
+ * interrupt raised meanwhile was held back, which this unmask delivers (or
+ * keeps holding while command bit 10 forbids it).
  */
-static void
-intx_unmasked(vfu_ctx_t *ctx)
+void
+irq_intx_unmasked(vfu_ctx_t *ctx)
 {
     bool held = ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ] > 0 &&
                 ctx->irqs.pending[VFU_DEV_INTX_IRQ][0];
 
-    release_pending(ctx, VFU_DEV_INTX_IRQ, 0, 1);
+    irq_release_pending(ctx, VFU_DEV_INTX_IRQ, 0, 1);
     if (!held) {
         set_intx_status(ctx, false);
     }
 }
 
 int
-handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg)
+irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count,
+                     const uint8_t *bools)
 {
-    struct vfio_irq_info req;
-    struct vfio_irq_info *reply;
-
-    if (msg->in_len < sizeof(req)) {
-        return -EINVAL;
-    }
-    memcpy(&req, msg->in, sizeof(req));
-    if (req.argsz < sizeof(req) || req.index >= VFU_DEV_NUM_IRQS) {
-        return -EINVAL;
-    }
-    reply = msg_reply_alloc(msg, sizeof(*reply));
-    if (reply == NULL) {
-        return -ENOMEM;
-    }
-    reply->argsz = sizeof(*reply);
-    reply->flags = VFIO_IRQ_INFO_EVENTFD;
-    reply->index = req.index;
-    reply->count = ctx->irqs.count[req.index];
-    return 0;
-}
-
-static bool
-is_one_of(uint32_t bits, uint32_t a, uint32_t b, uint32_t c)
-{
-    return bits == a || bits == b || bits == c;
-}
-
-static int
-check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
-               size_t data_len, size_t nr_fds)
-{
-    uint32_t action = req->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-    uint32_t data = req->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-    uint32_t nr_vectors;
-
-    if (req->argsz < sizeof(*req) || req->index >= VFU_DEV_NUM_IRQS) {
-        return -EINVAL;
-    }
-    if ((req->flags & ~(uint32_t)(VFIO_IRQ_SET_ACTION_TYPE_MASK |
-                        VFIO_IRQ_SET_DATA_TYPE_MASK)) != 0 ||
-        !is_one_of(action, VFIO_IRQ_SET_ACTION_MASK,
-                   VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_ACTION_TRIGGER) ||
-        !is_one_of(data, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_BOOL,
-                   VFIO_IRQ_SET_DATA_EVENTFD)) {
-        return -EINVAL;
-    }
-    if ((req->index == VFU_DEV_ERR_IRQ || req->index == VFU_DEV_REQ_IRQ) &&
-        (action != VFIO_IRQ_SET_ACTION_TRIGGER || req->count > 1)) {
-        return -EINVAL;
-    }
-    if (req->count == 0) {
-        /* Only "disable the whole type" has no vectors. */
-        if (req->start != 0 ||
-            req->flags != (VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE)) {
-            return -EINVAL;
-        }
-    } else {
-        nr_vectors = VFU_MIN(ctx->irqs.count[req->index],
-                             ctx->irqs.nr_vectors[req->index]);
-        if (req->start >= nr_vectors ||
-            (uint64_t)req->start + req->count > nr_vectors) {
-            return -EINVAL;
-        }
-    }
-    if (data == VFIO_IRQ_SET_DATA_BOOL && data_len != req->count) {
-        return -EINVAL;
-    }
-    if (nr_fds > 0 && (data != VFIO_IRQ_SET_DATA_EVENTFD || nr_fds != req->count)) {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Calls the state callback once per run of consecutive selected vectors. */
-static void
-set_masks(vfu_ctx_t *ctx, const struct vfio_irq_set *req, const uint8_t *bools,
-          bool mask)
-{
-    vfu_dev_irq_state_cb_t *cb = ctx->irqs.state_cb[req->index];
-    uint32_t run_start = 0;
-    uint32_t run_len = 0;
-
-    for (uint32_t i = 0; i <= req->count; i++) {
-        bool selected = i < req->count && (bools == NULL || bools[i] != 0);
-
-        if (selected) {
-            ctx->irqs.masked[req->index][req->start + i] = mask;
-            if (run_len++ == 0) {
-                run_start = req->start + i;
-            }
-        } else if (run_len > 0) {
-            if (cb != NULL) {
-                cb(ctx, run_start, run_len, mask);
-            }
-            run_len = 0;
-        }
-    }
-}
-
-int
-handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg)
-{
-    struct vfio_irq_set req;
-    const uint8_t *bools = NULL;
-    uint32_t action, data;
     struct cfg_masks m;
-    int ret;
 
-    if (msg->in_len < sizeof(req)) {
-        return -EINVAL;
-    }
-    memcpy(&req, msg->in, sizeof(req));
-    ret = check_set_irqs(ctx, &req, msg->in_len - sizeof(req), msg->nr_in_fds);
-    if (ret < 0) {
-        vfu_err(ctx, "SET_IRQS index %u flags %#x start %u count %u with %zu "
-                "fds: invalid", req.index, req.flags, req.start, req.count,
-                msg->nr_in_fds);
-        return ret;
-    }
-    action = req.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-    data = req.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-    if (data == VFIO_IRQ_SET_DATA_BOOL) {
-        bools = msg->in + sizeof(req);
-    }
+    read_cfg_masks(ctx, type, &m);
+    for (uint32_t i = 0; i < count; i++) {
+        int ret;
 
-    if (action != VFIO_IRQ_SET_ACTION_TRIGGER) {
-        /* Eventfds told of mask changes would need the server to watch them. */
-        if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-            return -ENOTSUP;
-        }
-        set_masks(ctx, &req, bools, action == VFIO_IRQ_SET_ACTION_MASK);
-        if (action == VFIO_IRQ_SET_ACTION_UNMASK && req.index == VFU_DEV_INTX_IRQ) {
-            intx_unmasked(ctx);
-        } else if (action == VFIO_IRQ_SET_ACTION_UNMASK) {
-            release_pending(ctx, (int)req.index, req.start, req.count);
-        }
-        return 0;
-    }
-
-    if (req.count == 0) {
-        close_vectors(ctx, (int)req.index, 0, ctx->irqs.nr_vectors[req.index]);
-        return 0;
-    }
-    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-        /* No fds de-assigns, as an fd of -1 does in VFIO. */
-        close_vectors(ctx, (int)req.index, req.start, req.count);
-        if (msg->nr_in_fds == 0) {
-            return 0;
-        }
-        for (uint32_t i = 0; i < req.count; i++) {
-            ctx->irqs.efds[req.index][req.start + i] = msg_take_fd(msg, i);
-        }
-        if (req.index <= VFU_DEV_MSIX_IRQ) {
-            ctx->irqs.active = (enum vfu_dev_irq_type)req.index;
-        }
-        release_pending(ctx, (int)req.index, req.start, req.count);
-        return 0;
-    }
-    /* The client raises the interrupts itself; vectors without an eventfd
-     * have nowhere to go, as in VFIO. */
-    read_cfg_masks(ctx, (int)req.index, &m);
-    for (uint32_t i = 0; i < req.count; i++) {
         if (bools != NULL && bools[i] == 0) {
             continue;
         }
-        ret = trigger_vector(ctx, &m, (int)req.index, req.start + i);
+        ret = trigger_vector(ctx, &m, type, start + i);
+        /* Vectors without an eventfd have nowhere to go, as in VFIO. */
         if (ret < 0 && ret != -ENOENT) {
             return ret;
         }

@@ -517,6 +517,21 @@ int irq_signal_event(vfu_ctx_t *ctx, int type);
  */
 int irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
                      bool *pending);
+/* Closes the eventfds of vectors [start, start + count) of a type. */
+void irq_close_vectors(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count);
+/* Delivers the pending vectors of a range that nothing masks any more. */
+void irq_release_pending(vfu_ctx_t *ctx, int type, uint32_t start,
+                         uint32_t count);
+/* The client unmasked INTx after the guest's end of interrupt. */
+void irq_intx_unmasked(vfu_ctx_t *ctx);
+/*
+ * The client raises vectors [start, start + count), those with a non-zero
+ * byte in bools (NULL: all): 0 or a negative errno.
+ */
+int irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start,
+                         uint32_t count, const uint8_t *bools);
+
+/* irq_messages.c */
 int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
 int handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg);
 
