@@ -65,7 +65,8 @@ async function runCli(args: string[]): Promise<Served> {
   );
   let done = false;
   void exited.then(() => (done = true));
-  await until(() => done || output.includes('serving'), 20000);
+  // Starting node and compiling a .ts device takes seconds on a loaded machine, more under ASan.
+  await until(() => done || output.includes('serving'), 60000);
   return { child, output: () => output, exited };
 }
 
@@ -76,6 +77,8 @@ function cRead(socket: string, region: number, offset: number, width: number): s
 function cWrite(socket: string, region: number, offset: number, width: number, value: number): void {
   execFileSync(barIo, [socket, String(region), String(offset), String(width), `0x${value.toString(16)}`]);
 }
+
+jest.setTimeout(120000);
 
 describe('vfio-user serve', () => {
   test('serves the GPIO example to a C client and ours; SIGTERM removes the socket', async () => {
