@@ -6,8 +6,7 @@
  *
  * @packageDocumentation
  */
-import { markAsUntransferable } from 'node:worker_threads';
-
+import { guardDetachable } from './detachable-memory';
 import type { BarRange } from './description';
 import { checkReadResult, refuseThenable } from './handler-results';
 import { os } from './native';
@@ -39,8 +38,9 @@ export function createBarMemory(owner: object, index: number, size: number): Bar
     os.close(fd);
     throw err;
   }
-  // Transferring it away would detach the device's view of its own BAR.
-  markAsUntransferable(mapping);
+  // Transferring it away would detach the device's view of its own BAR
+  // (Node 24+ refuse to transfer external memory; marking it there aborts at exit).
+  guardDetachable(mapping);
   fdCloser.register(owner, fd);
   return { fd, buffer: Buffer.from(mapping) };
 }
