@@ -16,7 +16,7 @@
  * section. BENCH_BLOCK_DEVICES and BENCH_BLOCK_WORKLOADS (comma-separated
  * keys, see TARGET_KEYS and WORKLOADS) pick rows. BENCH_BLOCK_DMA_MESSAGES=1
  * adds a guest whose memory is not shared (our NVMe by DMA messages; off by
- * default because requests on that path stall, see docs/benchmarks.md).
+ * default because that path is slow, see docs/benchmarks.md).
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';

@@ -339,7 +339,9 @@ export class NvmeController extends PciDevice {
         }
         if (sq.shadow !== undefined && this.current(sq, epoch)) {
           await this.dma.write(sq.shadow.eventIndex, u32(sq.tail));
-          sq.fetchAgain ||= await this.shadowMoved(sq);
+          // Read before setting: a doorbell rung while the read is out also sets fetchAgain and must not be overwritten.
+          const moved = await this.shadowMoved(sq);
+          sq.fetchAgain ||= moved;
         }
       } while (sq.fetchAgain && this.current(sq, epoch));
     };

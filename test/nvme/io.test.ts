@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 
+import { Command, type Message } from 'vfio-user/client';
+
 import { NvmeRegister, Status } from '../../examples/nvme';
 import { BAR0, PAGE, u64, type NvmeHost } from './nvme-host';
 import { rig } from './setup';
@@ -99,7 +101,7 @@ describe.each([['shared memory', true], ['DMA messages', false]])('NVMe I/O comm
   });
 
   test('MSI-X: each CQ signals its own vector; INTx when MSI-X is off', async () => {
-    const { host, client } = await rig(shared);
+    const { host, client } = await rig(false);
     const lines = await client.enableInterrupts('msix');
     await host.createQueuePair(1, 16, 1);
     await host.createQueuePair(2, 16, 5);
@@ -166,6 +168,37 @@ describe('NVMe queues under load', () => {
     expect(counts[0].burst).toBe(48);
     expect(counts[1].burst).toBe(1);
     expect(counts[1].oneByOne).toBeGreaterThanOrEqual(8);
+  });
+
+  test('DMA messages: a doorbell rung while the controller rereads the shadow tail is not lost', async () => {
+    const { host, client } = await rig(false);
+    await host.configureDoorbellBuffer();
+    await host.createQueuePair(1, 64, 1);
+    const { doorbells, eventIndexes } = host.doorbellBuffer!;
+    // Once the drained queue's event index is written, the next read of the
+    // shadow tail is the controller's last look: the host submits then, and
+    // rings, since the event index asks it to (as a guest CPU may).
+    const served = client as unknown as { serveCommand(message: Message): Buffer };
+    const serve = served.serveCommand.bind(client);
+    let armed = false;
+    let late: Promise<number[]> | undefined;
+    served.serveCommand = (message) => {
+      const iova = Number(message.payload.readBigUInt64LE(0));
+      if (message.header.command === Command.DMA_WRITE && iova === eventIndexes + 8) {
+        armed = late === undefined;
+      } else if (armed && message.header.command === Command.DMA_READ && iova === doorbells + 8) {
+        armed = false;
+        late = host.submitPosted(1, [{ opcode: 0x00, nsid: 1 }]);
+      }
+      return serve(message);
+    };
+    const [first] = await host.submitPosted(1, [{ opcode: 0x00, nsid: 1 }]);
+    expect((await host.wait(1, first)).status).toBe(0);
+    for (let i = 0; i < 100 && late === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const [second] = await late!;
+    expect((await host.wait(1, second, 2000)).status).toBe(0);
   });
 
   test('with the doorbell buffer turned off: OACS bit 8 clear, the command is an invalid opcode, every submission rings', async () => {

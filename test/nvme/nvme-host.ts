@@ -54,7 +54,7 @@ export class NvmeHost {
   private readonly queues = new Map<number, HostQueue>();
   private next: number;
   /** Shadow doorbell and event index pages, after {@link NvmeHost.configureDoorbellBuffer}. */
-  private doorbellBuffer: { doorbells: number; eventIndexes: number } | undefined;
+  doorbellBuffer: { doorbells: number; eventIndexes: number } | undefined;
 
   constructor(
     public client: VfioUserClient,
