@@ -72,8 +72,8 @@ struct config_device {
     struct fuzz_device dev;
     vfu_ctx_t *ctx;
     size_t size;
-    uint8_t *cfg, *wmask, *w1cmask, *shadow;  /* as realized */
-    bool *owned;                /* bytes the device's callback owns */
+    uint8_t *cfg, *wmask, *w1cmask, *shadow; /* as realized */
+    bool *owned;                             /* bytes the device's callback owns */
 };
 
 static struct config_device devices[2];
@@ -119,8 +119,8 @@ callback_owned(vfu_ctx_t *ctx, bool *owned, size_t size)
         owned[b] = b >= PCI_STD_HEADER_SIZEOF;
     }
     for (size_t i = 0; i < pci->nr_caps + pci->nr_ext_caps; i++) {
-        const struct vfu_pci_cap *cap = i < pci->nr_caps ? &pci->caps[i]
-                                                         : &pci->ext_caps[i - pci->nr_caps];
+        const struct vfu_pci_cap *cap =
+            i < pci->nr_caps ? &pci->caps[i] : &pci->ext_caps[i - pci->nr_caps];
 
         for (size_t b = cap->off; b < cap->off + cap->size; b++) {
             owned[b] = cap->flags & VFU_CAP_FLAG_CALLBACK;
@@ -164,8 +164,8 @@ same(const uint8_t *a, const uint8_t *b, size_t from, size_t to)
 }
 
 static void
-check_masks(struct config_device *d, const uint8_t *wmask_before,
-            const uint8_t *w1c_before, uint64_t offset, size_t count, bool is_write)
+check_masks(struct config_device *d, const uint8_t *wmask_before, const uint8_t *w1c_before,
+            uint64_t offset, size_t count, bool is_write)
 {
     if (!same(d->ctx->pci.w1cmask, w1c_before, 0, d->size)) {
         fail("a write-1-to-clear mask changed", offset, count, is_write, 0);
@@ -182,8 +182,8 @@ check_masks(struct config_device *d, const uint8_t *wmask_before,
 
 /* A read-only bit may only change by a write-1-to-clear going from 1 to 0. */
 static void
-check_read_only(struct config_device *d, const uint8_t *before,
-                const uint8_t *w1c_before, size_t b, uint64_t offset, size_t count)
+check_read_only(struct config_device *d, const uint8_t *before, const uint8_t *w1c_before, size_t b,
+                uint64_t offset, size_t count)
 {
     uint8_t now = d->ctx->pci.cfg[b];
     uint8_t cleared = (uint8_t)(w1c_before[b] & before[b] & ~now);
@@ -195,9 +195,9 @@ check_read_only(struct config_device *d, const uint8_t *before,
 
 /* Outside the access nothing changes, unless a write started a function reset. */
 static void
-check_outside(struct config_device *d, const uint8_t *before,
-              const uint8_t *w1c_before, const uint8_t *shadow_before, bool in_range, uint64_t offset,
-              size_t count, bool is_write, bool flr)
+check_outside(struct config_device *d, const uint8_t *before, const uint8_t *w1c_before,
+              const uint8_t *shadow_before, bool in_range, uint64_t offset, size_t count,
+              bool is_write, bool flr)
 {
     size_t start = in_range ? (size_t)offset : d->size;
     size_t end = in_range ? (size_t)offset + count : d->size;
@@ -221,14 +221,12 @@ check_outside(struct config_device *d, const uint8_t *before,
 }
 
 static void
-check_inside(struct config_device *d, const uint8_t *before,
-             const uint8_t *w1c_before, const uint8_t *buf, uint64_t offset,
-             size_t count, bool is_write, bool succeeded)
+check_inside(struct config_device *d, const uint8_t *before, const uint8_t *w1c_before,
+             const uint8_t *buf, uint64_t offset, size_t count, bool is_write, bool succeeded)
 {
     const uint8_t *shadow = d->dev.buf[CFG_IDX];
 
-    if (!is_write && !same(d->ctx->pci.cfg, before, (size_t)offset,
-                           (size_t)offset + count)) {
+    if (!is_write && !same(d->ctx->pci.cfg, before, (size_t)offset, (size_t)offset + count)) {
         fail("a read changed config space", offset, count, false, 0);
     }
     for (size_t i = 0; i < count; i++) {
@@ -271,8 +269,8 @@ device_for(unsigned options)
 
         snprintf(path, sizeof(path), "/tmp/vfu-fuzz-config-%d-%u.sock", (int)getpid(),
                  options & FUZZ_OPT_CONVENTIONAL);
-        d->ctx = fuzz_device_create(&d->dev, path, options & FUZZ_OPT_CONVENTIONAL,
-                                    bar_memfd, irq_eventfd);
+        d->ctx = fuzz_device_create(&d->dev, path, options & FUZZ_OPT_CONVENTIONAL, bar_memfd,
+                                    irq_eventfd);
         d->size = d->ctx->pci.cfg_size;
         d->cfg = copy_of(d->ctx->pci.cfg, d->size);
         d->wmask = copy_of(d->ctx->pci.wmask, d->size);
@@ -316,8 +314,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wmask_before = malloc(cfg_size);
     w1c_before = malloc(cfg_size);
     shadow_before = malloc(cfg_size);
-    if (before == NULL || wmask_before == NULL || w1c_before == NULL ||
-        shadow_before == NULL) {
+    if (before == NULL || wmask_before == NULL || w1c_before == NULL || shadow_before == NULL) {
         abort();
     }
 
@@ -364,8 +361,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_masks(d, wmask_before, w1c_before, offset, count, is_write);
         check_outside(d, before, w1c_before, shadow_before, in_range, offset, count, is_write, flr);
         if (in_range) {
-            check_inside(d, before, w1c_before, (const uint8_t *)buf, offset, count,
-                         is_write, ret == (ssize_t)count);
+            check_inside(d, before, w1c_before, (const uint8_t *)buf, offset, count, is_write,
+                         ret == (ssize_t)count);
         }
         free(buf);
     }

@@ -12,10 +12,10 @@
 #include "private.h"
 
 #define BAR0_SIZE 0x1000
-#define BAR1_SIZE 0x100          /* I/O */
-#define BAR2_SIZE 0x4000         /* 64-bit: MSI-X table at 0, PBA at 0x2000 */
-#define BAR4_SIZE 0x2000         /* mappable from 0x1000 */
-#define BAR5_SIZE 0x10           /* read-only */
+#define BAR1_SIZE 0x100  /* I/O */
+#define BAR2_SIZE 0x4000 /* 64-bit: MSI-X table at 0, PBA at 0x2000 */
+#define BAR4_SIZE 0x2000 /* mappable from 0x1000 */
+#define BAR5_SIZE 0x10   /* read-only */
 #define ROM_SIZE 0x800
 #define VGA_SIZE 0x1000
 #define MSI_VECTORS 4
@@ -35,18 +35,16 @@ backing(vfu_ctx_t *ctx, int idx, size_t count, loff_t offset)
 {
     struct fuzz_device *dev = vfu_get_private(ctx);
 
-    if (offset < 0 || (size_t)offset > dev->size[idx] ||
-        count > dev->size[idx] - (size_t)offset) {
-        fprintf(stderr, "region %d callback got %zu bytes at %#llx of %#zx\n",
-                idx, count, (unsigned long long)offset, dev->size[idx]);
+    if (offset < 0 || (size_t)offset > dev->size[idx] || count > dev->size[idx] - (size_t)offset) {
+        fprintf(stderr, "region %d callback got %zu bytes at %#llx of %#zx\n", idx, count,
+                (unsigned long long)offset, dev->size[idx]);
         abort();
     }
     return dev->buf[idx] + offset;
 }
 
 static ssize_t
-ram_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, loff_t offset,
-           bool is_write)
+ram_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     struct fuzz_device *dev = vfu_get_private(ctx);
     uint8_t *mem = backing(ctx, idx, count, offset);
@@ -72,7 +70,7 @@ static void
 dma_probe(vfu_ctx_t *ctx, uint64_t addr, bool is_write)
 {
     enum { MAX_SGS = 4 };
-    uint8_t (*data)[DMA_PROBE_LEN] = calloc(MAX_SGS, DMA_PROBE_LEN);
+    uint8_t(*data)[DMA_PROBE_LEN] = calloc(MAX_SGS, DMA_PROBE_LEN);
     dma_sg_t *sgl = calloc(MAX_SGS, dma_sg_size());
     struct iovec iov[MAX_SGS];
     int nr;
@@ -80,8 +78,8 @@ dma_probe(vfu_ctx_t *ctx, uint64_t addr, bool is_write)
     if (sgl == NULL || data == NULL) {
         abort();
     }
-    nr = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)addr, DMA_PROBE_LEN, sgl,
-                         MAX_SGS, is_write ? PROT_READ | PROT_WRITE : PROT_READ);
+    nr = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)addr, DMA_PROBE_LEN, sgl, MAX_SGS,
+                         is_write ? PROT_READ | PROT_WRITE : PROT_READ);
     for (int i = 0; i < nr; i++) {
         dma_sg_t *sg = (dma_sg_t *)((char *)sgl + (size_t)i * dma_sg_size());
 
@@ -131,8 +129,8 @@ dma_start(vfu_ctx_t *ctx, uint64_t value)
     if (data == NULL) {
         abort();
     }
-    if (dma_transfer_start(ctx, value & ~UINT64_C(1), DMA_PROBE_LEN, data,
-                           (value & 1) != 0, on_transfer_done, data) < 0) {
+    if (dma_transfer_start(ctx, value & ~UINT64_C(1), DMA_PROBE_LEN, data, (value & 1) != 0,
+                           on_transfer_done, data) < 0) {
         free(data);
     }
 }
@@ -141,8 +139,7 @@ static ssize_t
 bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     uint64_t value = 0;
-    ssize_t ret = ram_access(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, buf, count, offset,
-                             is_write);
+    ssize_t ret = ram_access(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, buf, count, offset, is_write);
 
     if (ret < 0 || !is_write) {
         return ret;
@@ -165,11 +162,10 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
     return ret;
 }
 
-#define RAM_CALLBACK(name, idx)                                              \
-    static ssize_t name(vfu_ctx_t *ctx, char *buf, size_t count,             \
-                        loff_t offset, bool is_write)                        \
-    {                                                                        \
-        return ram_access(ctx, idx, buf, count, offset, is_write);           \
+#define RAM_CALLBACK(name, idx)                                                                \
+    static ssize_t name(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write) \
+    {                                                                                          \
+        return ram_access(ctx, idx, buf, count, offset, is_write);                             \
     }
 
 RAM_CALLBACK(bar1_access, VFU_PCI_DEV_BAR1_REGION_IDX)
@@ -252,13 +248,11 @@ migr_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
     if ((unsigned)state > VFU_MIGR_STATE_RESUME) {
         abort();
     }
-    if (state == VFU_MIGR_STATE_STOP_AND_COPY &&
-        (dev->options & FUZZ_OPT_MIGR_FAILS)) {
+    if (state == VFU_MIGR_STATE_STOP_AND_COPY && (dev->options & FUZZ_OPT_MIGR_FAILS)) {
         errno = EIO;
         return -1;
     }
-    if (state != VFU_MIGR_STATE_STOP_AND_COPY ||
-        dev->migr_state != VFU_MIGR_STATE_PRE_COPY) {
+    if (state != VFU_MIGR_STATE_STOP_AND_COPY || dev->migr_state != VFU_MIGR_STATE_PRE_COPY) {
         dev->migr_pos = 0;
     }
     dev->migr_state = state;
@@ -269,13 +263,13 @@ migr_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 static void
 check_data_state(const struct fuzz_device *dev, bool is_write)
 {
-    bool ok = is_write ? dev->migr_state == VFU_MIGR_STATE_RESUME :
-              dev->migr_state == VFU_MIGR_STATE_PRE_COPY ||
-              dev->migr_state == VFU_MIGR_STATE_STOP_AND_COPY;
+    bool ok = is_write ? dev->migr_state == VFU_MIGR_STATE_RESUME
+                       : dev->migr_state == VFU_MIGR_STATE_PRE_COPY ||
+                             dev->migr_state == VFU_MIGR_STATE_STOP_AND_COPY;
 
     if (!ok) {
-        fprintf(stderr, "migration data %s in state %d\n",
-                is_write ? "written" : "read", (int)dev->migr_state);
+        fprintf(stderr, "migration data %s in state %d\n", is_write ? "written" : "read",
+                (int)dev->migr_state);
         abort();
     }
 }
@@ -340,12 +334,15 @@ add_capabilities(vfu_ctx_t *ctx, bool express)
     struct vsc vendor_hdr = { .hdr.id = PCI_CAP_ID_VNDR, .size = sizeof(vendor) };
     struct dsncap dsn = {
         .hdr = { .id = PCI_EXT_CAP_ID_DSN, .version = 1 },
-        .sn_lo = 0x01234567, .sn_hi = 0x89abcdef,
+        .sn_lo = 0x01234567,
+        .sn_hi = 0x89abcdef,
     };
     uint8_t ext_vendor[20] = { 0 };
     struct pcie_ext_cap_vsc_hdr ext_vendor_hdr = {
         .hdr = { .id = PCI_EXT_CAP_ID_VNDR, .version = 1 },
-        .id = 0x1234, .rev = 1, .len = sizeof(ext_vendor),
+        .id = 0x1234,
+        .rev = 1,
+        .len = sizeof(ext_vendor),
     };
 
     memcpy(vendor, &vendor_hdr, sizeof(vendor_hdr));
@@ -368,8 +365,7 @@ add_capabilities(vfu_ctx_t *ctx, bool express)
 
 static void
 setup_region(struct fuzz_device *dev, vfu_ctx_t *ctx, int idx, size_t size,
-             vfu_region_access_cb_t *cb, int flags, struct iovec *areas,
-             uint32_t nr_areas, int fd)
+             vfu_region_access_cb_t *cb, int flags, struct iovec *areas, uint32_t nr_areas, int fd)
 {
     dev->buf[idx] = calloc(1, size);
     dev->size[idx] = size;
@@ -382,8 +378,8 @@ setup_region(struct fuzz_device *dev, vfu_ctx_t *ctx, int idx, size_t size,
 }
 
 vfu_ctx_t *
-fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
-                   int memfd, int eventfd)
+fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options, int memfd,
+                   int eventfd)
 {
     bool express = !(options & FUZZ_OPT_CONVENTIONAL);
     struct iovec bar4_mappable = { .iov_base = (void *)0x1000, .iov_len = 0x1000 };
@@ -398,8 +394,7 @@ fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
     memset(dev, 0, sizeof(*dev));
     dev->options = options;
     dev->migr_state = VFU_MIGR_STATE_RUNNING;
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         die("vfu_create_ctx");
     }
@@ -415,22 +410,23 @@ fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
 
     setup_region(dev, ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE, bar0_access,
                  VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1);
-    setup_region(dev, ctx, VFU_PCI_DEV_BAR1_REGION_IDX, BAR1_SIZE, bar1_access,
-                 VFU_REGION_FLAG_RW, NULL, 0, -1);
+    setup_region(dev, ctx, VFU_PCI_DEV_BAR1_REGION_IDX, BAR1_SIZE, bar1_access, VFU_REGION_FLAG_RW,
+                 NULL, 0, -1);
     setup_region(dev, ctx, VFU_PCI_DEV_BAR2_REGION_IDX, BAR2_SIZE, bar2_access,
                  VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_64_BITS |
-                 VFU_REGION_FLAG_PREFETCH, NULL, 0, -1);
+                     VFU_REGION_FLAG_PREFETCH,
+                 NULL, 0, -1);
     setup_region(dev, ctx, VFU_PCI_DEV_BAR4_REGION_IDX, BAR4_SIZE, bar4_access,
                  VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, &bar4_mappable, 1, memfd);
     setup_region(dev, ctx, VFU_PCI_DEV_BAR5_REGION_IDX, BAR5_SIZE, bar5_access,
                  VFU_REGION_FLAG_READ | VFU_REGION_FLAG_MEM, NULL, 0, -1);
-    setup_region(dev, ctx, VFU_PCI_DEV_ROM_REGION_IDX, ROM_SIZE, rom_access,
-                 VFU_REGION_FLAG_READ, NULL, 0, -1);
+    setup_region(dev, ctx, VFU_PCI_DEV_ROM_REGION_IDX, ROM_SIZE, rom_access, VFU_REGION_FLAG_READ,
+                 NULL, 0, -1);
     setup_region(dev, ctx, VFU_PCI_DEV_CFG_REGION_IDX,
                  express ? PCI_CFG_SPACE_EXP_SIZE : PCI_CFG_SPACE_SIZE, cfg_access,
                  VFU_REGION_FLAG_RW, NULL, 0, -1);
-    setup_region(dev, ctx, VFU_PCI_DEV_VGA_REGION_IDX, VGA_SIZE, vga_access,
-                 VFU_REGION_FLAG_RW, NULL, 0, -1);
+    setup_region(dev, ctx, VFU_PCI_DEV_VGA_REGION_IDX, VGA_SIZE, vga_access, VFU_REGION_FLAG_RW,
+                 NULL, 0, -1);
     add_capabilities(ctx, express);
 
     if (vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1) < 0 ||
@@ -443,8 +439,8 @@ fuzz_device_create(struct fuzz_device *dev, const char *path, unsigned options,
     if (vfu_setup_device_reset_cb(ctx, on_reset) < 0 ||
         vfu_setup_device_dma(ctx, 16, on_dma_register, on_dma_unregister) < 0 ||
         vfu_setup_device_migration_callbacks(ctx, &migr) < 0 ||
-        vfu_create_ioeventfd(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, eventfd,
-                             FUZZ_BAR0_IOEVENTFD, 4, 0, 0, -1, 0) < 0) {
+        vfu_create_ioeventfd(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, eventfd, FUZZ_BAR0_IOEVENTFD, 4, 0,
+                             0, -1, 0) < 0) {
         die("device setup");
     }
     vfu_setup_device_quiesce_cb(ctx, on_quiesce);

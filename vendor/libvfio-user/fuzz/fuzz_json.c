@@ -24,8 +24,7 @@ check(bool ok, const char *what)
 static bool
 same_caps(const struct vfu_client_caps *a, const struct vfu_client_caps *b)
 {
-    return a->max_msg_fds == b->max_msg_fds &&
-           a->max_data_xfer_size == b->max_data_xfer_size &&
+    return a->max_msg_fds == b->max_msg_fds && a->max_data_xfer_size == b->max_data_xfer_size &&
            a->max_dma_maps == b->max_dma_maps && a->pgsizes == b->pgsizes &&
            a->migration_pgsize == b->migration_pgsize &&
            a->twin_socket_supported == b->twin_socket_supported &&
@@ -45,8 +44,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check(same_caps(&caps, &again), "two parses of one text give different values");
-    check(caps.max_msg_fds >= -1 && caps.max_data_xfer_size >= -1 &&
-          caps.max_dma_maps >= -1 && caps.pgsizes >= -1 &&
-          caps.migration_pgsize >= -1, "a negative number was accepted");
+    check(caps.max_msg_fds >= -1 && caps.max_data_xfer_size >= -1 && caps.max_dma_maps >= -1 &&
+              caps.pgsizes >= -1 && caps.migration_pgsize >= -1,
+          "a negative number was accepted");
     return 0;
 }

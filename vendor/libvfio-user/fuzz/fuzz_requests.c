@@ -65,8 +65,7 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    snprintf(sock_path, sizeof(sock_path), "/tmp/vfu-fuzz-requests-%d.sock",
-             (int)getpid());
+    snprintf(sock_path, sizeof(sock_path), "/tmp/vfu-fuzz-requests-%d.sock", (int)getpid());
     bar_memfd = new_memfd("fuzz-bar4", 0x2000);
     dma_memfd = new_memfd("fuzz-dma", DMA_SIZE);
     irq_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -120,16 +119,17 @@ drain(int fd)
     for (;;) {
         struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
         struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = control.buf,
+            .msg_controllen = sizeof(control.buf),
         };
         ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
         if (n <= 0) {
             return;
         }
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
-             cm = CMSG_NXTHDR(&mh, cm)) {
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
             if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
                 size_t nr = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
@@ -252,7 +252,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fd = connect_client();
     negotiate(ctx, fd);
     if (options & FUZZ_OPT_SMALL_SNDBUF) {
-        int sndbuf = 4096;      /* the kernel's minimum, doubled */
+        int sndbuf = 4096; /* the kernel's minimum, doubled */
 
         setsockopt(ctx->conn.main.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
@@ -262,8 +262,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int ret;
 
         if (round == MAX_ROUNDS) {
-            fprintf(stderr, "the server stopped consuming the stream: %zu of %zu "
-                    "bytes sent\n", sent, size);
+            fprintf(stderr,
+                    "the server stopped consuming the stream: %zu of %zu "
+                    "bytes sent\n",
+                    sent, size);
             abort();
         }
         if (sent < size) {
@@ -272,7 +274,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (n > 0) {
                 sent += (size_t)n;
             } else if (errno == EPIPE || errno == ECONNRESET) {
-                sent = size;    /* the server hung up: the rest goes nowhere */
+                sent = size; /* the server hung up: the rest goes nowhere */
             }
         } else if (!shut) {
             shutdown(fd, SHUT_WR);
@@ -293,9 +295,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ctx->migr_state != VFIO_USER_DEVICE_STATE_RUNNING ||
         dev.migr_state != VFU_MIGR_STATE_RUNNING || ctx->dirty_pgsize != 0) {
-        fprintf(stderr, "client gone, device left in state %u (device says %d), "
-                "logging at %llu\n", ctx->migr_state, (int)dev.migr_state,
-                (unsigned long long)ctx->dirty_pgsize);
+        fprintf(stderr,
+                "client gone, device left in state %u (device says %d), "
+                "logging at %llu\n",
+                ctx->migr_state, (int)dev.migr_state, (unsigned long long)ctx->dirty_pgsize);
         abort();
     }
     close(fd);

@@ -47,11 +47,11 @@ struct sample {
     uint32_t resets;
     uint8_t bar0_ram[BAR0_SIZE];
     uint8_t bar4_ram[BAR4_SIZE];
-    const uint8_t *dma_page;   /* first mapped page, if mapped here */
+    const uint8_t *dma_page; /* first mapped page, if mapped here */
     vfu_migr_state_t migr_state;
-    uint8_t image[IMAGE_SIZE];      /* being sent */
+    uint8_t image[IMAGE_SIZE]; /* being sent */
     size_t image_sent;
-    uint8_t incoming[IMAGE_SIZE];   /* being received, images back to back */
+    uint8_t incoming[IMAGE_SIZE]; /* being received, images back to back */
     size_t received;
 };
 
@@ -99,7 +99,7 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
         return (ssize_t)count;
     }
     if (count != 4 || offset % 4 != 0) {
-        errno = EINVAL;         /* registers are 32-bit only */
+        errno = EINVAL; /* registers are 32-bit only */
         return -1;
     }
     if (is_write) {
@@ -117,16 +117,26 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_writ
             }
             break;
         default:
-            break;              /* read-only registers ignore writes */
+            break; /* read-only registers ignore writes */
         }
         return 4;
     }
     switch (offset) {
-    case 0x00: value = SAMPLE_ID; break;
-    case 0x04: value = s->scratch; break;
-    case 0x0c: value = s->resets; break;
-    case 0x10: value = dma_sum(s); break;
-    default: value = 0; break;
+    case 0x00:
+        value = SAMPLE_ID;
+        break;
+    case 0x04:
+        value = s->scratch;
+        break;
+    case 0x0c:
+        value = s->resets;
+        break;
+    case 0x10:
+        value = dma_sum(s);
+        break;
+    default:
+        value = 0;
+        break;
     }
     memcpy(buf, &value, 4);
     return 4;
@@ -222,8 +232,7 @@ migration_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
     case VFU_MIGR_STATE_STOP:
         if (s->migr_state == VFU_MIGR_STATE_RESUME) {
             if (s->received == 0 || s->received % IMAGE_SIZE != 0) {
-                vfu_log(ctx, LOG_ERR, "incomplete migration image (%zu bytes)",
-                        s->received);
+                vfu_log(ctx, LOG_ERR, "incomplete migration image (%zu bytes)", s->received);
                 errno = EINVAL;
                 return -1;
             }
@@ -307,11 +316,11 @@ add_capabilities(vfu_ctx_t *ctx)
                  .data = { 's', 'a', 'm', 'p', 'l' } };
     struct dsncap dsn = {
         .hdr = { .id = PCI_EXT_CAP_ID_DSN, .version = 1 },
-        .sn_lo = 0x12345678, .sn_hi = 0x9abcdef0,
+        .sn_lo = 0x12345678,
+        .sn_hi = 0x9abcdef0,
     };
 
-    if (vfu_pci_add_capability(ctx, 0, 0, &pm) < 0 ||
-        vfu_pci_add_capability(ctx, 0, 0, &msi) < 0 ||
+    if (vfu_pci_add_capability(ctx, 0, 0, &pm) < 0 || vfu_pci_add_capability(ctx, 0, 0, &msi) < 0 ||
         vfu_pci_add_capability(ctx, 0, 0, &msix) < 0 ||
         vfu_pci_add_capability(ctx, 0, 0, &px) < 0 ||
         vfu_pci_add_capability(ctx, 0, 0, &vendor) < 0 ||
@@ -324,12 +333,11 @@ add_capabilities(vfu_ctx_t *ctx)
 static vfu_ctx_t *
 create_device(const char *path, struct sample *s)
 {
-    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                                    s, VFU_DEV_TYPE_PCI);
+    vfu_ctx_t *ctx =
+        vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, s, VFU_DEV_TYPE_PCI);
 
     if (ctx == NULL) {
-        fprintf(stderr, "sample_server: cannot serve on %s: %s\n", path,
-                strerror(errno));
+        fprintf(stderr, "sample_server: cannot serve on %s: %s\n", path, strerror(errno));
         return NULL;
     }
     vfu_setup_log(ctx, log_to_stderr, getenv("SAMPLE_DEBUG") ? LOG_DEBUG : LOG_ERR);
@@ -344,14 +352,12 @@ create_device(const char *path, struct sample *s)
                          VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0) < 0 ||
         vfu_setup_region(ctx, VFU_PCI_DEV_BAR4_REGION_IDX, BAR4_SIZE, bar4_access,
                          VFU_REGION_FLAG_RW, NULL, 0, -1, 0) < 0 ||
-        add_capabilities(ctx) < 0 ||
-        vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1) < 0 ||
+        add_capabilities(ctx) < 0 || vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1) < 0 ||
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSI_IRQ, NR_VECTORS) < 0 ||
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, NR_VECTORS) < 0 ||
         vfu_setup_device_reset_cb(ctx, reset_device) < 0 ||
         vfu_setup_device_dma(ctx, 64, dma_register, dma_unregister) < 0 ||
-        vfu_setup_device_migration_callbacks(ctx, &migration) < 0 ||
-        vfu_realize_ctx(ctx) < 0) {
+        vfu_setup_device_migration_callbacks(ctx, &migration) < 0 || vfu_realize_ctx(ctx) < 0) {
         goto fail;
     }
     return ctx;

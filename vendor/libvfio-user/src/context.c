@@ -10,8 +10,7 @@
 #include "private.h"
 
 VFU_EXPORT vfu_ctx_t *
-vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
-               vfu_dev_type_t dev_type)
+vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt, vfu_dev_type_t dev_type)
 {
     vfu_ctx_t *ctx;
     int ret;
@@ -131,8 +130,7 @@ ctx_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
 }
 
 ssize_t
-ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-                   uint64_t offset, bool is_write)
+ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset, bool is_write)
 {
     vfu_region_access_cb_t *cb = ctx->regions[idx].cb;
     ssize_t ret;
@@ -146,13 +144,12 @@ ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
     if (ret < 0) {
         int err = errno != 0 ? errno : EIO;
 
-        vfu_dbg(ctx, "region %d: %s of %zu bytes at %#" PRIx64 " failed: %d",
-                idx, is_write ? "write" : "read", count, offset, err);
+        vfu_dbg(ctx, "region %d: %s of %zu bytes at %#" PRIx64 " failed: %d", idx,
+                is_write ? "write" : "read", count, offset, err);
         return -err;
     }
     if ((size_t)ret != count) {
-        vfu_err(ctx, "region %d: callback handled %zd of %zu bytes", idx, ret,
-                count);
+        vfu_err(ctx, "region %d: callback handled %zd of %zu bytes", idx, ret, count);
         return -EINVAL;
     }
     return ret;

@@ -25,25 +25,26 @@
  */
 #define REPORT_BITMAP_MAX (TX_QUEUE_MAX / 2)
 
-static bool is_power_of_2(uint64_t v)
+static bool
+is_power_of_2(uint64_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;
 }
 
 /* Bytes of a bitmap with one bit per page of len bytes, in whole u64s. */
-static uint64_t bitmap_bytes(uint64_t len, uint64_t page_size)
+static uint64_t
+bitmap_bytes(uint64_t len, uint64_t page_size)
 {
     uint64_t pages = len / page_size + (len % page_size != 0);
 
     return (pages + 63) / 64 * sizeof(uint64_t);
 }
 
-int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len,
-                        uint64_t *page_size)
+int
+dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len, uint64_t *page_size)
 {
     struct vfio_user_device_feature_dma_logging_control ctl;
-    const size_t range_size =
-        sizeof(struct vfio_user_device_feature_dma_logging_range);
+    const size_t range_size = sizeof(struct vfio_user_device_feature_dma_logging_range);
     uint64_t granule;
     int ret;
 
@@ -51,10 +52,11 @@ int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len,
         return -EINVAL;
     }
     memcpy(&ctl, data, sizeof(ctl));
-    if (!is_power_of_2(ctl.page_size) ||
-        ctl.num_ranges > (len - sizeof(ctl)) / range_size) {
-        vfu_err(ctx, "DMA_LOGGING_START: page size %#llx, %u ranges in %zu "
-                "bytes", (unsigned long long)ctl.page_size, ctl.num_ranges, len);
+    if (!is_power_of_2(ctl.page_size) || ctl.num_ranges > (len - sizeof(ctl)) / range_size) {
+        vfu_err(ctx,
+                "DMA_LOGGING_START: page size %#llx, %u ranges in %zu "
+                "bytes",
+                (unsigned long long)ctl.page_size, ctl.num_ranges, len);
         return -EINVAL;
     }
     for (uint32_t i = 0; i < ctl.num_ranges; i++) {
@@ -85,13 +87,13 @@ int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len,
         ctx->dirty_pgsize = 0;
         return ret;
     }
-    vfu_dbg(ctx, "dirty-page logging on, %llu-byte pages",
-            (unsigned long long)granule);
+    vfu_dbg(ctx, "dirty-page logging on, %llu-byte pages", (unsigned long long)granule);
     *page_size = granule;
     return 0;
 }
 
-void dirty_logging_stop(vfu_ctx_t *ctx)
+void
+dirty_logging_stop(vfu_ctx_t *ctx)
 {
     if (ctx->dirty_pgsize == 0) {
         return;
@@ -103,7 +105,8 @@ void dirty_logging_stop(vfu_ctx_t *ctx)
     vfu_dbg(ctx, "dirty-page logging off");
 }
 
-int dirty_bitmap_alloc(vfu_ctx_t *ctx, uint64_t len, uint8_t **bitmap)
+int
+dirty_bitmap_alloc(vfu_ctx_t *ctx, uint64_t len, uint8_t **bitmap)
 {
     *bitmap = NULL;
     if (ctx->dirty_pgsize == 0) {
@@ -113,21 +116,21 @@ int dirty_bitmap_alloc(vfu_ctx_t *ctx, uint64_t len, uint8_t **bitmap)
     return *bitmap != NULL ? 0 : -ENOMEM;
 }
 
-void dirty_mark(vfu_ctx_t *ctx, uint8_t *bitmap, uint64_t offset, uint64_t len)
+void
+dirty_mark(vfu_ctx_t *ctx, uint8_t *bitmap, uint64_t offset, uint64_t len)
 {
     uint64_t page_size = ctx->dirty_pgsize;
 
     if (bitmap == NULL || page_size == 0 || len == 0) {
         return;
     }
-    for (uint64_t page = offset / page_size;
-         page <= (offset + len - 1) / page_size; page++) {
-        __atomic_fetch_or(&bitmap[page / 8], (uint8_t)(1u << (page % 8)),
-                          __ATOMIC_RELAXED);
+    for (uint64_t page = offset / page_size; page <= (offset + len - 1) / page_size; page++) {
+        __atomic_fetch_or(&bitmap[page / 8], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
     }
 }
 
-static void set_bit(uint8_t *bitmap, uint64_t bit)
+static void
+set_bit(uint8_t *bitmap, uint64_t bit)
 {
     bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
 }
@@ -138,8 +141,8 @@ static void set_bit(uint8_t *bitmap, uint64_t bit)
  * page: a report page larger than the logging granule gathers several logged
  * bits into one; a smaller one repeats a logged bit for each of its pages.
  */
-static void take_bits(uint8_t *logged, uint64_t granule, uint8_t *out,
-                      uint64_t report_size, uint64_t len)
+static void
+take_bits(uint8_t *logged, uint64_t granule, uint8_t *out, uint64_t report_size, uint64_t len)
 {
     uint64_t logged_pages = len / granule + (len % granule != 0);
     uint64_t report_pages = len / report_size + (len % report_size != 0);
@@ -147,8 +150,7 @@ static void take_bits(uint8_t *logged, uint64_t granule, uint8_t *out,
     for (uint64_t byte = 0; byte * 8 < logged_pages; byte++) {
         uint64_t left = logged_pages - byte * 8;
         uint8_t mask = left >= 8 ? 0xff : (uint8_t)((1u << left) - 1);
-        uint8_t bits = __atomic_fetch_and(&logged[byte], (uint8_t)~mask,
-                                          __ATOMIC_RELAXED) & mask;
+        uint8_t bits = __atomic_fetch_and(&logged[byte], (uint8_t)~mask, __ATOMIC_RELAXED) & mask;
 
         for (unsigned b = 0; bits != 0; b++, bits >>= 1) {
             uint64_t page = byte * 8 + b;
@@ -170,9 +172,9 @@ static void take_bits(uint8_t *logged, uint64_t granule, uint8_t *out,
     }
 }
 
-int dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
-                         const struct vfio_user_device_feature *req,
-                         const uint8_t *data, size_t len)
+int
+dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
+                     const struct vfio_user_device_feature *req, const uint8_t *data, size_t len)
 {
     struct vfio_user_device_feature_dma_logging_report rep;
     struct vfio_user_device_feature *res;
@@ -186,15 +188,14 @@ int dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
     memcpy(&rep, data, sizeof(rep));
     if (!is_power_of_2(rep.page_size) || rep.length < rep.page_size) {
         vfu_err(ctx, "DMA_LOGGING_REPORT: page size %#llx for %#llx bytes",
-                (unsigned long long)rep.page_size,
-                (unsigned long long)rep.length);
+                (unsigned long long)rep.page_size, (unsigned long long)rep.length);
         return -EINVAL;
     }
     bytes = bitmap_bytes(rep.length, rep.page_size);
     reply_len = sizeof(*req) + sizeof(rep) + bytes;
     if (bytes > REPORT_BITMAP_MAX || req->argsz < reply_len) {
-        vfu_err(ctx, "DMA_LOGGING_REPORT: %llu-byte bitmap, argsz %u",
-                (unsigned long long)bytes, req->argsz);
+        vfu_err(ctx, "DMA_LOGGING_REPORT: %llu-byte bitmap, argsz %u", (unsigned long long)bytes,
+                req->argsz);
         return -EINVAL;
     }
     ret = dma_dirty_bitmap(ctx, rep.iova, rep.length, &logged);
@@ -208,7 +209,6 @@ int dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
     res->argsz = (uint32_t)reply_len;
     res->flags = req->flags;
     memcpy(res->data, &rep, sizeof(rep));
-    take_bits(logged, ctx->dirty_pgsize, res->data + sizeof(rep),
-              rep.page_size, rep.length);
+    take_bits(logged, ctx->dirty_pgsize, res->data + sizeof(rep), rep.page_size, rep.length);
     return 0;
 }

@@ -29,9 +29,9 @@
 #include "dma.h"
 #include "private.h"
 
-#define DMA_MAP_KNOWN_FLAGS                                                   \
-    (VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE |             \
-     VFIO_USER_F_DMA_REGION_MMAP | VFIO_USER_F_DMA_REGION_FILE_IO)
+#define DMA_MAP_KNOWN_FLAGS                                                                     \
+    (VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE | VFIO_USER_F_DMA_REGION_MMAP | \
+     VFIO_USER_F_DMA_REGION_FILE_IO)
 
 /*
  * Largest mapping accepted, as upstream (8 TiB on 64-bit hosts): it bounds
@@ -43,7 +43,8 @@
 #define DMA_MAX_MAPPING_SIZE UINT64_C(0xffffffff)
 #endif
 
-size_t dma_first_ending_after(const struct vfu_dma *dma, uint64_t addr)
+size_t
+dma_first_ending_after(const struct vfu_dma *dma, uint64_t addr)
 {
     size_t lo = 0, hi = dma->nr_regions;
 
@@ -58,7 +59,8 @@ size_t dma_first_ending_after(const struct vfu_dma *dma, uint64_t addr)
     return lo;
 }
 
-struct dma_region *dma_find_containing(const struct vfu_dma *dma, uint64_t addr)
+struct dma_region *
+dma_find_containing(const struct vfu_dma *dma, uint64_t addr)
 {
     size_t i = dma_first_ending_after(dma, addr);
 
@@ -73,20 +75,21 @@ struct dma_region *dma_find_containing(const struct vfu_dma *dma, uint64_t addr)
  * client said it would create (CLIENT_DEFAULT_MAX_DMA_MAPS when it said
  * nothing).
  */
-static size_t max_mappings(vfu_ctx_t *ctx)
+static size_t
+max_mappings(vfu_ctx_t *ctx)
 {
-    return VFU_MIN(ctx->dma->max_regions,
-                   (size_t)ctx->conn.client_max_dma_maps);
+    return VFU_MIN(ctx->dma->max_regions, (size_t)ctx->conn.client_max_dma_maps);
 }
 
-VFU_EXPORT size_t dma_sg_size(void)
+VFU_EXPORT size_t
+dma_sg_size(void)
 {
     return sizeof(struct dma_sg);
 }
 
-VFU_EXPORT int vfu_setup_device_dma(vfu_ctx_t *ctx, size_t max_regions,
-                                    vfu_dma_register_cb_t *dma_register,
-                                    vfu_dma_unregister_cb_t *dma_unregister)
+VFU_EXPORT int
+vfu_setup_device_dma(vfu_ctx_t *ctx, size_t max_regions, vfu_dma_register_cb_t *dma_register,
+                     vfu_dma_unregister_cb_t *dma_unregister)
 {
     if (ctx == NULL) {
         errno = EINVAL;
@@ -106,7 +109,8 @@ VFU_EXPORT int vfu_setup_device_dma(vfu_ctx_t *ctx, size_t max_regions,
     return 0;
 }
 
-static void region_destroy(struct dma_region *r)
+static void
+region_destroy(struct dma_region *r)
 {
     if (r->info.mapping.iov_base != NULL) {
         munmap(r->info.mapping.iov_base, r->info.mapping.iov_len);
@@ -119,7 +123,8 @@ static void region_destroy(struct dma_region *r)
 }
 
 /* Tells the device, then drops the mapping at index i. */
-static void remove_region_at(vfu_ctx_t *ctx, size_t i)
+static void
+remove_region_at(vfu_ctx_t *ctx, size_t i)
 {
     struct vfu_dma *dma = ctx->dma;
     struct dma_region *r = dma->regions[i];
@@ -131,12 +136,12 @@ static void remove_region_at(vfu_ctx_t *ctx, size_t i)
     memmove(&dma->regions[i], &dma->regions[i + 1],
             (dma->nr_regions - i - 1) * sizeof(dma->regions[0]));
     dma->nr_regions--;
-    vfu_dbg(ctx, "DMA unmapped [%#" PRIx64 ", %#" PRIx64 ")",
-            region_start(r), region_end(r));
+    vfu_dbg(ctx, "DMA unmapped [%#" PRIx64 ", %#" PRIx64 ")", region_start(r), region_end(r));
     region_destroy(r);
 }
 
-void dma_remove_all(vfu_ctx_t *ctx)
+void
+dma_remove_all(vfu_ctx_t *ctx)
 {
     if (ctx->dma == NULL) {
         return;
@@ -146,7 +151,8 @@ void dma_remove_all(vfu_ctx_t *ctx)
     }
 }
 
-void dma_free(vfu_ctx_t *ctx)
+void
+dma_free(vfu_ctx_t *ctx)
 {
     if (ctx->dma == NULL) {
         return;
@@ -157,7 +163,8 @@ void dma_free(vfu_ctx_t *ctx)
     ctx->dma = NULL;
 }
 
-static int grow_regions(struct vfu_dma *dma)
+static int
+grow_regions(struct vfu_dma *dma)
 {
     size_t capacity;
     struct dma_region **regions;
@@ -176,8 +183,8 @@ static int grow_regions(struct vfu_dma *dma)
 }
 
 /* Maps the client's file for a region in mmap mode; fills info. */
-static int region_mmap(vfu_ctx_t *ctx, struct dma_region *r, int fd,
-                       uint64_t size)
+static int
+region_mmap(vfu_ctx_t *ctx, struct dma_region *r, int fd, uint64_t size)
 {
     size_t page = r->info.page_size;
     uint64_t map_offset = r->file_offset - r->file_offset % page;
@@ -193,12 +200,11 @@ static int region_mmap(vfu_ctx_t *ctx, struct dma_region *r, int fd,
         return -EINVAL;
     }
     map_len = VFU_ROUND_UP(lead + size, page);
-    base = mmap(NULL, map_len, (int)r->info.prot, MAP_SHARED, fd,
-                (off_t)map_offset);
+    base = mmap(NULL, map_len, (int)r->info.prot, MAP_SHARED, fd, (off_t)map_offset);
     if (base == MAP_FAILED) {
         int err = errno;
-        vfu_err(ctx, "DMA_MAP: mmap of %zu bytes at file offset %#" PRIx64
-                " failed: %s", map_len, map_offset, strerror(err));
+        vfu_err(ctx, "DMA_MAP: mmap of %zu bytes at file offset %#" PRIx64 " failed: %s", map_len,
+                map_offset, strerror(err));
         return -err;
     }
     /* Client memory has no business in a core dump of the device. */
@@ -210,7 +216,8 @@ static int region_mmap(vfu_ctx_t *ctx, struct dma_region *r, int fd,
 }
 
 /* Reads the file's identity; page_size per the fd's block size. */
-static int region_set_file(struct dma_region *r, int fd, uint64_t size)
+static int
+region_set_file(struct dma_region *r, int fd, uint64_t size)
 {
     struct stat st;
 
@@ -235,24 +242,25 @@ static int region_set_file(struct dma_region *r, int fd, uint64_t size)
 }
 
 /* True if a repeated DMA_MAP describes the existing mapping r exactly. */
-static bool same_mapping(const struct dma_region *r,
-                         const struct dma_region *req)
+static bool
+same_mapping(const struct dma_region *r, const struct dma_region *req)
 {
     if (r->mode != req->mode || r->info.prot != req->info.prot ||
         r->file_offset != req->file_offset || r->has_file != req->has_file) {
         return false;
     }
-    return !r->has_file ||
-           (r->file_dev == req->file_dev && r->file_ino == req->file_ino);
+    return !r->has_file || (r->file_dev == req->file_dev && r->file_ino == req->file_ino);
 }
 
 /* Mappings change under a device that might be using them: quiesce it first. */
-bool dma_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+bool
+dma_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 {
     return ctx->dma != NULL;
 }
 
-int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
+int
+handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_dma_map req;
     struct vfu_dma *dma = ctx->dma;
@@ -269,12 +277,10 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     /* The access-mode bits name alternatives; both at once means nothing. */
-    if ((req.flags & VFIO_USER_F_DMA_REGION_MMAP) &&
-        (req.flags & VFIO_USER_F_DMA_REGION_FILE_IO)) {
+    if ((req.flags & VFIO_USER_F_DMA_REGION_MMAP) && (req.flags & VFIO_USER_F_DMA_REGION_FILE_IO)) {
         return -EINVAL;
     }
-    if ((req.flags & (VFIO_USER_F_DMA_REGION_MMAP |
-                      VFIO_USER_F_DMA_REGION_FILE_IO)) && fd < 0) {
+    if ((req.flags & (VFIO_USER_F_DMA_REGION_MMAP | VFIO_USER_F_DMA_REGION_FILE_IO)) && fd < 0) {
         return -EINVAL;
     }
     if (req.size == 0 || req.addr > UINT64_MAX - req.size) {
@@ -304,8 +310,8 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
     if (fd < 0) {
         r->mode = DMA_ACCESS_MESSAGE;
     } else {
-        r->mode = (req.flags & VFIO_USER_F_DMA_REGION_FILE_IO) ?
-                  DMA_ACCESS_FILE_IO : DMA_ACCESS_MMAP;
+        r->mode =
+            (req.flags & VFIO_USER_F_DMA_REGION_FILE_IO) ? DMA_ACCESS_FILE_IO : DMA_ACCESS_MMAP;
         r->file_offset = req.offset;
         ret = region_set_file(r, fd, req.size);
         if (ret < 0) {
@@ -314,8 +320,7 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
 
     i = dma_first_ending_after(dma, req.addr);
-    if (i < dma->nr_regions &&
-        region_start(dma->regions[i]) < req.addr + req.size) {
+    if (i < dma->nr_regions && region_start(dma->regions[i]) < req.addr + req.size) {
         struct dma_region *old = dma->regions[i];
         /* Repeating a mapping exactly is harmless and succeeds. */
         if (region_start(old) == req.addr && old->info.iova.iov_len == req.size &&
@@ -327,9 +332,10 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
          * Mapping over an existing mapping: EEXIST, as the spec says
          * (upstream answers EINVAL).
          */
-        vfu_err(ctx, "DMA_MAP [%#" PRIx64 ", %#" PRIx64 ") overlaps "
-                "[%#" PRIx64 ", %#" PRIx64 ")", req.addr, req.addr + req.size,
-                region_start(old), region_end(old));
+        vfu_err(ctx,
+                "DMA_MAP [%#" PRIx64 ", %#" PRIx64 ") overlaps "
+                "[%#" PRIx64 ", %#" PRIx64 ")",
+                req.addr, req.addr + req.size, region_start(old), region_end(old));
         ret = -EEXIST;
         goto fail;
     }
@@ -338,8 +344,7 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
      * answers.
      */
     if (dma->nr_regions >= max_mappings(ctx)) {
-        vfu_err(ctx, "DMA_MAP: limit of %zu mappings reached",
-                max_mappings(ctx));
+        vfu_err(ctx, "DMA_MAP: limit of %zu mappings reached", max_mappings(ctx));
         ret = -EINVAL;
         goto fail;
     }
@@ -370,10 +375,11 @@ int handle_dma_map(vfu_ctx_t *ctx, struct vfu_msg *msg)
     r->id = ++dma->last_id != 0 ? dma->last_id : ++dma->last_id;
     dma->regions[i] = r;
     dma->nr_regions++;
-    vfu_dbg(ctx, "DMA mapped [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
-            req.addr, req.addr + req.size, r->info.prot,
-            r->mode == DMA_ACCESS_MMAP ? " mmap" :
-            r->mode == DMA_ACCESS_FILE_IO ? " file I/O" : " messages");
+    vfu_dbg(ctx, "DMA mapped [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s", req.addr,
+            req.addr + req.size, r->info.prot,
+            r->mode == DMA_ACCESS_MMAP      ? " mmap"
+            : r->mode == DMA_ACCESS_FILE_IO ? " file I/O"
+                                            : " messages");
     if (dma->register_cb != NULL) {
         dma->register_cb(ctx, &r->info);
     }
@@ -385,7 +391,8 @@ fail:
     return ret;
 }
 
-int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
+int
+handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_dma_unmap req;
     struct vfu_dma *dma = ctx->dma;
@@ -419,8 +426,7 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
         } else {
             size_t i = dma_first_ending_after(dma, req.addr);
             /* Only a whole mapping can be unmapped, never a part of one. */
-            if (i >= dma->nr_regions ||
-                region_start(dma->regions[i]) != req.addr ||
+            if (i >= dma->nr_regions || region_start(dma->regions[i]) != req.addr ||
                 dma->regions[i]->info.iova.iov_len != req.size) {
                 return -ENOENT;
             }
@@ -437,7 +443,8 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return 0;
 }
 
-int dma_dirty_start(vfu_ctx_t *ctx)
+int
+dma_dirty_start(vfu_ctx_t *ctx)
 {
     struct vfu_dma *dma = ctx->dma;
 
@@ -453,7 +460,8 @@ int dma_dirty_start(vfu_ctx_t *ctx)
     return 0;
 }
 
-void dma_dirty_stop(vfu_ctx_t *ctx)
+void
+dma_dirty_stop(vfu_ctx_t *ctx)
 {
     for (size_t i = 0; i < ctx->dma->nr_regions; i++) {
         free(ctx->dma->regions[i]->dirty);
@@ -461,8 +469,8 @@ void dma_dirty_stop(vfu_ctx_t *ctx)
     }
 }
 
-int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
-                     uint8_t **bitmap)
+int
+dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, uint8_t **bitmap)
 {
     struct dma_region *r;
     int ret;

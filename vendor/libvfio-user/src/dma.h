@@ -17,15 +17,15 @@ enum dma_access_mode {
 };
 
 struct dma_region {
-    vfu_dma_info_t info;        /* what the device's callbacks see */
-    uint32_t id;                /* unique per context, unlike the address */
+    vfu_dma_info_t info; /* what the device's callbacks see */
+    uint32_t id;         /* unique per context, unlike the address */
     enum dma_access_mode mode;
-    uint64_t file_offset;       /* offset of the IOVA start within the file */
-    int fd;                     /* file I/O mode only, else -1 */
+    uint64_t file_offset; /* offset of the IOVA start within the file */
+    int fd;               /* file I/O mode only, else -1 */
     bool has_file;
-    dev_t file_dev;             /* identity of the client's file, to tell */
-    ino_t file_ino;             /* a repeated DMA_MAP from a different one */
-    uint8_t *dirty;             /* dirty-page bitmap while logging (dirty.c) */
+    dev_t file_dev; /* identity of the client's file, to tell */
+    ino_t file_ino; /* a repeated DMA_MAP from a different one */
+    uint8_t *dirty; /* dirty-page bitmap while logging (dirty.c) */
 };
 
 /*
@@ -34,12 +34,12 @@ struct dma_region {
  * Python tests read these fields, so the 40-byte layout is part of the ABI.
  */
 struct dma_sg {
-    vfu_dma_addr_t dma_addr;    /* IOVA of the start of the mapping */
+    vfu_dma_addr_t dma_addr; /* IOVA of the start of the mapping */
     struct dma_region *region;
     uint64_t length;
-    uint64_t offset;            /* of the segment within the mapping */
-    bool writeable;             /* asked for with PROT_WRITE */
-    uint32_t mapping_id;        /* the region's id: in padding, ABI unchanged */
+    uint64_t offset;     /* of the segment within the mapping */
+    bool writeable;      /* asked for with PROT_WRITE */
+    uint32_t mapping_id; /* the region's id: in padding, ABI unchanged */
 };
 
 #if UINTPTR_MAX == UINT64_MAX
@@ -55,18 +55,20 @@ struct vfu_dma {
     size_t max_regions;
     vfu_dma_register_cb_t *register_cb;
     vfu_dma_unregister_cb_t *unregister_cb;
-    struct dma_region **regions;    /* sorted by IOVA, never overlapping */
+    struct dma_region **regions; /* sorted by IOVA, never overlapping */
     size_t nr_regions;
     size_t capacity;
     uint32_t last_id;
 };
 
-static inline uint64_t region_start(const struct dma_region *r)
+static inline uint64_t
+region_start(const struct dma_region *r)
 {
     return (uint64_t)(uintptr_t)r->info.iova.iov_base;
 }
 
-static inline uint64_t region_end(const struct dma_region *r)
+static inline uint64_t
+region_end(const struct dma_region *r)
 {
     return region_start(r) + r->info.iova.iov_len;
 }

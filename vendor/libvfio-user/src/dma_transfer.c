@@ -35,11 +35,11 @@ struct dma_xfer {
     uint8_t *data;
     bool is_write;
     bool blocking;
-    size_t requested;           /* bytes asked for so far */
-    size_t completed;           /* bytes whose replies arrived */
-    size_t inflight;            /* requested, not completed: blocking only */
-    size_t pending;             /* messages awaiting replies */
-    int error;                  /* first failure (positive errno), or 0 */
+    size_t requested; /* bytes asked for so far */
+    size_t completed; /* bytes whose replies arrived */
+    size_t inflight;  /* requested, not completed: blocking only */
+    size_t pending;   /* messages awaiting replies */
+    int error;        /* first failure (positive errno), or 0 */
     dma_transfer_done_t *done;
     void *cookie;
 };
@@ -50,7 +50,7 @@ struct dma_chunk {
     uint16_t msg_id;
     uint16_t cmd;
     uint64_t addr;
-    size_t offset;              /* into the transfer's data */
+    size_t offset; /* into the transfer's data */
     size_t count;
 };
 
@@ -58,8 +58,8 @@ struct dma_chunk {
 static size_t
 chunk_limit(vfu_ctx_t *ctx, bool is_write)
 {
-    uint64_t limit = VFU_MIN(ctx->conn.client_max_data_xfer_size,
-                             (uint64_t)SERVER_MAX_DATA_XFER_SIZE);
+    uint64_t limit =
+        VFU_MIN(ctx->conn.client_max_data_xfer_size, (uint64_t)SERVER_MAX_DATA_XFER_SIZE);
 
     if (!is_write) {
         limit = VFU_MIN(limit, (uint64_t)DMA_READ_CHUNK_MAX);
@@ -101,8 +101,7 @@ send_chunk(vfu_ctx_t *ctx, struct dma_xfer *x)
     access.count = c->count;
     hdr.msg_id = c->msg_id;
     hdr.cmd = c->cmd;
-    hdr.msg_size = (uint32_t)(sizeof(hdr) + sizeof(access) +
-                              (x->is_write ? c->count : 0));
+    hdr.msg_size = (uint32_t)(sizeof(hdr) + sizeof(access) + (x->is_write ? c->count : 0));
     iov[0].iov_base = &access;
     iov[0].iov_len = sizeof(access);
     iov[1].iov_base = x->data + c->offset;
@@ -179,8 +178,7 @@ drop_chunks_of(vfu_ctx_t *ctx, struct dma_xfer *x)
 static struct dma_chunk **
 find_chunk(vfu_ctx_t *ctx, uint16_t msg_id)
 {
-    for (struct dma_chunk **link = &ctx->xfers.chunks; *link != NULL;
-         link = &(*link)->next) {
+    for (struct dma_chunk **link = &ctx->xfers.chunks; *link != NULL; link = &(*link)->next) {
         if ((*link)->msg_id == msg_id) {
             return link;
         }
@@ -196,9 +194,9 @@ take_reply(vfu_ctx_t *ctx, const struct dma_chunk *c, const struct vfu_msg *msg)
     size_t data_len;
 
     if (msg->hdr.flags & VFIO_USER_F_ERROR) {
-        vfu_err(ctx, "msg%#x: the client failed DMA %s of %#zx bytes at %#" PRIx64
-                ": %s", c->msg_id, c->cmd == VFIO_USER_DMA_READ ? "read" : "write",
-                c->count, c->addr, strerror((int)msg->hdr.error_no));
+        vfu_err(ctx, "msg%#x: the client failed DMA %s of %#zx bytes at %#" PRIx64 ": %s",
+                c->msg_id, c->cmd == VFIO_USER_DMA_READ ? "read" : "write", c->count, c->addr,
+                strerror((int)msg->hdr.error_no));
         return msg->hdr.error_no != 0 ? (int)msg->hdr.error_no : EIO;
     }
     if (msg->hdr.cmd != c->cmd || msg->in_len < sizeof(access)) {
@@ -209,14 +207,15 @@ take_reply(vfu_ctx_t *ctx, const struct dma_chunk *c, const struct vfu_msg *msg)
     data_len = msg->in_len - sizeof(access);
     if (access.addr != c->addr || access.count > c->count ||
         data_len != (c->cmd == VFIO_USER_DMA_READ ? access.count : 0)) {
-        vfu_err(ctx, "msg%#x: DMA reply for %#" PRIx64 "+%#" PRIx64 " (%zu bytes) does "
-                "not answer %#" PRIx64 "+%#zx", c->msg_id, access.addr,
-                access.count, data_len, c->addr, c->count);
+        vfu_err(ctx,
+                "msg%#x: DMA reply for %#" PRIx64 "+%#" PRIx64 " (%zu bytes) does "
+                "not answer %#" PRIx64 "+%#zx",
+                c->msg_id, access.addr, access.count, data_len, c->addr, c->count);
         return EINVAL;
     }
     if (access.count < c->count) {
-        vfu_err(ctx, "msg%#x: the client moved %#" PRIx64 " of %#zx bytes",
-                c->msg_id, access.count, c->count);
+        vfu_err(ctx, "msg%#x: the client moved %#" PRIx64 " of %#zx bytes", c->msg_id, access.count,
+                c->count);
         return EIO;
     }
     if (c->cmd == VFIO_USER_DMA_READ) {
@@ -294,8 +293,8 @@ pump_all(vfu_ctx_t *ctx)
 }
 
 int
-dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
-                   bool is_write, dma_transfer_done_t *done, void *cookie)
+dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool is_write,
+                   dma_transfer_done_t *done, void *cookie)
 {
     struct dma_xfer *x;
     int ret;
@@ -351,8 +350,7 @@ dma_transfer_reply(vfu_ctx_t *ctx, struct vfu_msg *msg)
     link = find_chunk(ctx, msg->hdr.msg_id);
     if (link == NULL) {
         /* A transfer that failed or timed out may still get its replies. */
-        vfu_warn(ctx, "msg%#x: dropped a DMA reply nothing waits for",
-                 msg->hdr.msg_id);
+        vfu_warn(ctx, "msg%#x: dropped a DMA reply nothing waits for", msg->hdr.msg_id);
         return true;
     }
     x = (*link)->xfer;
@@ -375,11 +373,13 @@ dma_transfer_abort_all(vfu_ctx_t *ctx)
 /* ---------------------------------------------------------------- blocking */
 
 int
-dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
-                  bool is_write)
+dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool is_write)
 {
     struct dma_xfer x = {
-        .iova = iova, .len = len, .data = data, .is_write = is_write,
+        .iova = iova,
+        .len = len,
+        .data = data,
+        .is_write = is_write,
         .blocking = true,
     };
 
@@ -405,8 +405,7 @@ dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
         if (ret != 1 && ret != -EINVAL && ret != -E2BIG) {
             msg_free(&msg);
             if (ret == -ETIMEDOUT) {
-                vfu_err(ctx, "no reply to a DMA message in %d ms",
-                        ctx->xfers.reply_timeout_ms);
+                vfu_err(ctx, "no reply to a DMA message in %d ms", ctx->xfers.reply_timeout_ms);
             }
             x.error = -ret;
             break;
@@ -417,8 +416,7 @@ dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
             msg_free(&msg);
             x.error = -ret;
         } else if (ctx->conn.deferred_bytes > DEFERRED_MAX) {
-            vfu_err(ctx, "the client sent over %u bytes during a DMA transfer",
-                    DEFERRED_MAX);
+            vfu_err(ctx, "the client sent over %u bytes during a DMA transfer", DEFERRED_MAX);
             x.error = ENOBUFS;
         }
     }

@@ -12,14 +12,13 @@ vfu_ext_irq_mode(vfu_ctx_t *ctx)
 {
     if (ctx == NULL) {
         errno = EINVAL;
-        return (enum vfu_dev_irq_type)-1;
+        return (enum vfu_dev_irq_type) - 1;
     }
     return (enum vfu_dev_irq_type)irq_mode(ctx);
 }
 
 VFU_EXPORT int
-vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
-                    uint32_t vector)
+vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type, uint32_t vector)
 {
     if (ctx == NULL) {
         errno = EINVAL;
@@ -41,8 +40,8 @@ vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
 }
 
 VFU_EXPORT int
-vfu_ext_irq_vector_state(vfu_ctx_t *ctx, enum vfu_dev_irq_type type,
-                         uint32_t vector, bool *masked, bool *pending)
+vfu_ext_irq_vector_state(vfu_ctx_t *ctx, enum vfu_dev_irq_type type, uint32_t vector, bool *masked,
+                         bool *pending)
 {
     if (ctx == NULL || masked == NULL || pending == NULL) {
         return -EINVAL;
@@ -65,14 +64,13 @@ vfu_ext_msix_table(vfu_ctx_t *ctx, size_t *len)
 }
 
 VFU_EXPORT int
-vfu_ext_msix_restore(vfu_ctx_t *ctx, const uint8_t *table, size_t table_len,
-                     const uint8_t *pending, size_t nr_pending)
+vfu_ext_msix_restore(vfu_ctx_t *ctx, const uint8_t *table, size_t table_len, const uint8_t *pending,
+                     size_t nr_pending)
 {
     struct vfu_irqs *irqs;
     size_t own_len;
 
-    if (ctx == NULL || (table == NULL && table_len != 0) ||
-        (pending == NULL && nr_pending != 0)) {
+    if (ctx == NULL || (table == NULL && table_len != 0) || (pending == NULL && nr_pending != 0)) {
         return -EINVAL;
     }
     irqs = &ctx->irqs;
@@ -107,8 +105,8 @@ vfu_ext_dirty_granule(vfu_ctx_t *ctx)
 }
 
 VFU_EXPORT int
-vfu_ext_dma_transfer(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
-                     bool is_write, vfu_ext_dma_done_t *done, void *cookie)
+vfu_ext_dma_transfer(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool is_write,
+                     vfu_ext_dma_done_t *done, void *cookie)
 {
     return dma_transfer_start(ctx, iova, len, data, is_write, done, cookie);
 }

@@ -14,16 +14,14 @@
 
 #include "private.h"
 
-VFU_EXPORT int vfu_create_ioeventfd(vfu_ctx_t *ctx, uint32_t region_idx,
-                                    int fd, size_t gpa_offset, uint32_t size,
-                                    uint32_t flags, uint64_t datamatch,
-                                    int shadow_fd, size_t shadow_offset)
+VFU_EXPORT int
+vfu_create_ioeventfd(vfu_ctx_t *ctx, uint32_t region_idx, int fd, size_t gpa_offset, uint32_t size,
+                     uint32_t flags, uint64_t datamatch, int shadow_fd, size_t shadow_offset)
 {
     struct vfu_ioeventfd *entry;
 
     /* Shadow ioeventfds need kernel support this library does not build. */
-    if (ctx == NULL || fd < -1 || shadow_fd != -1 ||
-        region_idx >= VFU_PCI_DEV_NUM_REGIONS) {
+    if (ctx == NULL || fd < -1 || shadow_fd != -1 || region_idx >= VFU_PCI_DEV_NUM_REGIONS) {
         errno = EINVAL;
         return -1;
     }
@@ -49,7 +47,8 @@ VFU_EXPORT int vfu_create_ioeventfd(vfu_ctx_t *ctx, uint32_t region_idx,
     return 0;
 }
 
-void ioeventfd_free(vfu_ctx_t *ctx)
+void
+ioeventfd_free(vfu_ctx_t *ctx)
 {
     while (ctx->ioeventfds != NULL) {
         struct vfu_ioeventfd *entry = ctx->ioeventfds;
@@ -82,8 +81,7 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
     const struct vfu_ioeventfd *ioefd;
     int fds[SERVER_MAX_MSG_FDS];
     size_t nr_fds = 0;
-    size_t max_fds = VFU_MIN((size_t)SERVER_MAX_MSG_FDS,
-                             (size_t)ctx->conn.client_max_msg_fds);
+    size_t max_fds = VFU_MIN((size_t)SERVER_MAX_MSG_FDS, (size_t)ctx->conn.client_max_msg_fds);
     uint32_t nr_entries = 0;
     size_t full_len;
     uint8_t *reply;
@@ -93,10 +91,9 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -EINVAL;
     }
     memcpy(&req, msg->in, sizeof(req));
-    if (req.flags != 0 || req.count != 0 ||
-        req.index >= VFU_PCI_DEV_NUM_REGIONS ||
-        ctx->regions[req.index].flags == 0 ||
-        req.argsz < sizeof(req) || req.argsz > SERVER_MAX_DATA_XFER_SIZE) {
+    if (req.flags != 0 || req.count != 0 || req.index >= VFU_PCI_DEV_NUM_REGIONS ||
+        ctx->regions[req.index].flags == 0 || req.argsz < sizeof(req) ||
+        req.argsz > SERVER_MAX_DATA_XFER_SIZE) {
         return -EINVAL;
     }
     for (ioefd = ctx->ioeventfds; ioefd != NULL; ioefd = ioefd->next) {
@@ -144,8 +141,7 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
         }
         /* vfu_create_ioeventfd accepts no shadow fds, so none to send. */
         entry.fd_index = (uint32_t)idx;
-        memcpy(reply + sizeof(head) + i * sizeof(union sub_region), &entry,
-               sizeof(entry));
+        memcpy(reply + sizeof(head) + i * sizeof(union sub_region), &entry, sizeof(entry));
         i++;
     }
     for (i = 0; i < nr_fds; i++) {
@@ -158,7 +154,9 @@ handle_device_get_region_io_fds(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return 0;
 
 too_many_fds:
-    vfu_err(ctx, "region %u: its ioeventfds need more than the %zu fds a "
-            "reply may carry", req.index, max_fds);
+    vfu_err(ctx,
+            "region %u: its ioeventfds need more than the %zu fds a "
+            "reply may carry",
+            req.index, max_fds);
     return -ENOSPC;
 }

@@ -22,7 +22,7 @@ struct msix_control {
 /* The MSI capability's per-vector mask and pending registers, if any. */
 struct msi_layout {
     bool per_vector_mask;
-    size_t mask_off;            /* config-space offsets */
+    size_t mask_off; /* config-space offsets */
     size_t pending_off;
 };
 
@@ -137,8 +137,7 @@ vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
         return intx_disabled(ctx);
     }
     if (m->has_msix) {
-        return !m->msix.enabled || m->msix.function_masked ||
-               msix_entry_masked(ctx, v);
+        return !m->msix.enabled || m->msix.function_masked || msix_entry_masked(ctx, v);
     }
     if (m->has_msi && m->msi.per_vector_mask && v < 32) {
         return (pci_get32(ctx->pci.cfg + m->msi.mask_off) >> v) & 1;
@@ -148,8 +147,7 @@ vector_masked(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v)
 
 /* Records or clears a held-back interrupt, mirrored in MSI's pending bits. */
 static void
-set_pending(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v,
-            bool pending)
+set_pending(vfu_ctx_t *ctx, const struct cfg_masks *m, int type, uint32_t v, bool pending)
 {
     ctx->irqs.pending[type][v] = pending;
     if (m->has_msi && m->msi.per_vector_mask && v < 32) {
@@ -200,8 +198,7 @@ irq_release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count)
     read_cfg_masks(ctx, type, &m);
     for (uint32_t v = start; v < end; v++) {
         if (ctx->irqs.pending[type][v] && ctx->irqs.efds[type][v] >= 0 &&
-            !vector_masked(ctx, &m, type, v) &&
-            signal_vector(ctx, type, v) == 0) {
+            !vector_masked(ctx, &m, type, v) && signal_vector(ctx, type, v) == 0) {
             set_pending(ctx, &m, type, v, false);
         }
     }
@@ -264,8 +261,7 @@ resize_vectors(vfu_ctx_t *ctx, int type, uint32_t n)
 }
 
 VFU_EXPORT int
-vfu_setup_device_nr_irqs(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
-                         uint32_t count)
+vfu_setup_device_nr_irqs(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type, uint32_t count)
 {
     int ret;
 
@@ -331,8 +327,7 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
         return -1;
     }
     type = irq_mode(vfu_ctx);
-    if (subindex >= vfu_ctx->irqs.count[type] ||
-        subindex >= vfu_ctx->irqs.nr_vectors[type]) {
+    if (subindex >= vfu_ctx->irqs.count[type] || subindex >= vfu_ctx->irqs.nr_vectors[type]) {
         /*
          * As upstream, whose vectors share one table as large as the
          * largest count: a vector the device has in some type is ENOENT
@@ -368,13 +363,11 @@ irq_signal_event(vfu_ctx_t *ctx, int type)
 }
 
 int
-irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
-                 bool *pending)
+irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked, bool *pending)
 {
     struct cfg_masks m;
 
-    if (!is_irq_type(type) || v >= ctx->irqs.count[type] ||
-        v >= ctx->irqs.nr_vectors[type]) {
+    if (!is_irq_type(type) || v >= ctx->irqs.count[type] || v >= ctx->irqs.nr_vectors[type]) {
         return -EINVAL;
     }
     read_cfg_masks(ctx, type, &m);
@@ -456,8 +449,8 @@ irq_intx_control_changed(vfu_ctx_t *ctx)
 void
 irq_intx_unmasked(vfu_ctx_t *ctx)
 {
-    bool held = ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ] > 0 &&
-                ctx->irqs.pending[VFU_DEV_INTX_IRQ][0];
+    bool held =
+        ctx->irqs.nr_vectors[VFU_DEV_INTX_IRQ] > 0 && ctx->irqs.pending[VFU_DEV_INTX_IRQ][0];
 
     irq_release_pending(ctx, VFU_DEV_INTX_IRQ, 0, 1);
     if (!held) {
@@ -466,8 +459,7 @@ irq_intx_unmasked(vfu_ctx_t *ctx)
 }
 
 int
-irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count,
-                     const uint8_t *bools)
+irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count, const uint8_t *bools)
 {
     struct cfg_masks m;
 

@@ -39,8 +39,7 @@ is_one_of(uint32_t bits, uint32_t a, uint32_t b, uint32_t c)
 }
 
 static int
-check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
-               size_t data_len, size_t nr_fds)
+check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req, size_t data_len, size_t nr_fds)
 {
     uint32_t action = req->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     uint32_t data = req->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
@@ -49,10 +48,10 @@ check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
     if (req->argsz < sizeof(*req) || req->index >= VFU_DEV_NUM_IRQS) {
         return -EINVAL;
     }
-    if ((req->flags & ~(uint32_t)(VFIO_IRQ_SET_ACTION_TYPE_MASK |
-                        VFIO_IRQ_SET_DATA_TYPE_MASK)) != 0 ||
-        !is_one_of(action, VFIO_IRQ_SET_ACTION_MASK,
-                   VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_ACTION_TRIGGER) ||
+    if ((req->flags & ~(uint32_t)(VFIO_IRQ_SET_ACTION_TYPE_MASK | VFIO_IRQ_SET_DATA_TYPE_MASK)) !=
+            0 ||
+        !is_one_of(action, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
+                   VFIO_IRQ_SET_ACTION_TRIGGER) ||
         !is_one_of(data, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_BOOL,
                    VFIO_IRQ_SET_DATA_EVENTFD)) {
         return -EINVAL;
@@ -68,10 +67,8 @@ check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
             return -EINVAL;
         }
     } else {
-        nr_vectors = VFU_MIN(ctx->irqs.count[req->index],
-                             ctx->irqs.nr_vectors[req->index]);
-        if (req->start >= nr_vectors ||
-            (uint64_t)req->start + req->count > nr_vectors) {
+        nr_vectors = VFU_MIN(ctx->irqs.count[req->index], ctx->irqs.nr_vectors[req->index]);
+        if (req->start >= nr_vectors || (uint64_t)req->start + req->count > nr_vectors) {
             return -EINVAL;
         }
     }
@@ -86,8 +83,7 @@ check_set_irqs(vfu_ctx_t *ctx, const struct vfio_irq_set *req,
 
 /* Calls the state callback once per run of consecutive selected vectors. */
 static void
-set_masks(vfu_ctx_t *ctx, const struct vfio_irq_set *req, const uint8_t *bools,
-          bool mask)
+set_masks(vfu_ctx_t *ctx, const struct vfio_irq_set *req, const uint8_t *bools, bool mask)
 {
     vfu_dev_irq_state_cb_t *cb = ctx->irqs.state_cb[req->index];
     uint32_t run_start = 0;
@@ -124,9 +120,10 @@ handle_device_set_irqs(vfu_ctx_t *ctx, struct vfu_msg *msg)
     memcpy(&req, msg->in, sizeof(req));
     ret = check_set_irqs(ctx, &req, msg->in_len - sizeof(req), msg->nr_in_fds);
     if (ret < 0) {
-        vfu_err(ctx, "SET_IRQS index %u flags %#x start %u count %u with %zu "
-                "fds: invalid", req.index, req.flags, req.start, req.count,
-                msg->nr_in_fds);
+        vfu_err(ctx,
+                "SET_IRQS index %u flags %#x start %u count %u with %zu "
+                "fds: invalid",
+                req.index, req.flags, req.start, req.count, msg->nr_in_fds);
         return ret;
     }
     action = req.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;

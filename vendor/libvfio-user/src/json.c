@@ -22,8 +22,7 @@ struct json_cursor {
 static void
 skip_ws(struct json_cursor *c)
 {
-    while (c->p < c->end &&
-           (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) {
         c->p++;
     }
 }
@@ -54,8 +53,7 @@ take_word(struct json_cursor *c, const char *word)
 static bool
 is_hex(char ch)
 {
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-           (ch >= 'A' && ch <= 'F');
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
 /*
@@ -82,8 +80,8 @@ read_string(struct json_cursor *c, char *key, size_t key_size, bool *fits)
                 return -EINVAL;
             }
             if (c->p[1] == 'u') {
-                if (c->end - c->p < 6 || !is_hex(c->p[2]) || !is_hex(c->p[3]) ||
-                    !is_hex(c->p[4]) || !is_hex(c->p[5])) {
+                if (c->end - c->p < 6 || !is_hex(c->p[2]) || !is_hex(c->p[3]) || !is_hex(c->p[4]) ||
+                    !is_hex(c->p[5])) {
                     return -EINVAL;
                 }
                 c->p += 6;
@@ -92,7 +90,7 @@ read_string(struct json_cursor *c, char *key, size_t key_size, bool *fits)
             } else {
                 return -EINVAL;
             }
-            *fits = false;      /* our keys contain no escapes */
+            *fits = false; /* our keys contain no escapes */
             continue;
         }
         if (key != NULL && len + 1 < key_size) {
@@ -360,9 +358,12 @@ json_parse_client_caps(const char *text, size_t len, struct vfu_client_caps *cap
     struct json_cursor c = { .p = text, .end = text + len, .depth = 0 };
     int ret;
 
-    *caps = (struct vfu_client_caps) {
-        .max_msg_fds = -1, .max_data_xfer_size = -1, .max_dma_maps = -1,
-        .pgsizes = -1, .migration_pgsize = -1,
+    *caps = (struct vfu_client_caps){
+        .max_msg_fds = -1,
+        .max_data_xfer_size = -1,
+        .max_dma_maps = -1,
+        .pgsizes = -1,
+        .migration_pgsize = -1,
     };
     ret = each_member(&c, top_member, caps);
     if (ret < 0) {

@@ -14,9 +14,7 @@
 
 #include "private.h"
 
-#define FEATURE_OPS                                                           \
-    (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET |                      \
-     VFIO_DEVICE_FEATURE_PROBE)
+#define FEATURE_OPS (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE)
 
 enum {
     STOP = VFIO_USER_DEVICE_STATE_STOP,
@@ -30,24 +28,34 @@ enum {
  * next_step[from][to]: the state to go through first on the way from one
  * state to another. 0 (ERROR) where no way is allowed.
  */
-static const uint8_t next_step[VFIO_USER_DEVICE_NUM_STATES]
-                              [VFIO_USER_DEVICE_NUM_STATES] = {
-    [STOP] = { [STOP] = STOP, [RUNNING] = RUNNING, [STOP_COPY] = STOP_COPY,
-               [RESUMING] = RESUMING, [PRE_COPY] = RUNNING },
-    [RUNNING] = { [STOP] = STOP, [RUNNING] = RUNNING, [STOP_COPY] = STOP,
-                  [RESUMING] = STOP, [PRE_COPY] = PRE_COPY },
+static const uint8_t next_step[VFIO_USER_DEVICE_NUM_STATES][VFIO_USER_DEVICE_NUM_STATES] = {
+    [STOP] = { [STOP] = STOP,
+               [RUNNING] = RUNNING,
+               [STOP_COPY] = STOP_COPY,
+               [RESUMING] = RESUMING,
+               [PRE_COPY] = RUNNING },
+    [RUNNING] = { [STOP] = STOP,
+                  [RUNNING] = RUNNING,
+                  [STOP_COPY] = STOP,
+                  [RESUMING] = STOP,
+                  [PRE_COPY] = PRE_COPY },
     /* STOP_COPY -> PRE_COPY is forbidden by the protocol. */
-    [STOP_COPY] = { [STOP] = STOP, [RUNNING] = STOP, [STOP_COPY] = STOP_COPY,
-                    [RESUMING] = STOP },
-    [RESUMING] = { [STOP] = STOP, [RUNNING] = STOP, [STOP_COPY] = STOP,
-                   [RESUMING] = RESUMING, [PRE_COPY] = STOP },
-    [PRE_COPY] = { [STOP] = RUNNING, [RUNNING] = RUNNING,
-                   [STOP_COPY] = STOP_COPY, [RESUMING] = RUNNING,
+    [STOP_COPY] = { [STOP] = STOP, [RUNNING] = STOP, [STOP_COPY] = STOP_COPY, [RESUMING] = STOP },
+    [RESUMING] = { [STOP] = STOP,
+                   [RUNNING] = STOP,
+                   [STOP_COPY] = STOP,
+                   [RESUMING] = RESUMING,
+                   [PRE_COPY] = STOP },
+    [PRE_COPY] = { [STOP] = RUNNING,
+                   [RUNNING] = RUNNING,
+                   [STOP_COPY] = STOP_COPY,
+                   [RESUMING] = RUNNING,
                    [PRE_COPY] = PRE_COPY },
 };
 
 /* The name the device's transition callback knows a state by. */
-static vfu_migr_state_t device_state_name(uint32_t state)
+static vfu_migr_state_t
+device_state_name(uint32_t state)
 {
     switch (state) {
     case STOP:
@@ -64,11 +72,9 @@ static vfu_migr_state_t device_state_name(uint32_t state)
 }
 
 VFU_EXPORT int
-vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
-                                     const vfu_migration_callbacks_t *callbacks)
+vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx, const vfu_migration_callbacks_t *callbacks)
 {
-    if (ctx == NULL || callbacks == NULL ||
-        callbacks->version != VFU_MIGR_CALLBACKS_VERS ||
+    if (ctx == NULL || callbacks == NULL || callbacks->version != VFU_MIGR_CALLBACKS_VERS ||
         callbacks->transition == NULL || callbacks->read_data == NULL ||
         callbacks->write_data == NULL) {
         errno = EINVAL;
@@ -81,12 +87,14 @@ vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
 }
 
 /* A callback's failure as -errno; one that set no errno counts as EIO. */
-static int callback_error(void)
+static int
+callback_error(void)
 {
     return errno != 0 ? -errno : -EIO;
 }
 
-static int tell_device(vfu_ctx_t *ctx, uint32_t state)
+static int
+tell_device(vfu_ctx_t *ctx, uint32_t state)
 {
     errno = 0;
     if (ctx->migr_cbs.transition(ctx, device_state_name(state)) < 0) {
@@ -99,12 +107,11 @@ static int tell_device(vfu_ctx_t *ctx, uint32_t state)
  * Moves the device to target, one arc at a time. A step the device refuses
  * ends the walk there: the steps already taken stay taken.
  */
-static int set_state(vfu_ctx_t *ctx, uint32_t target)
+static int
+set_state(vfu_ctx_t *ctx, uint32_t target)
 {
-    if (target >= VFIO_USER_DEVICE_NUM_STATES ||
-        next_step[ctx->migr_state][target] == 0) {
-        vfu_err(ctx, "migration: no way from state %u to %u", ctx->migr_state,
-                target);
+    if (target >= VFIO_USER_DEVICE_NUM_STATES || next_step[ctx->migr_state][target] == 0) {
+        vfu_err(ctx, "migration: no way from state %u to %u", ctx->migr_state, target);
         return -EINVAL;
     }
     while (ctx->migr_state != target) {
@@ -112,8 +119,7 @@ static int set_state(vfu_ctx_t *ctx, uint32_t target)
         int ret = tell_device(ctx, step);
 
         if (ret < 0) {
-            vfu_err(ctx, "migration: device refused state %u: %s", step,
-                    strerror(-ret));
+            vfu_err(ctx, "migration: device refused state %u: %s", step, strerror(-ret));
             return ret;
         }
         vfu_dbg(ctx, "migration: state %u -> %u", ctx->migr_state, step);
@@ -122,7 +128,8 @@ static int set_state(vfu_ctx_t *ctx, uint32_t target)
     return 0;
 }
 
-void migration_abandon(vfu_ctx_t *ctx)
+void
+migration_abandon(vfu_ctx_t *ctx)
 {
     int ret;
 
@@ -136,15 +143,17 @@ void migration_abandon(vfu_ctx_t *ctx)
      */
     ret = tell_device(ctx, RUNNING);
     if (ret < 0) {
-        vfu_warn(ctx, "migration: device refused RUNNING after abandoned "
-                 "migration: %s", strerror(-ret));
+        vfu_warn(ctx,
+                 "migration: device refused RUNNING after abandoned "
+                 "migration: %s",
+                 strerror(-ret));
     }
-    vfu_info(ctx, "migration: abandoned in state %u, device running again",
-             ctx->migr_state);
+    vfu_info(ctx, "migration: abandoned in state %u, device running again", ctx->migr_state);
     ctx->migr_state = RUNNING;
 }
 
-bool migration_allows_command(vfu_ctx_t *ctx, uint16_t cmd)
+bool
+migration_allows_command(vfu_ctx_t *ctx, uint16_t cmd)
 {
     if (!ctx->migration_enabled) {
         return true;
@@ -153,20 +162,19 @@ bool migration_allows_command(vfu_ctx_t *ctx, uint16_t cmd)
     case STOP:
         /* A stopped device keeps its registers reachable, nothing else. */
         return cmd == VFIO_USER_REGION_READ || cmd == VFIO_USER_REGION_WRITE ||
-               cmd == VFIO_USER_REGION_WRITE_MULTI ||
-               cmd == VFIO_USER_DEVICE_FEATURE ||
+               cmd == VFIO_USER_REGION_WRITE_MULTI || cmd == VFIO_USER_DEVICE_FEATURE ||
                cmd == VFIO_USER_MIG_DATA_READ;
     case STOP_COPY:
         /* Its state is being read out: nothing may change it. */
-        return cmd == VFIO_USER_DEVICE_FEATURE ||
-               cmd == VFIO_USER_MIG_DATA_READ;
+        return cmd == VFIO_USER_DEVICE_FEATURE || cmd == VFIO_USER_MIG_DATA_READ;
     default:
         return true;
     }
 }
 
 /* The operations a client may ask of each feature. */
-static uint32_t feature_ops(uint32_t feature)
+static uint32_t
+feature_ops(uint32_t feature)
 {
     switch (feature) {
     case VFIO_DEVICE_FEATURE_MIGRATION:
@@ -183,7 +191,8 @@ static uint32_t feature_ops(uint32_t feature)
 }
 
 /* The reply to a SET or PROBE: the request itself. */
-static int echo_request(struct vfu_msg *msg)
+static int
+echo_request(struct vfu_msg *msg)
 {
     void *out = msg_reply_alloc(msg, msg->in_len);
 
@@ -195,8 +204,9 @@ static int echo_request(struct vfu_msg *msg)
 }
 
 /* GET of MIGRATION or MIG_DEVICE_STATE: the header and 8 bytes of data. */
-static int get_migration_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
-                                 const struct vfio_user_device_feature *req)
+static int
+get_migration_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
+                      const struct vfio_user_device_feature *req)
 {
     const size_t len = sizeof(*req) + sizeof(uint64_t);
     struct vfio_user_device_feature *res;
@@ -224,8 +234,8 @@ static int get_migration_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
     return 0;
 }
 
-static int set_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
-                       const struct vfio_user_device_feature *req)
+static int
+set_feature(vfu_ctx_t *ctx, struct vfu_msg *msg, const struct vfio_user_device_feature *req)
 {
     const uint8_t *data = msg->in + sizeof(*req);
     size_t len = msg->in_len - sizeof(*req);
@@ -254,8 +264,7 @@ static int set_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
         }
         if (ret == 0) {
             /* The granule chosen goes back in place of the hint. */
-            memcpy((uint8_t *)msg->out + sizeof(*req), &page_size,
-                   sizeof(page_size));
+            memcpy((uint8_t *)msg->out + sizeof(*req), &page_size, sizeof(page_size));
         }
         return ret;
     }
@@ -266,7 +275,8 @@ static int set_feature(vfu_ctx_t *ctx, struct vfu_msg *msg,
 }
 
 /* A SET changes the device (state, logging); a PROBE only asks. */
-bool device_feature_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
+bool
+device_feature_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 {
     struct vfio_user_device_feature feature;
 
@@ -278,7 +288,8 @@ bool device_feature_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
            !(feature.flags & VFIO_DEVICE_FEATURE_PROBE);
 }
 
-int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
+int
+handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_device_feature req;
     uint32_t feature, ops, supported;
@@ -297,8 +308,7 @@ int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
     ops = req.flags & ~(uint32_t)VFIO_DEVICE_FEATURE_MASK;
     supported = feature_ops(feature);
     if (supported == 0 || (ops & ~supported) != 0) {
-        vfu_err(ctx, "DEVICE_FEATURE: feature %u does not support flags %#x",
-                feature, req.flags);
+        vfu_err(ctx, "DEVICE_FEATURE: feature %u does not support flags %#x", feature, req.flags);
         return -EINVAL;
     }
     switch (ops) {
@@ -319,7 +329,8 @@ int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
 }
 
-int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
+int
+handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_mig_data req;
     struct vfio_user_mig_data *res;
@@ -335,8 +346,7 @@ int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
     if (req.size > ctx->conn.client_max_data_xfer_size ||
         req.argsz < sizeof(req) + (uint64_t)req.size) {
-        vfu_err(ctx, "MIG_DATA_READ of %u bytes (argsz %u)", req.size,
-                req.argsz);
+        vfu_err(ctx, "MIG_DATA_READ of %u bytes (argsz %u)", req.size, req.argsz);
         return -EINVAL;
     }
     res = msg_reply_alloc(msg, sizeof(req) + req.size);
@@ -362,7 +372,8 @@ int handle_mig_data_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
     return 0;
 }
 
-int handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
+int
+handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
 {
     struct vfio_user_mig_data req;
     ssize_t n;
@@ -378,8 +389,8 @@ int handle_mig_data_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
     if (req.size > ctx->conn.client_max_data_xfer_size ||
         req.argsz < sizeof(req) + (uint64_t)req.size ||
         msg->in_len != sizeof(req) + (size_t)req.size) {
-        vfu_err(ctx, "MIG_DATA_WRITE of %u bytes (argsz %u, %zu sent)",
-                req.size, req.argsz, msg->in_len - sizeof(req));
+        vfu_err(ctx, "MIG_DATA_WRITE of %u bytes (argsz %u, %zu sent)", req.size, req.argsz,
+                msg->in_len - sizeof(req));
         return -EINVAL;
     }
     errno = 0;

@@ -13,10 +13,22 @@
 
 /* Bits a client may change in each byte of a table entry. */
 static const uint8_t entry_wmask[PCI_MSIX_ENTRY_SIZE] = {
-    0xff, 0xff, 0xff, 0xff,     /* message address */
-    0xff, 0xff, 0xff, 0xff,     /* message upper address */
-    0xff, 0xff, 0xff, 0xff,     /* message data */
-    PCI_MSIX_ENTRY_CTRL_MASKBIT, 0, 0, 0, /* vector control */
+    0xff,
+    0xff,
+    0xff,
+    0xff, /* message address */
+    0xff,
+    0xff,
+    0xff,
+    0xff, /* message upper address */
+    0xff,
+    0xff,
+    0xff,
+    0xff, /* message data */
+    PCI_MSIX_ENTRY_CTRL_MASKBIT,
+    0,
+    0,
+    0, /* vector control */
 };
 
 int
@@ -24,8 +36,7 @@ msix_realize(vfu_ctx_t *ctx)
 {
     struct vfu_msix *m = &ctx->msix;
     int saved_errno = errno;
-    size_t pos = ctx->pci.cfg == NULL ? 0 :
-                 vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSIX);
+    size_t pos = ctx->pci.cfg == NULL ? 0 : vfu_pci_find_capability(ctx, false, PCI_CAP_ID_MSIX);
     struct msixcap cap;
     size_t need;
 
@@ -92,8 +103,7 @@ msix_present(const vfu_ctx_t *ctx)
 uint16_t
 msix_message_control(const vfu_ctx_t *ctx)
 {
-    return ctx->msix.cap == 0 ? 0 :
-           pci_get16(ctx->pci.cfg + ctx->msix.cap + PCI_MSIX_FLAGS);
+    return ctx->msix.cap == 0 ? 0 : pci_get16(ctx->pci.cfg + ctx->msix.cap + PCI_MSIX_FLAGS);
 }
 
 bool
@@ -138,8 +148,7 @@ msix_part_at(const vfu_ctx_t *ctx, int bar, uint64_t pos, uint64_t *len)
 }
 
 static void
-table_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off,
-             bool is_write, bool *unmasked)
+table_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off, bool is_write, bool *unmasked)
 {
     uint8_t *table = ctx->msix.table;
 
@@ -154,8 +163,7 @@ table_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off,
 
         table[pos] = (uint8_t)((old & ~wmask) | ((uint8_t)buf[i] & wmask));
         if (pos % PCI_MSIX_ENTRY_SIZE == PCI_MSIX_ENTRY_VECTOR_CTRL &&
-            (old & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
-            !(table[pos] & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
+            (old & PCI_MSIX_ENTRY_CTRL_MASKBIT) && !(table[pos] & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
             *unmasked = true;
         }
     }
@@ -186,12 +194,11 @@ pba_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t off, bool is_write)
 }
 
 void
-msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count,
-            uint64_t pos, bool is_write, bool *unmasked)
+msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count, uint64_t pos,
+            bool is_write, bool *unmasked)
 {
     if (part == MSIX_TABLE) {
-        table_access(ctx, buf, count, pos - ctx->msix.table_start, is_write,
-                     unmasked);
+        table_access(ctx, buf, count, pos - ctx->msix.table_start, is_write, unmasked);
     } else {
         pba_access(ctx, buf, count, pos - ctx->msix.pba_start, is_write);
     }

@@ -19,8 +19,7 @@ apply_client_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps)
     long page_size = sysconf(_SC_PAGESIZE);
 
     if (caps->max_msg_fds > CLIENT_MAX_MSG_FDS_LIMIT) {
-        vfu_err(ctx, "client max_msg_fds %lld is out of range",
-                (long long)caps->max_msg_fds);
+        vfu_err(ctx, "client max_msg_fds %lld is out of range", (long long)caps->max_msg_fds);
         return -EINVAL;
     }
     if (caps->max_data_xfer_size == 0 || caps->max_dma_maps == 0) {
@@ -33,19 +32,20 @@ apply_client_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps)
                 (long long)caps->migration_pgsize, page_size);
         return -EINVAL;
     }
-    conn->client_max_msg_fds = caps->max_msg_fds >= 0 ?
-        (uint32_t)caps->max_msg_fds : CLIENT_DEFAULT_MAX_MSG_FDS;
-    conn->client_max_data_xfer_size = caps->max_data_xfer_size > 0 ?
-        (uint64_t)caps->max_data_xfer_size : CLIENT_DEFAULT_MAX_DATA_XFER_SIZE;
-    conn->client_max_dma_maps = caps->max_dma_maps > 0 ?
-        (uint32_t)VFU_MIN(caps->max_dma_maps, (int64_t)UINT32_MAX) :
-        CLIENT_DEFAULT_MAX_DMA_MAPS;
+    conn->client_max_msg_fds =
+        caps->max_msg_fds >= 0 ? (uint32_t)caps->max_msg_fds : CLIENT_DEFAULT_MAX_MSG_FDS;
+    conn->client_max_data_xfer_size = caps->max_data_xfer_size > 0
+                                          ? (uint64_t)caps->max_data_xfer_size
+                                          : CLIENT_DEFAULT_MAX_DATA_XFER_SIZE;
+    conn->client_max_dma_maps = caps->max_dma_maps > 0
+                                    ? (uint32_t)VFU_MIN(caps->max_dma_maps, (int64_t)UINT32_MAX)
+                                    : CLIENT_DEFAULT_MAX_DMA_MAPS;
     return 0;
 }
 
 static int
-format_reply_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps,
-                  bool twin, char *buf, size_t size)
+format_reply_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps, bool twin, char *buf,
+                  size_t size)
 {
     long page_size = sysconf(_SC_PAGESIZE);
     int n = snprintf(buf, size,
@@ -61,8 +61,7 @@ format_reply_caps(vfu_ctx_t *ctx, const struct vfu_client_caps *caps,
         n += snprintf(buf + n, size - (size_t)n, ",\"pgsizes\":%ld", page_size);
     }
     if (ctx->migration_enabled) {
-        n += snprintf(buf + n, size - (size_t)n,
-                      ",\"migration\":{\"pgsize\":%ld}", page_size);
+        n += snprintf(buf + n, size - (size_t)n, ",\"migration\":{\"pgsize\":%ld}", page_size);
     }
     if (twin) {
         n += snprintf(buf + n, size - (size_t)n,
@@ -94,8 +93,7 @@ handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
     memcpy(&version, msg->in, sizeof(version));
     if (version.major != LIB_VFIO_USER_MAJOR) {
-        vfu_err(ctx, "client protocol major %u is not %u", version.major,
-                LIB_VFIO_USER_MAJOR);
+        vfu_err(ctx, "client protocol major %u is not %u", version.major, LIB_VFIO_USER_MAJOR);
         return -EINVAL;
     }
     if (msg->in_len > sizeof(version)) {

@@ -17,22 +17,19 @@
 #define CFG_IDX VFU_PCI_DEV_CFG_REGION_IDX
 
 /* Command bits a driver may set; the others are hardwired to 0. */
-#define COMMAND_WRITABLE                                                    \
-    (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |             \
-     PCI_COMMAND_INVALIDATE | PCI_COMMAND_PARITY | PCI_COMMAND_SERR |       \
-     PCI_COMMAND_INTX_DISABLE)
+#define COMMAND_WRITABLE                                                                 \
+    (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INVALIDATE | \
+     PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
 
 /* Status error bits, cleared by writing 1; the rest of status is read-only. */
-#define STATUS_W1C                                                          \
-    (PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT |                      \
-     PCI_STATUS_REC_TARGET_ABORT | PCI_STATUS_REC_MASTER_ABORT |            \
-     PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_DETECTED_PARITY)
+#define STATUS_W1C                                                                   \
+    (PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT | PCI_STATUS_REC_TARGET_ABORT | \
+     PCI_STATUS_REC_MASTER_ABORT | PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_DETECTED_PARITY)
 
 static bool
 bar_is_64bit(const struct vfu_region *r)
 {
-    return (r->flags & VFU_REGION_FLAG_MEM) &&
-           (r->flags & VFU_REGION_FLAG_64_BITS);
+    return (r->flags & VFU_REGION_FLAG_MEM) && (r->flags & VFU_REGION_FLAG_64_BITS);
 }
 
 /* Whether BAR i holds the upper dword of a 64-bit pair started by BAR i - 1. */
@@ -80,8 +77,7 @@ rom_writable_bits(vfu_ctx_t *ctx)
     if (size == 0) {
         return 0;
     }
-    return ((uint32_t)~((uint64_t)size - 1) & PCI_ROM_ADDRESS_MASK) |
-           PCI_ROM_ADDRESS_ENABLE;
+    return ((uint32_t) ~((uint64_t)size - 1) & PCI_ROM_ADDRESS_MASK) | PCI_ROM_ADDRESS_ENABLE;
 }
 
 /* The header's fixed masks; BARs and ROM are filled in at each write. */
@@ -155,8 +151,7 @@ cfg_resize(struct vfu_pci *pci, size_t size)
 }
 
 VFU_EXPORT int
-vfu_pci_init(vfu_ctx_t *vfu_ctx, vfu_pci_type_t pci_type, int hdr_type,
-             int revision)
+vfu_pci_init(vfu_ctx_t *vfu_ctx, vfu_pci_type_t pci_type, int hdr_type, int revision)
 {
     size_t size;
     int ret;
@@ -201,8 +196,7 @@ vfu_pci_init(vfu_ctx_t *vfu_ctx, vfu_pci_type_t pci_type, int hdr_type,
 }
 
 VFU_EXPORT void
-vfu_pci_set_id(vfu_ctx_t *vfu_ctx, uint16_t vid, uint16_t did, uint16_t ssvid,
-               uint16_t ssid)
+vfu_pci_set_id(vfu_ctx_t *vfu_ctx, uint16_t vid, uint16_t did, uint16_t ssvid, uint16_t ssid)
 {
     uint8_t *cfg = vfu_ctx->pci.cfg;
 
@@ -264,8 +258,7 @@ bar_set_types(vfu_ctx_t *ctx)
                 val |= PCI_BASE_ADDRESS_MEM_PREFETCH;
             }
         } else {
-            val = (val & (uint32_t)PCI_BASE_ADDRESS_IO_MASK) |
-                  PCI_BASE_ADDRESS_SPACE_IO;
+            val = (val & (uint32_t)PCI_BASE_ADDRESS_IO_MASK) | PCI_BASE_ADDRESS_SPACE_IO;
         }
         pci_put32(bar, val);
     }
@@ -307,8 +300,7 @@ pci_free(vfu_ctx_t *ctx)
 }
 
 void
-pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val,
-                size_t count)
+pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val, size_t count)
 {
     size_t i;
 
@@ -340,8 +332,8 @@ bar_type_bits(vfu_ctx_t *ctx, int i)
  * cleared when the register is written.
  */
 static void
-address_reg_prepare(struct vfu_pci *pci, size_t reg, uint32_t writable,
-                    uint32_t fixed, size_t off, size_t count)
+address_reg_prepare(struct vfu_pci *pci, size_t reg, uint32_t writable, uint32_t fixed, size_t off,
+                    size_t count)
 {
     pci_put32(pci->wmask + reg, writable);
     if (off < reg + 4 && reg < off + count) {
@@ -357,12 +349,10 @@ header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
     int i;
 
     for (i = 0; i < PCI_BARS_NR; i++) {
-        address_reg_prepare(pci, PCI_BASE_ADDRESS_0 + 4 * i,
-                            bar_writable_bits(ctx, i), bar_type_bits(ctx, i),
-                            off, count);
+        address_reg_prepare(pci, PCI_BASE_ADDRESS_0 + 4 * i, bar_writable_bits(ctx, i),
+                            bar_type_bits(ctx, i), off, count);
     }
-    address_reg_prepare(pci, PCI_ROM_ADDRESS, rom_writable_bits(ctx), 0, off,
-                        count);
+    address_reg_prepare(pci, PCI_ROM_ADDRESS, rom_writable_bits(ctx), 0, off, count);
     pci_merge_write(pci, off, val, count);
     if ((command & PCI_COMMAND_INTX_DISABLE) &&
         !(pci_get16(pci->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE)) {
@@ -372,8 +362,8 @@ header_write(vfu_ctx_t *ctx, size_t off, const uint8_t *val, size_t count)
 
 /* One run of bytes with a single owner; 0 or -errno. */
 static int
-run_access(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, bool header, char *buf,
-           size_t count, size_t off, bool is_write)
+run_access(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, bool header, char *buf, size_t count,
+           size_t off, bool is_write)
 {
     struct vfu_pci *pci = &ctx->pci;
     bool to_callback;
@@ -408,8 +398,7 @@ run_access(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, bool header, char *buf,
 }
 
 ssize_t
-pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
-                  bool is_write)
+pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset, bool is_write)
 {
     struct vfu_pci *pci = &ctx->pci;
     size_t done = 0;
@@ -417,8 +406,7 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
     if (count == 0) {
         return 0;
     }
-    if (pci->cfg == NULL || offset > pci->cfg_size ||
-        count > pci->cfg_size - offset) {
+    if (pci->cfg == NULL || offset > pci->cfg_size || count > pci->cfg_size - offset) {
         return -EINVAL;
     }
     if (ctx->regions[CFG_IDX].flags & VFU_REGION_FLAG_ALWAYS_CB) {
@@ -450,8 +438,7 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
 }
 
 bool
-pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset,
-                               const void *data, size_t count)
+pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset, const void *data, size_t count)
 {
     struct vfu_pci *pci = &ctx->pci;
     size_t i;

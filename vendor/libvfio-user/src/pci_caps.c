@@ -12,8 +12,7 @@
 #define EXT_CAP_START PCI_CFG_SPACE_SIZE
 #define EXT_CAP_NEXT_SHIFT 20
 #define EXT_CAP_NEXT_BITS (0xfffu << EXT_CAP_NEXT_SHIFT)
-#define CAP_FLAGS_ALL                                                       \
-    (VFU_CAP_FLAG_EXTENDED | VFU_CAP_FLAG_CALLBACK | VFU_CAP_FLAG_READONLY)
+#define CAP_FLAGS_ALL (VFU_CAP_FLAG_EXTENDED | VFU_CAP_FLAG_CALLBACK | VFU_CAP_FLAG_READONLY)
 
 /* Header bytes of vendor-specific capabilities: id, next, length (+ VSEC). */
 #define VSC_HDR_SIZE offsetof(struct vsc, data)
@@ -23,12 +22,11 @@
 #define MSI_MAX_VECTORS_LOG2 5
 
 /* Link Control bits an endpoint implements as read-write. */
-#define LNKCTL_WRITABLE                                                     \
-    (PCI_EXP_LNKCTL_ASPMC | PCI_EXP_LNKCTL_RCB | PCI_EXP_LNKCTL_CCC |       \
-     PCI_EXP_LNKCTL_ES | PCI_EXP_LNKCTL_CLKREQ_EN | PCI_EXP_LNKCTL_HAWD)
-#define DEVSTA_W1C                                                          \
-    (PCI_EXP_DEVSTA_CED | PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_FED |        \
-     PCI_EXP_DEVSTA_URD)
+#define LNKCTL_WRITABLE                                                                   \
+    (PCI_EXP_LNKCTL_ASPMC | PCI_EXP_LNKCTL_RCB | PCI_EXP_LNKCTL_CCC | PCI_EXP_LNKCTL_ES | \
+     PCI_EXP_LNKCTL_CLKREQ_EN | PCI_EXP_LNKCTL_HAWD)
+#define DEVSTA_W1C \
+    (PCI_EXP_DEVSTA_CED | PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_FED | PCI_EXP_DEVSTA_URD)
 
 /* Size of a standard capability given its data, or -errno. */
 static ssize_t
@@ -78,8 +76,7 @@ cap_overlaps(const struct vfu_pci_cap *cap, size_t pos, size_t size)
 }
 
 static bool
-any_overlap(const struct vfu_pci_cap *caps, size_t nr, size_t pos,
-            size_t size)
+any_overlap(const struct vfu_pci_cap *caps, size_t nr, size_t pos, size_t size)
 {
     size_t i;
 
@@ -114,8 +111,7 @@ first_free(const struct vfu_pci_cap *caps, size_t nr, size_t pos, size_t size)
 static unsigned
 msi_max_log2(uint16_t ctrl)
 {
-    return VFU_MIN((unsigned)(ctrl & PCI_MSI_FLAGS_QMASK) >> 1,
-                   MSI_MAX_VECTORS_LOG2);
+    return VFU_MIN((unsigned)(ctrl & PCI_MSI_FLAGS_QMASK) >> 1, MSI_MAX_VECTORS_LOG2);
 }
 
 static size_t
@@ -138,8 +134,7 @@ msi_init_masks(const uint8_t *c, uint8_t *wm)
     }
     pci_put16(wm + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 0xffff);
     if (ctrl & PCI_MSI_FLAGS_MASKBIT) {
-        pci_put32(wm + msi_mask_off(ctrl),
-                  vectors == 32 ? 0xffffffff : (1u << vectors) - 1);
+        pci_put32(wm + msi_mask_off(ctrl), vectors == 32 ? 0xffffffff : (1u << vectors) - 1);
     }
 }
 
@@ -162,24 +157,21 @@ cap_init_masks(struct vfu_pci *pci, const struct vfu_pci_cap *cap)
     }
     switch (cap->id) {
     case PCI_CAP_ID_PM:
-        pci_put16(wm + PCI_PM_CTRL,
-                  PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE);
+        pci_put16(wm + PCI_PM_CTRL, PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE);
         pci_put16(w1c + PCI_PM_CTRL, PCI_PM_CTRL_PME_STATUS);
         break;
     case PCI_CAP_ID_MSI:
         msi_init_masks(c, wm);
         break;
     case PCI_CAP_ID_MSIX:
-        pci_put16(wm + PCI_MSIX_FLAGS,
-                  PCI_MSIX_FLAGS_MASKALL | PCI_MSIX_FLAGS_ENABLE);
+        pci_put16(wm + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_MASKALL | PCI_MSIX_FLAGS_ENABLE);
         break;
     case PCI_CAP_ID_EXP:
         /* Initiate FLR is handled apart: it triggers a reset, reads 0. */
         pci_put16(wm + PCI_EXP_DEVCTL, (uint16_t)~PCI_EXP_DEVCTL_BCR_FLR);
         pci_put16(w1c + PCI_EXP_DEVSTA, DEVSTA_W1C);
         pci_put16(wm + PCI_EXP_LNKCTL, LNKCTL_WRITABLE);
-        pci_put16(w1c + PCI_EXP_LNKSTA,
-                  PCI_EXP_LNKSTA_LBMS | PCI_EXP_LNKSTA_LABS);
+        pci_put16(w1c + PCI_EXP_LNKSTA, PCI_EXP_LNKSTA_LBMS | PCI_EXP_LNKSTA_LABS);
         pci_put16(wm + PCI_EXP_DEVCTL2, 0xffff);
         pci_put16(wm + PCI_EXP_LNKCTL2, 0xffff);
         break;
@@ -198,20 +190,17 @@ cap_add(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
     size_t *nr = extended ? &pci->nr_ext_caps : &pci->nr_caps;
     size_t start = extended ? EXT_CAP_START : STD_CAP_START;
     /* Standard capabilities live in the first 256 bytes. */
-    size_t limit = extended ? pci->cfg_size
-                            : VFU_MIN(pci->cfg_size, (size_t)PCI_CFG_SPACE_SIZE);
+    size_t limit = extended ? pci->cfg_size : VFU_MIN(pci->cfg_size, (size_t)PCI_CFG_SPACE_SIZE);
     struct vfu_pci_cap *cap;
     ssize_t size;
 
     if (data == NULL || pci->cfg == NULL || (flags & ~CAP_FLAGS_ALL)) {
         return -EINVAL;
     }
-    if ((flags & VFU_CAP_FLAG_CALLBACK) &&
-        ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].cb == NULL) {
+    if ((flags & VFU_CAP_FLAG_CALLBACK) && ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].cb == NULL) {
         return -EINVAL;
     }
-    if (extended && pci->type != VFU_PCI_TYPE_PCI_X_2 &&
-        pci->type != VFU_PCI_TYPE_EXPRESS) {
+    if (extended && pci->type != VFU_PCI_TYPE_PCI_X_2 && pci->type != VFU_PCI_TYPE_EXPRESS) {
         return -EINVAL;
     }
     size = extended ? ext_cap_size(data) : std_cap_size(data);
@@ -223,8 +212,7 @@ cap_add(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
     }
 
     if (pos == 0) {
-        pos = *nr == 0 ? start
-                       : VFU_ROUND_UP(caps[*nr - 1].off + caps[*nr - 1].size, 4);
+        pos = *nr == 0 ? start : VFU_ROUND_UP(caps[*nr - 1].off + caps[*nr - 1].size, 4);
         pos = first_free(caps, *nr, pos, (size_t)size);
         if (pos > limit || (size_t)size > limit - pos) {
             return -ENOSPC;
@@ -250,8 +238,8 @@ cap_add(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
         if (*nr > 0) {
             uint8_t *tail = pci->cfg + caps[*nr - 1].off;
 
-            pci_put32(tail, (pci_get32(tail) & ~EXT_CAP_NEXT_BITS) |
-                            (uint32_t)pos << EXT_CAP_NEXT_SHIFT);
+            pci_put32(tail,
+                      (pci_get32(tail) & ~EXT_CAP_NEXT_BITS) | (uint32_t)pos << EXT_CAP_NEXT_SHIFT);
         }
     } else {
         pci->cfg[pos + PCI_CAP_LIST_NEXT] = 0;
@@ -267,8 +255,8 @@ cap_add(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
     cap->off = pos;
     cap->size = (size_t)size;
     cap->flags = flags;
-    cap->id = extended ? (int)PCI_EXT_CAP_ID(pci_get32(pci->cfg + pos))
-                       : pci->cfg[pos + PCI_CAP_LIST_ID];
+    cap->id =
+        extended ? (int)PCI_EXT_CAP_ID(pci_get32(pci->cfg + pos)) : pci->cfg[pos + PCI_CAP_LIST_ID];
     if (!extended && cap->id == PCI_CAP_ID_EXP) {
         /* Initiate FLR always reads as 0. */
         pci->cfg[pos + PCI_EXP_DEVCTL + 1] &= ~(PCI_EXP_DEVCTL_BCR_FLR >> 8);
@@ -292,8 +280,7 @@ vfu_pci_add_capability(vfu_ctx_t *vfu_ctx, size_t pos, int flags, void *data)
         }
     }
     if (ret < 0) {
-        vfu_err(vfu_ctx, "cannot add capability at %#zx: %s", pos,
-                strerror((int)-ret));
+        vfu_err(vfu_ctx, "cannot add capability at %#zx: %s", pos, strerror((int)-ret));
         errno = (int)-ret;
         return -1;
     }
@@ -359,8 +346,7 @@ find_next(vfu_ctx_t *ctx, bool extended, size_t pos, int cap_id)
 }
 
 VFU_EXPORT size_t
-vfu_pci_find_next_capability(vfu_ctx_t *vfu_ctx, bool extended, size_t pos,
-                             int cap_id)
+vfu_pci_find_next_capability(vfu_ctx_t *vfu_ctx, bool extended, size_t pos, int cap_id)
 {
     ssize_t ret = find_next(vfu_ctx, extended, pos, cap_id);
 
@@ -415,21 +401,19 @@ pci_cap_next_start(vfu_ctx_t *ctx, size_t off)
 }
 
 bool
-pci_cap_write_starts_flr(vfu_ctx_t *ctx, const struct vfu_pci_cap *cap,
-                         size_t off, const uint8_t *val, size_t count)
+pci_cap_write_starts_flr(vfu_ctx_t *ctx, const struct vfu_pci_cap *cap, size_t off,
+                         const uint8_t *val, size_t count)
 {
     size_t iflr_byte = cap->off + PCI_EXP_DEVCTL + 1;
     const uint8_t *c = ctx->pci.cfg + cap->off;
 
     return !(cap->flags & CAP_FLAGS_ALL) && cap->id == PCI_CAP_ID_EXP &&
-           (pci_get32(c + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR) &&
-           off <= iflr_byte && iflr_byte - off < count &&
-           (val[iflr_byte - off] & (PCI_EXP_DEVCTL_BCR_FLR >> 8));
+           (pci_get32(c + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR) && off <= iflr_byte &&
+           iflr_byte - off < count && (val[iflr_byte - off] & (PCI_EXP_DEVCTL_BCR_FLR >> 8));
 }
 
 static void
-pm_write(struct vfu_pci *pci, uint8_t *c, size_t off, const uint8_t *val,
-         size_t count)
+pm_write(struct vfu_pci *pci, uint8_t *c, size_t off, const uint8_t *val, size_t count)
 {
     uint16_t pmc = pci_get16(c + PCI_PM_PMC);
     uint16_t before = pci_get16(c + PCI_PM_CTRL);
@@ -440,16 +424,14 @@ pm_write(struct vfu_pci *pci, uint8_t *c, size_t off, const uint8_t *val,
     after = pci_get16(c + PCI_PM_CTRL);
     state = after & PCI_PM_CTRL_STATE_MASK;
     /* PCI PM 1.2: a write of an unsupported state is discarded. */
-    if ((state == 1 && !(pmc & PCI_PM_CAP_D1)) ||
-        (state == 2 && !(pmc & PCI_PM_CAP_D2))) {
+    if ((state == 1 && !(pmc & PCI_PM_CAP_D1)) || (state == 2 && !(pmc & PCI_PM_CAP_D2))) {
         pci_put16(c + PCI_PM_CTRL, (uint16_t)((after & ~PCI_PM_CTRL_STATE_MASK) |
                                               (before & PCI_PM_CTRL_STATE_MASK)));
     }
 }
 
 static void
-msi_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
-          size_t count)
+msi_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val, size_t count)
 {
     uint16_t before = pci_get16(c + PCI_MSI_FLAGS);
     bool masking = before & PCI_MSI_FLAGS_MASKBIT;
@@ -461,8 +443,7 @@ msi_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
     after = pci_get16(c + PCI_MSI_FLAGS);
     /* More vectors than the function asks for: keep the old value. */
     if ((unsigned)((after & PCI_MSI_FLAGS_QSIZE) >> 4) > msi_max_log2(after)) {
-        after = (uint16_t)((after & ~PCI_MSI_FLAGS_QSIZE) |
-                           (before & PCI_MSI_FLAGS_QSIZE));
+        after = (uint16_t)((after & ~PCI_MSI_FLAGS_QSIZE) | (before & PCI_MSI_FLAGS_QSIZE));
         pci_put16(c + PCI_MSI_FLAGS, after);
     }
     if (((after ^ before) & PCI_MSI_FLAGS_ENABLE) ||
@@ -472,8 +453,7 @@ msi_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
 }
 
 static void
-msix_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val,
-           size_t count)
+msix_write(vfu_ctx_t *ctx, uint8_t *c, size_t off, const uint8_t *val, size_t count)
 {
     uint16_t before = pci_get16(c + PCI_MSIX_FLAGS);
 
@@ -508,8 +488,7 @@ pci_function_reset(vfu_ctx_t *ctx)
         if (cap->id == PCI_CAP_ID_MSI) {
             uint16_t ctrl = pci_get16(c + PCI_MSI_FLAGS);
 
-            pci_put16(c + PCI_MSI_FLAGS,
-                      ctrl & ~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE));
+            pci_put16(c + PCI_MSI_FLAGS, ctrl & ~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE));
             if (ctrl & PCI_MSI_FLAGS_MASKBIT) {
                 size_t mask = cap->off + msi_mask_off(ctrl);
 
@@ -519,9 +498,8 @@ pci_function_reset(vfu_ctx_t *ctx)
             }
             msi = true;
         } else if (cap->id == PCI_CAP_ID_MSIX) {
-            pci_put16(c + PCI_MSIX_FLAGS,
-                      pci_get16(c + PCI_MSIX_FLAGS) &
-                      ~(PCI_MSIX_FLAGS_MASKALL | PCI_MSIX_FLAGS_ENABLE));
+            pci_put16(c + PCI_MSIX_FLAGS, pci_get16(c + PCI_MSIX_FLAGS) &
+                                              ~(PCI_MSIX_FLAGS_MASKALL | PCI_MSIX_FLAGS_ENABLE));
             msix = true;
         }
     }
@@ -535,8 +513,7 @@ pci_function_reset(vfu_ctx_t *ctx)
 }
 
 int
-pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off,
-              const uint8_t *val, size_t count)
+pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off, const uint8_t *val, size_t count)
 {
     uint8_t *c = ctx->pci.cfg + cap->off;
     bool flr;

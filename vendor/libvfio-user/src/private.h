@@ -26,7 +26,7 @@
 #define VFU_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define VFU_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define VFU_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define VFU_ROUND_UP(x, a) ((((x) + (a) - 1) / (a)) * (a))
+#define VFU_ROUND_UP(x, a) ((((x) + (a)-1) / (a)) * (a))
 
 /* What this server offers at negotiation. */
 #define SERVER_MAX_MSG_FDS 8
@@ -83,20 +83,20 @@
 /* One request being handled, and the reply being built for it. */
 struct vfu_msg {
     struct vfio_user_header hdr;
-    uint8_t *in;                /* request payload, hdr.msg_size - 16 bytes */
+    uint8_t *in; /* request payload, hdr.msg_size - 16 bytes */
     size_t in_len;
-    bool in_borrowed;           /* in is the connection's, valid until the next
+    bool in_borrowed; /* in is the connection's, valid until the next
                                    tran_recv_msg; else malloc'd and owned */
-    int *in_fds;                /* fds that came with the request */
-    size_t nr_in_fds;           /* a consumed fd is set to -1 (msg_take_fd) */
-    bool fds_lost;              /* the kernel dropped fds beyond RECV_MAX_FDS */
-    bool from_twin;             /* came on the twin socket */
+    int *in_fds;      /* fds that came with the request */
+    size_t nr_in_fds; /* a consumed fd is set to -1 (msg_take_fd) */
+    bool fds_lost;    /* the kernel dropped fds beyond RECV_MAX_FDS */
+    bool from_twin;   /* came on the twin socket */
 
-    uint8_t *out;               /* reply payload, owned by the message */
+    uint8_t *out; /* reply payload, owned by the message */
     size_t out_len;
     int out_fds[SERVER_MAX_MSG_FDS]; /* sent with the reply */
     size_t nr_out_fds;
-    bool out_fds_owned;         /* closed with the message, not the device's */
+    bool out_fds_owned; /* closed with the message, not the device's */
 };
 
 /* Allocates a zeroed reply payload of len bytes (replacing any earlier one). */
@@ -116,9 +116,9 @@ typedef bool vfu_cmd_quiesce_t(vfu_ctx_t *ctx, const struct vfu_msg *msg);
 
 /* File descriptors received with the bytes of one message. */
 struct vfu_rx_fds {
-    uint64_t owner;             /* stream offset of that message's header */
+    uint64_t owner; /* stream offset of that message's header */
     size_t nr;
-    bool lost;                  /* some were dropped (too many) */
+    bool lost; /* some were dropped (too many) */
     int fds[RECV_MAX_FDS];
 };
 
@@ -129,20 +129,20 @@ struct vfu_rx_fds {
  */
 struct vfu_rx {
     uint8_t buf[RX_BUF_SIZE];
-    size_t start;               /* first byte not parsed yet */
-    size_t end;                 /* end of the bytes read */
-    uint64_t base;              /* stream offset of buf[0] */
-    uint64_t discard;           /* bytes of an oversized message left to skip */
+    size_t start;     /* first byte not parsed yet */
+    size_t end;       /* end of the bytes read */
+    uint64_t base;    /* stream offset of buf[0] */
+    uint64_t discard; /* bytes of an oversized message left to skip */
     /* A message larger than buf, read straight into its own body. */
     struct vfio_user_header big_hdr;
     uint8_t *big_body;
     size_t big_len;
     size_t big_got;
     uint64_t big_start;
-    struct vfu_rx_fds fds[3];   /* waiting for their message to complete */
+    struct vfu_rx_fds fds[3]; /* waiting for their message to complete */
     size_t nr_fds;
-    bool drained;               /* the last read was short: nothing was left */
-    bool eof;                   /* the client closed or reset the connection */
+    bool drained;                 /* the last read was short: nothing was left */
+    bool eof;                     /* the client closed or reset the connection */
     uint8_t payload[RX_BUF_SIZE]; /* the payload of the request being served */
 };
 
@@ -150,7 +150,7 @@ struct vfu_rx {
 struct vfu_deferred {
     struct vfu_deferred *next;
     struct vfu_msg msg;
-    int status;                 /* what tran_recv_msg returns for it */
+    int status; /* what tran_recv_msg returns for it */
 };
 
 /* A message, or what is left of it, waiting for the socket to take it. */
@@ -165,22 +165,22 @@ struct vfu_tx {
 
 /* One socket to the client: what was read from it and what waits to go. */
 struct vfu_stream {
-    int fd;                     /* -1 when none */
+    int fd; /* -1 when none */
     struct vfu_rx rx;
-    struct vfu_tx *tx_head;     /* unsent messages, oldest first */
+    struct vfu_tx *tx_head; /* unsent messages, oldest first */
     struct vfu_tx *tx_tail;
-    size_t tx_bytes;            /* unsent bytes in the queue, <= TX_QUEUE_MAX */
+    size_t tx_bytes; /* unsent bytes in the queue, <= TX_QUEUE_MAX */
 };
 
 struct vfu_conn {
-    struct vfu_stream main;     /* the client's requests and our replies */
+    struct vfu_stream main; /* the client's requests and our replies */
     /*
      * Once granted at VERSION (twin_socket), our own commands (DMA_READ,
      * DMA_WRITE) and the client's replies to them; fd -1 otherwise, and
      * they share the main socket.
      */
     struct vfu_stream twin;
-    bool negotiated;            /* VERSION exchanged: attached */
+    bool negotiated;                    /* VERSION exchanged: attached */
     struct vfu_deferred *deferred_head; /* served before anything new */
     struct vfu_deferred *deferred_tail;
     size_t deferred_bytes;
@@ -195,10 +195,10 @@ struct vfu_conn {
 
 struct vfu_region {
     size_t size;
-    int flags;                  /* VFU_REGION_FLAG_* */
+    int flags; /* VFU_REGION_FLAG_* */
     vfu_region_access_cb_t *cb;
-    int fd;                     /* -1: not mappable */
-    uint64_t offset;            /* region's offset within fd */
+    int fd;          /* -1: not mappable */
+    uint64_t offset; /* region's offset within fd */
     struct iovec *mmap_areas;
     uint32_t nr_mmap_areas;
 };
@@ -215,22 +215,22 @@ struct vfu_ioeventfd {
 
 /* --------------------------------------------------------- PCI config space */
 
-#define PCI_MAX_CAPS 128        /* of each kind, standard and extended */
+#define PCI_MAX_CAPS 128 /* of each kind, standard and extended */
 
 struct vfu_pci_cap {
     size_t off;
     size_t size;
     int id;
-    int flags;                  /* VFU_CAP_FLAG_* */
+    int flags; /* VFU_CAP_FLAG_* */
 };
 
 struct vfu_pci {
     vfu_pci_type_t type;
-    uint8_t *cfg;               /* config space, regions[CFG].size bytes */
-    uint8_t *wmask;             /* per byte: bits a client write may change */
-    uint8_t *w1cmask;           /* per byte: bits a client clears by writing 1 */
-    size_t cfg_size;            /* bytes a client may access */
-    size_t cfg_alloc;           /* bytes allocated: at least 256 (pci_defs.h) */
+    uint8_t *cfg;     /* config space, regions[CFG].size bytes */
+    uint8_t *wmask;   /* per byte: bits a client write may change */
+    uint8_t *w1cmask; /* per byte: bits a client clears by writing 1 */
+    size_t cfg_size;  /* bytes a client may access */
+    size_t cfg_alloc; /* bytes allocated: at least 256 (pci_defs.h) */
     struct vfu_pci_cap caps[PCI_MAX_CAPS];
     size_t nr_caps;
     struct vfu_pci_cap ext_caps[PCI_MAX_CAPS];
@@ -242,9 +242,9 @@ struct vfu_pci {
 struct vfu_irqs {
     uint32_t count[VFU_DEV_NUM_IRQS];
     uint32_t nr_vectors[VFU_DEV_NUM_IRQS]; /* length of the arrays below */
-    int *efds[VFU_DEV_NUM_IRQS];       /* per vector, -1 when none */
-    uint8_t *masked[VFU_DEV_NUM_IRQS]; /* masked by SET_IRQS MASK */
-    uint8_t *pending[VFU_DEV_NUM_IRQS];/* held back while masked */
+    int *efds[VFU_DEV_NUM_IRQS];           /* per vector, -1 when none */
+    uint8_t *masked[VFU_DEV_NUM_IRQS];     /* masked by SET_IRQS MASK */
+    uint8_t *pending[VFU_DEV_NUM_IRQS];    /* held back while masked */
     vfu_dev_irq_state_cb_t *state_cb[VFU_DEV_NUM_IRQS];
     /* INTx, MSI or MSI-X: the type vfu_irq_trigger fires, like VFIO's. */
     enum vfu_dev_irq_type active;
@@ -254,48 +254,48 @@ struct vfu_irqs {
 
 /* Where the MSI-X capability puts its table and PBA, read at realize. */
 struct vfu_msix {
-    size_t cap;                 /* config offset of the capability; 0: none */
+    size_t cap; /* config offset of the capability; 0: none */
     uint32_t nr_entries;
     int table_bar;
     uint64_t table_start, table_end;
     int pba_bar;
     uint64_t pba_start, pba_end;
-    uint8_t *table;             /* the emulated table, 16 bytes per vector */
-    uint32_t table_len;         /* bytes */
+    uint8_t *table;     /* the emulated table, 16 bytes per vector */
+    uint32_t table_len; /* bytes */
 };
 
 /* ---------------------------------------------------------------- context */
 
-struct vfu_dma;                 /* dma.c */
-struct dma_xfer;                /* dma_transfer.c */
+struct vfu_dma;  /* dma.c */
+struct dma_xfer; /* dma_transfer.c */
 struct dma_chunk;
 
 /* DMA_READ / DMA_WRITE messages to the client (dma_transfer.c). */
 struct vfu_dma_xfers {
     uint16_t next_msg_id;
-    struct dma_xfer *head;      /* asynchronous transfers, oldest first */
+    struct dma_xfer *head; /* asynchronous transfers, oldest first */
     struct dma_xfer *tail;
-    struct dma_chunk *chunks;   /* messages awaiting their replies */
-    size_t inflight;            /* bytes of asynchronous ones among them */
-    int reply_timeout_ms;       /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
+    struct dma_chunk *chunks; /* messages awaiting their replies */
+    size_t inflight;          /* bytes of asynchronous ones among them */
+    int reply_timeout_ms;     /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
 };
 
 /* A client that connected while another is attached, until it is answered or served. */
 struct vfu_newcomer {
-    int fd;                     /* -1: the slot is free */
-    int64_t deadline_ms;        /* CLOCK_MONOTONIC; closed if still silent */
+    int fd;              /* -1: the slot is free */
+    int64_t deadline_ms; /* CLOCK_MONOTONIC; closed if still silent */
 };
 
 struct vfu_ctx {
     void *pvt;
-    int flags;                  /* LIBVFIO_USER_FLAG_* */
+    int flags; /* LIBVFIO_USER_FLAG_* */
     char *sock_path;
     int listen_fd;
-    int epoll_fd;               /* the poll fd: listener and/or client, see transport.c */
-    int wake_fd;                /* eventfd in the poll fd: deferred messages wait */
+    int epoll_fd; /* the poll fd: listener and/or client, see transport.c */
+    int wake_fd;  /* eventfd in the poll fd: deferred messages wait */
     bool wake_armed;
     struct vfu_newcomer newcomers[NEWCOMERS_MAX];
-    int newcomer_timer_fd;      /* in the poll fd: a newcomer's deadline passed */
+    int newcomer_timer_fd; /* in the poll fd: a newcomer's deadline passed */
     struct vfu_conn conn;
     bool realized;
 
@@ -307,19 +307,19 @@ struct vfu_ctx {
     struct vfu_pci pci;
     struct vfu_irqs irqs;
     struct vfu_msix msix;
-    struct vfu_dma *dma;        /* NULL until vfu_setup_device_dma */
+    struct vfu_dma *dma; /* NULL until vfu_setup_device_dma */
     struct vfu_dma_xfers xfers;
 
     vfu_reset_cb_t *reset_cb;
     vfu_device_quiesce_cb_t *quiesce_cb;
-    bool quiesced;              /* the device said it is quiesced */
-    struct vfu_msg *parked;     /* request waiting for vfu_device_quiesced */
-    bool reset_parked;          /* lost-connection reset waiting likewise */
+    bool quiesced;          /* the device said it is quiesced */
+    struct vfu_msg *parked; /* request waiting for vfu_device_quiesced */
+    bool reset_parked;      /* lost-connection reset waiting likewise */
 
     bool migration_enabled;
     vfu_migration_callbacks_t migr_cbs;
-    uint32_t migr_state;        /* enum vfio_user_device_mig_state */
-    uint64_t dirty_pgsize;      /* dirty-page logging granule, 0 while off */
+    uint32_t migr_state;   /* enum vfio_user_device_mig_state */
+    uint64_t dirty_pgsize; /* dirty-page logging granule, 0 while off */
 };
 
 /* -------------------------------------------------- interfaces by source file */
@@ -334,8 +334,8 @@ struct vfu_ctx {
 /* Calls the reset callback; returns 0 or -errno. */
 int ctx_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type);
 /* Calls the device's own callback for a region; count or -errno. */
-ssize_t ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-                           uint64_t offset, bool is_write);
+ssize_t ctx_call_region_cb(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
+                           bool is_write);
 /* Asks the device to quiesce: 0 done, -EBUSY pending, other -errno failed. */
 int ctx_quiesce(vfu_ctx_t *ctx);
 /* Tears the connection down and keeps the device (see DESIGN: disconnect). */
@@ -368,15 +368,14 @@ int tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg);
  * tran_flush(); -ENOBUFS when the queue would pass TX_QUEUE_MAX: the caller
  * drops the client.
  */
-int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
-              const void *payload, size_t len, const int *fds, size_t nr_fds);
+int tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr, const void *payload, size_t len,
+              const int *fds, size_t nr_fds);
 /*
  * tran_send with the payload in pieces, on the main socket or (for_twin) on
  * the channel of our own commands: the twin socket once granted.
  */
 int tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
-               const struct iovec *payload, size_t iovcnt, const int *fds,
-               size_t nr_fds);
+               const struct iovec *payload, size_t iovcnt, const int *fds, size_t nr_fds);
 /*
  * VERSION granted a twin socket: creates the pair, keeps our end and returns
  * the client's (to send with the reply, then close); -errno.
@@ -420,7 +419,7 @@ void tran_close_listener(vfu_ctx_t *ctx);
 
 /* json.c: the capabilities object of VERSION, strict and bounded. */
 struct vfu_client_caps {
-    int64_t max_msg_fds;        /* -1 when absent */
+    int64_t max_msg_fds; /* -1 when absent */
     int64_t max_data_xfer_size;
     int64_t max_dma_maps;
     int64_t pgsizes;
@@ -429,8 +428,7 @@ struct vfu_client_caps {
     bool write_multiple;
 };
 /* Parses text (len bytes, no NUL needed); 0 or -EINVAL. */
-int json_parse_client_caps(const char *text, size_t len,
-                           struct vfu_client_caps *caps);
+int json_parse_client_caps(const char *text, size_t len, struct vfu_client_caps *caps);
 
 /* negotiate.c */
 int handle_version(vfu_ctx_t *ctx, struct vfu_msg *msg);
@@ -450,47 +448,48 @@ vfu_cmd_quiesce_t region_write_multi_needs_quiesce;
 
 /* pci.c, pci_caps.c */
 int pci_realize(vfu_ctx_t *ctx);
-ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                          uint64_t offset, bool is_write);
+ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset, bool is_write);
 /* True if this config write would start a function-level reset. */
-bool pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset,
-                                    const void *data, size_t count);
+bool pci_config_write_needs_quiesce(vfu_ctx_t *ctx, uint64_t offset, const void *data,
+                                    size_t count);
 void pci_free(vfu_ctx_t *ctx);
 /* Returns the emulated config state to what a function reset leaves. */
 void pci_function_reset(vfu_ctx_t *ctx);
 /* Between pci.c and pci_caps.c. Config space is little-endian. */
-static inline uint16_t pci_get16(const uint8_t *p)
+static inline uint16_t
+pci_get16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);
 }
-static inline uint32_t pci_get32(const uint8_t *p)
+static inline uint32_t
+pci_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static inline void pci_put16(uint8_t *p, uint16_t v)
+static inline void
+pci_put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
-static inline void pci_put32(uint8_t *p, uint32_t v)
+static inline void
+pci_put32(uint8_t *p, uint32_t v)
 {
     pci_put16(p, (uint16_t)v);
     pci_put16(p + 2, (uint16_t)(v >> 16));
 }
 /* Applies a client write to cfg bytes [off, off + count) through the masks. */
-void pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val,
-                     size_t count);
+void pci_merge_write(struct vfu_pci *pci, size_t off, const uint8_t *val, size_t count);
 /* The capability holding config byte off, or NULL. */
 struct vfu_pci_cap *pci_cap_owning(vfu_ctx_t *ctx, size_t off);
 /* Offset of the first capability starting after off, or SIZE_MAX. */
 size_t pci_cap_next_start(vfu_ctx_t *ctx, size_t off);
 /* A client write inside one (non-callback) capability; 0 or -errno. */
-int pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off,
-                  const uint8_t *val, size_t count);
+int pci_cap_write(vfu_ctx_t *ctx, struct vfu_pci_cap *cap, size_t off, const uint8_t *val,
+                  size_t count);
 /* True if this write inside cap sets Initiate FLR on an FLR-capable device. */
-bool pci_cap_write_starts_flr(vfu_ctx_t *ctx, const struct vfu_pci_cap *cap,
-                              size_t off, const uint8_t *val, size_t count);
+bool pci_cap_write_starts_flr(vfu_ctx_t *ctx, const struct vfu_pci_cap *cap, size_t off,
+                              const uint8_t *val, size_t count);
 
 /* irq.c */
 int irq_realize(vfu_ctx_t *ctx);
@@ -515,21 +514,19 @@ int irq_signal_event(vfu_ctx_t *ctx, int type);
  * A vector's mask (SET_IRQS, or the function's own bits for it) and pending
  * state, for libvfio-user-ext.h: 0 or -EINVAL.
  */
-int irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked,
-                     bool *pending);
+int irq_vector_state(vfu_ctx_t *ctx, int type, uint32_t v, bool *masked, bool *pending);
 /* Closes the eventfds of vectors [start, start + count) of a type. */
 void irq_close_vectors(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count);
 /* Delivers the pending vectors of a range that nothing masks any more. */
-void irq_release_pending(vfu_ctx_t *ctx, int type, uint32_t start,
-                         uint32_t count);
+void irq_release_pending(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count);
 /* The client unmasked INTx after the guest's end of interrupt. */
 void irq_intx_unmasked(vfu_ctx_t *ctx);
 /*
  * The client raises vectors [start, start + count), those with a non-zero
  * byte in bools (NULL: all): 0 or a negative errno.
  */
-int irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start,
-                         uint32_t count, const uint8_t *bools);
+int irq_trigger_selected(vfu_ctx_t *ctx, int type, uint32_t start, uint32_t count,
+                         const uint8_t *bools);
 
 /* irq_messages.c */
 int handle_device_get_irq_info(vfu_ctx_t *ctx, struct vfu_msg *msg);
@@ -560,14 +557,13 @@ typedef void dma_transfer_done_t(vfu_ctx_t *ctx, void *cookie, int error);
  * reply carries an error, or with ENOTCONN when the client goes away or the context
  * is reset or destroyed. Returns 0, or -errno with nothing started (done not called).
  */
-int dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
-                       bool is_write, dma_transfer_done_t *done, void *cookie);
+int dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool is_write,
+                       dma_transfer_done_t *done, void *cookie);
 /*
  * The same, waiting for the replies (vfu_sgl_read / vfu_sgl_write): 0 or
  * -errno. Requests the client sends meanwhile are kept for vfu_run_ctx.
  */
-int dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data,
-                      bool is_write);
+int dma_transfer_wait(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool is_write);
 /*
  * A reply from the client, seen by the run loop: true when it was one to a
  * DMA message (used, or logged and dropped when nothing waits for it).
@@ -592,14 +588,13 @@ enum msix_part { MSIX_NONE, MSIX_TABLE, MSIX_PBA };
  * What BAR byte pos of bar is, with *len cut to where that stops being so:
  * the emulated table or PBA, or the device's own bytes (MSIX_NONE).
  */
-enum msix_part msix_part_at(const vfu_ctx_t *ctx, int bar, uint64_t pos,
-                            uint64_t *len);
+enum msix_part msix_part_at(const vfu_ctx_t *ctx, int bar, uint64_t pos, uint64_t *len);
 /*
  * An access inside the table or PBA (part from msix_part_at). *unmasked is
  * set when a write cleared an entry's mask bit.
  */
-void msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count,
-                 uint64_t pos, bool is_write, bool *unmasked);
+void msix_access(vfu_ctx_t *ctx, enum msix_part part, char *buf, size_t count, uint64_t pos,
+                 bool is_write, bool *unmasked);
 
 /* ioeventfd.c: frees the list (the fds are the device's, left open). */
 void ioeventfd_free(vfu_ctx_t *ctx);
@@ -616,8 +611,7 @@ void dma_dirty_stop(vfu_ctx_t *ctx);
  * start a mapping or runs past its end, -EINVAL if that mapping keeps no
  * bitmap (message mode).
  */
-int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len,
-                     uint8_t **bitmap);
+int dma_dirty_bitmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, uint8_t **bitmap);
 
 /* migration.c */
 int handle_device_feature(vfu_ctx_t *ctx, struct vfu_msg *msg);
@@ -633,13 +627,12 @@ bool migration_allows_command(vfu_ctx_t *ctx, uint16_t cmd);
 void migration_abandon(vfu_ctx_t *ctx);
 
 /* dirty.c: dirty-page logging (DEVICE_FEATURE DMA_LOGGING_*) */
-int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len,
-                        uint64_t *page_size);
+int dirty_logging_start(vfu_ctx_t *ctx, const uint8_t *data, size_t len, uint64_t *page_size);
 void dirty_logging_stop(vfu_ctx_t *ctx);
 /* Builds the DMA_LOGGING_REPORT reply to the GET request req. */
 int dirty_logging_report(vfu_ctx_t *ctx, struct vfu_msg *msg,
-                         const struct vfio_user_device_feature *req,
-                         const uint8_t *data, size_t len);
+                         const struct vfio_user_device_feature *req, const uint8_t *data,
+                         size_t len);
 /* A bitmap for a new fd-backed mapping of len bytes: NULL while not logging. */
 int dirty_bitmap_alloc(vfu_ctx_t *ctx, uint64_t len, uint8_t **bitmap);
 /* Sets the bits of the pages [offset, offset + len) touch; thread-safe. */

@@ -23,16 +23,13 @@ is_power_of_two(size_t x)
 }
 
 static int
-check_region_setup(vfu_ctx_t *ctx, int idx, size_t size,
-                   vfu_region_access_cb_t *cb, int flags,
-                   const struct iovec *mmap_areas, uint32_t nr_mmap_areas,
-                   int fd)
+check_region_setup(vfu_ctx_t *ctx, int idx, size_t size, vfu_region_access_cb_t *cb, int flags,
+                   const struct iovec *mmap_areas, uint32_t nr_mmap_areas, int fd)
 {
     if (idx < 0 || idx >= VFU_PCI_DEV_NUM_REGIONS) {
         return -EINVAL;
     }
-    if ((flags & ~VFU_REGION_FLAG_MASK) != 0 ||
-        (flags & VFU_REGION_FLAG_RW) == 0) {
+    if ((flags & ~VFU_REGION_FLAG_MASK) != 0 || (flags & VFU_REGION_FLAG_RW) == 0) {
         return -EINVAL;
     }
     if ((flags & VFU_REGION_FLAG_ALWAYS_CB) && cb == NULL) {
@@ -53,16 +50,13 @@ check_region_setup(vfu_ctx_t *ctx, int idx, size_t size,
         }
     }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX &&
-        ((flags & VFU_REGION_FLAG_RW) != VFU_REGION_FLAG_RW ||
-         (flags & VFU_REGION_FLAG_MEM))) {
+        ((flags & VFU_REGION_FLAG_RW) != VFU_REGION_FLAG_RW || (flags & VFU_REGION_FLAG_MEM))) {
         return -EINVAL;
     }
     if (!is_bar(idx)) {
         return 0;
     }
-    if (size > 0 &&
-        (!is_power_of_two(size) ||
-         size < ((flags & VFU_REGION_FLAG_MEM) ? 16u : 4u))) {
+    if (size > 0 && (!is_power_of_two(size) || size < ((flags & VFU_REGION_FLAG_MEM) ? 16u : 4u))) {
         return -EINVAL;
     }
     /* A 64-bit BAR takes its odd neighbour as the upper half. */
@@ -73,8 +67,7 @@ check_region_setup(vfu_ctx_t *ctx, int idx, size_t size,
         if (ctx->regions[idx - 1].flags & VFU_REGION_FLAG_64_BITS) {
             return -EINVAL;
         }
-    } else if ((flags & VFU_REGION_FLAG_64_BITS) &&
-               ctx->regions[idx + 1].size > 0) {
+    } else if ((flags & VFU_REGION_FLAG_64_BITS) && ctx->regions[idx + 1].size > 0) {
         return -EINVAL;
     }
     return 0;
@@ -82,9 +75,8 @@ check_region_setup(vfu_ctx_t *ctx, int idx, size_t size,
 
 VFU_EXPORT int
 vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
-                 vfu_region_access_cb_t *region_access, int flags,
-                 struct iovec *mmap_areas, uint32_t nr_mmap_areas,
-                 int fd, uint64_t offset)
+                 vfu_region_access_cb_t *region_access, int flags, struct iovec *mmap_areas,
+                 uint32_t nr_mmap_areas, int fd, uint64_t offset)
 {
     struct vfu_region *region;
     struct iovec *areas = NULL;
@@ -95,8 +87,8 @@ vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
         errno = EINVAL;
         return -1;
     }
-    ret = check_region_setup(vfu_ctx, region_idx, size, region_access, flags,
-                             mmap_areas, nr_mmap_areas, fd);
+    ret = check_region_setup(vfu_ctx, region_idx, size, region_access, flags, mmap_areas,
+                             nr_mmap_areas, fd);
     if (ret < 0) {
         vfu_err(vfu_ctx, "region %d: invalid setup", region_idx);
         errno = -ret;
@@ -155,10 +147,10 @@ check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
         vfu_err(ctx, "bad region index %" PRIu64, idx);
         return -EINVAL;
     }
-    if (offset > ctx->regions[idx].size ||
-        count > ctx->regions[idx].size - offset) {
-        vfu_err(ctx, "region %" PRIu64 ": access of %" PRIu64 " bytes at %#"
-                PRIx64 " is out of range", idx, count, offset);
+    if (offset > ctx->regions[idx].size || count > ctx->regions[idx].size - offset) {
+        vfu_err(ctx,
+                "region %" PRIu64 ": access of %" PRIu64 " bytes at %#" PRIx64 " is out of range",
+                idx, count, offset);
         return -EINVAL;
     }
     return 0;
@@ -170,8 +162,7 @@ check_access(vfu_ctx_t *ctx, uint64_t idx, uint64_t offset, uint64_t count)
  * callback. An entry unmasked by the write lets its pending vector out.
  */
 static int
-bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
-           bool is_write)
+bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset, bool is_write)
 {
     bool unmasked = false;
     size_t done = 0;
@@ -181,11 +172,9 @@ bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
         enum msix_part part = msix_part_at(ctx, idx, offset + done, &len);
 
         if (part != MSIX_NONE) {
-            msix_access(ctx, part, buf + done, len, offset + done, is_write,
-                        &unmasked);
+            msix_access(ctx, part, buf + done, len, offset + done, is_write, &unmasked);
         } else {
-            ssize_t ret = ctx_call_region_cb(ctx, idx, buf + done, len,
-                                         offset + done, is_write);
+            ssize_t ret = ctx_call_region_cb(ctx, idx, buf + done, len, offset + done, is_write);
 
             if (ret < 0) {
                 return (int)ret;
@@ -204,8 +193,7 @@ bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset,
  * return count or an error, never a short count.
  */
 static int
-region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count,
-              uint64_t offset, bool is_write)
+region_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, uint64_t offset, bool is_write)
 {
     ssize_t ret;
 
@@ -344,8 +332,8 @@ handle_region_read(vfu_ctx_t *ctx, struct vfu_msg *msg)
         return -ENOMEM;
     }
     memcpy(reply, &req, sizeof(req));
-    return region_access(ctx, (int)req.region, (char *)reply + sizeof(req),
-                         req.count, req.offset, false);
+    return region_access(ctx, (int)req.region, (char *)reply + sizeof(req), req.count, req.offset,
+                         false);
 }
 
 int
@@ -360,16 +348,15 @@ handle_region_write(vfu_ctx_t *ctx, struct vfu_msg *msg)
     }
     memcpy(&req, msg->in, sizeof(req));
     if (msg->in_len - sizeof(req) != req.count) {
-        vfu_err(ctx, "region write of %u bytes carries %zu", req.count,
-                msg->in_len - sizeof(req));
+        vfu_err(ctx, "region write of %u bytes carries %zu", req.count, msg->in_len - sizeof(req));
         return -EINVAL;
     }
     ret = check_access(ctx, req.region, req.offset, req.count);
     if (ret < 0 || req.count == 0) {
         return ret;
     }
-    ret = region_access(ctx, (int)req.region, (char *)msg->in + sizeof(req),
-                        req.count, req.offset, true);
+    ret = region_access(ctx, (int)req.region, (char *)msg->in + sizeof(req), req.count, req.offset,
+                        true);
     if (ret < 0) {
         return ret;
     }
@@ -394,8 +381,7 @@ struct write_multi_entry {
     uint8_t data[8];
 } __attribute__((packed));
 
-_Static_assert(sizeof(struct write_multi_entry) == 24,
-               "REGION_WRITE_MULTI entries are 24 bytes");
+_Static_assert(sizeof(struct write_multi_entry) == 24, "REGION_WRITE_MULTI entries are 24 bytes");
 
 /* A config write that starts a function-level reset waits for the quiesce. */
 bool
@@ -407,10 +393,8 @@ region_write_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
         return false;
     }
     memcpy(&ra, msg->in, sizeof(ra));
-    return ra.region == VFU_PCI_DEV_CFG_REGION_IDX &&
-           msg->in_len - sizeof(ra) == ra.count &&
-           pci_config_write_needs_quiesce(ctx, ra.offset, msg->in + sizeof(ra),
-                                          ra.count);
+    return ra.region == VFU_PCI_DEV_CFG_REGION_IDX && msg->in_len - sizeof(ra) == ra.count &&
+           pci_config_write_needs_quiesce(ctx, ra.offset, msg->in + sizeof(ra), ra.count);
 }
 
 bool
@@ -418,8 +402,7 @@ region_write_multi_needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 {
     const size_t entry_size = sizeof(struct write_multi_entry);
 
-    for (size_t off = sizeof(uint64_t); off + entry_size <= msg->in_len;
-         off += entry_size) {
+    for (size_t off = sizeof(uint64_t); off + entry_size <= msg->in_len; off += entry_size) {
         struct write_multi_entry wr;
 
         memcpy(&wr, msg->in + off, sizeof(wr));
@@ -444,8 +427,7 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
     memcpy(&wr_cnt, msg->in, sizeof(wr_cnt));
     if (wr_cnt > (msg->in_len - sizeof(wr_cnt)) / entry_size ||
         wr_cnt * entry_size != msg->in_len - sizeof(wr_cnt)) {
-        vfu_err(ctx, "REGION_WRITE_MULTI: %" PRIu64 " writes in %zu bytes",
-                wr_cnt, msg->in_len);
+        vfu_err(ctx, "REGION_WRITE_MULTI: %" PRIu64 " writes in %zu bytes", wr_cnt, msg->in_len);
         return -EINVAL;
     }
     for (uint64_t i = 0; i < wr_cnt; i++) {
@@ -454,8 +436,7 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
         memcpy(&wr, msg->in + sizeof(wr_cnt) + i * entry_size, sizeof(wr));
         if (wr.count > sizeof(wr.data)) {
-            vfu_err(ctx, "REGION_WRITE_MULTI: write %" PRIu64 " of %u bytes",
-                    i, wr.count);
+            vfu_err(ctx, "REGION_WRITE_MULTI: write %" PRIu64 " of %u bytes", i, wr.count);
             return -EINVAL;
         }
         ret = check_access(ctx, wr.region, wr.offset, wr.count);
@@ -470,8 +451,8 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct vfu_msg *msg)
 
         memcpy(&wr, entry, sizeof(wr));
         ret = region_access(ctx, (int)wr.region,
-                            (char *)entry + offsetof(struct write_multi_entry, data),
-                            wr.count, wr.offset, true);
+                            (char *)entry + offsetof(struct write_multi_entry, data), wr.count,
+                            wr.offset, true);
         if (ret < 0) {
             return ret;
         }

@@ -15,8 +15,8 @@
  */
 struct command {
     vfu_cmd_handler_t handler;
-    vfu_cmd_quiesce_t *needs_quiesce;   /* NULL: never */
-    bool payload_optional;              /* only DEVICE_RESET may come bare */
+    vfu_cmd_quiesce_t *needs_quiesce; /* NULL: never */
+    bool payload_optional;            /* only DEVICE_RESET may come bare */
 };
 
 /* Commands a client may send once attached, by number. */
@@ -31,10 +31,9 @@ static const struct command commands[VFIO_USER_MAX] = {
     [VFIO_USER_REGION_READ] = { handle_region_read, NULL, false },
     [VFIO_USER_REGION_WRITE] = { handle_region_write, region_write_needs_quiesce, false },
     [VFIO_USER_DEVICE_RESET] = { handle_device_reset, device_reset_needs_quiesce, true },
-    [VFIO_USER_REGION_WRITE_MULTI] = { handle_region_write_multi,
-                                       region_write_multi_needs_quiesce, false },
-    [VFIO_USER_DEVICE_FEATURE] = { handle_device_feature, device_feature_needs_quiesce,
-                                   false },
+    [VFIO_USER_REGION_WRITE_MULTI] = { handle_region_write_multi, region_write_multi_needs_quiesce,
+                                       false },
+    [VFIO_USER_DEVICE_FEATURE] = { handle_device_feature, device_feature_needs_quiesce, false },
     [VFIO_USER_MIG_DATA_READ] = { handle_mig_data_read, NULL, false },
     [VFIO_USER_MIG_DATA_WRITE] = { handle_mig_data_write, NULL, false },
 };
@@ -128,8 +127,7 @@ send_reply(vfu_ctx_t *ctx, struct vfu_msg *msg, int err)
         return tran_send(ctx, &hdr, NULL, 0, NULL, 0);
     }
     hdr.msg_size += (uint32_t)msg->out_len;
-    return tran_send(ctx, &hdr, msg->out, msg->out_len, msg->out_fds,
-                     msg->nr_out_fds);
+    return tran_send(ctx, &hdr, msg->out, msg->out_len, msg->out_fds, msg->nr_out_fds);
 }
 
 static bool
@@ -154,12 +152,13 @@ answer_on_twin(vfu_ctx_t *ctx, const struct vfu_msg *msg)
     };
 
     if (is_reply(msg)) {
-        vfu_warn(ctx, "msg%#x: dropped a stray reply on the twin socket",
-                 msg->hdr.msg_id);
+        vfu_warn(ctx, "msg%#x: dropped a stray reply on the twin socket", msg->hdr.msg_id);
         return 0;
     }
-    vfu_err(ctx, "msg%#x: command %u on the twin socket, which carries only "
-            "replies to ours", msg->hdr.msg_id, msg->hdr.cmd);
+    vfu_err(ctx,
+            "msg%#x: command %u on the twin socket, which carries only "
+            "replies to ours",
+            msg->hdr.msg_id, msg->hdr.cmd);
     if (msg->hdr.flags & VFIO_USER_F_NO_REPLY) {
         return 0;
     }
@@ -173,13 +172,11 @@ validate_request(vfu_ctx_t *ctx, const struct vfu_msg *msg)
     uint16_t cmd = msg->hdr.cmd;
 
     if ((msg->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
-        vfu_err(ctx, "msg%#x: not a command (flags %#x)", msg->hdr.msg_id,
-                msg->hdr.flags);
+        vfu_err(ctx, "msg%#x: not a command (flags %#x)", msg->hdr.msg_id, msg->hdr.flags);
         return EINVAL;
     }
     if (cmd >= VFIO_USER_MAX || commands[cmd].handler == NULL) {
-        vfu_err(ctx, "msg%#x: command %u is not one a client may send",
-                msg->hdr.msg_id, cmd);
+        vfu_err(ctx, "msg%#x: command %u is not one a client may send", msg->hdr.msg_id, cmd);
         return EINVAL;
     }
     if (msg->in_len == 0 && !commands[cmd].payload_optional) {
@@ -187,13 +184,12 @@ validate_request(vfu_ctx_t *ctx, const struct vfu_msg *msg)
         return EINVAL;
     }
     if (msg->nr_in_fds > SERVER_MAX_MSG_FDS || msg->fds_lost) {
-        vfu_err(ctx, "msg%#x: more than %d fds", msg->hdr.msg_id,
-                SERVER_MAX_MSG_FDS);
+        vfu_err(ctx, "msg%#x: more than %d fds", msg->hdr.msg_id, SERVER_MAX_MSG_FDS);
         return EINVAL;
     }
     if (!migration_allows_command(ctx, cmd)) {
-        vfu_err(ctx, "msg%#x: command %u refused in migration state %u",
-                msg->hdr.msg_id, cmd, ctx->migr_state);
+        vfu_err(ctx, "msg%#x: command %u refused in migration state %u", msg->hdr.msg_id, cmd,
+                ctx->migr_state);
         return EINVAL;
     }
     return 0;
@@ -205,8 +201,7 @@ needs_quiesce(vfu_ctx_t *ctx, const struct vfu_msg *msg)
 {
     vfu_cmd_quiesce_t *rule = commands[msg->hdr.cmd].needs_quiesce;
 
-    return ctx->quiesce_cb != NULL && !ctx->quiesced && rule != NULL &&
-           rule(ctx, msg);
+    return ctx->quiesce_cb != NULL && !ctx->quiesced && rule != NULL && rule(ctx, msg);
 }
 
 /* Runs a validated request and replies; returns 0 or -errno of the send. */
@@ -368,8 +363,7 @@ take_dma_replies(vfu_ctx_t *ctx)
             return ret;
         }
         if (ctx->conn.deferred_bytes > DEFERRED_MAX) {
-            vfu_err(ctx, "client is not reading: it sent over %u bytes meanwhile",
-                    DEFERRED_MAX);
+            vfu_err(ctx, "client is not reading: it sent over %u bytes meanwhile", DEFERRED_MAX);
             return -ENOBUFS;
         }
     }
@@ -430,11 +424,12 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
             return fail(EINTR);
         }
         if (msg.from_twin && (ret == 1 || ret == -EINVAL || ret == -E2BIG)) {
-            ret = ret == 1 && is_reply(&msg) && dma_transfer_reply(ctx, &msg) ?
-                  0 : answer_on_twin(ctx, &msg);
+            ret = ret == 1 && is_reply(&msg) && dma_transfer_reply(ctx, &msg)
+                      ? 0
+                      : answer_on_twin(ctx, &msg);
         } else if (ret == -EINVAL || ret == -E2BIG) {
-            vfu_err(ctx, "msg%#x: message size %u is out of range",
-                    msg.hdr.msg_id, msg.hdr.msg_size);
+            vfu_err(ctx, "msg%#x: message size %u is out of range", msg.hdr.msg_id,
+                    msg.hdr.msg_size);
             ret = send_reply(ctx, &msg, EINVAL);
         } else if (ret < 0) {
             msg_free(&msg);
@@ -464,8 +459,7 @@ vfu_device_quiesced(vfu_ctx_t *vfu_ctx, int quiesce_errno)
     struct vfu_msg *msg;
     int ret;
 
-    if (ctx == NULL || ctx->quiesce_cb == NULL ||
-        (ctx->parked == NULL && !ctx->reset_parked)) {
+    if (ctx == NULL || ctx->quiesce_cb == NULL || (ctx->parked == NULL && !ctx->reset_parked)) {
         return fail(EINVAL);
     }
     if (ctx->reset_parked) {

@@ -14,7 +14,8 @@
 #include "dma.h"
 #include "private.h"
 
-int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, bool is_write)
+int
+dma_check_range(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, bool is_write)
 {
     struct vfu_dma *dma = ctx->dma;
     uint64_t end;
@@ -39,9 +40,9 @@ int dma_check_range(vfu_ctx_t *ctx, uint64_t iova, uint64_t len, bool is_write)
     return 0;
 }
 
-VFU_EXPORT int vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr,
-                               size_t len, dma_sg_t *sgl, size_t max_nr_sgs,
-                               int prot)
+VFU_EXPORT int
+vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr, size_t len, dma_sg_t *sgl,
+                size_t max_nr_sgs, int prot)
 {
     uint64_t addr = (uint64_t)(uintptr_t)dma_addr;
     uint64_t end;
@@ -103,8 +104,8 @@ VFU_EXPORT int vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr,
  * The mapping an entry refers to, checked against the live mappings so that
  * an entry outliving its DMA_UNMAP is refused rather than followed.
  */
-static int sg_region(vfu_ctx_t *ctx, const dma_sg_t *sg,
-                     struct dma_region **out)
+static int
+sg_region(vfu_ctx_t *ctx, const dma_sg_t *sg, struct dma_region **out)
 {
     struct dma_region *r;
 
@@ -116,16 +117,15 @@ static int sg_region(vfu_ctx_t *ctx, const dma_sg_t *sg,
         region_start(r) != (uint64_t)(uintptr_t)sg->dma_addr) {
         return -ENOENT;
     }
-    if (sg->offset > r->info.iova.iov_len ||
-        sg->length > r->info.iova.iov_len - sg->offset) {
+    if (sg->offset > r->info.iova.iov_len || sg->length > r->info.iova.iov_len - sg->offset) {
         return -EINVAL;
     }
     *out = r;
     return 0;
 }
 
-VFU_EXPORT int vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov,
-                           size_t cnt, int flags)
+VFU_EXPORT int
+vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt, int flags)
 {
     size_t i;
 
@@ -153,7 +153,8 @@ VFU_EXPORT int vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov,
 }
 
 /* Only entries asked for with PROT_WRITE can have written anything. */
-VFU_EXPORT void vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
+VFU_EXPORT void
+vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
 {
     if (ctx == NULL || sgl == NULL || ctx->dirty_pgsize == 0) {
         return;
@@ -168,8 +169,8 @@ VFU_EXPORT void vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
 }
 
 /* Nothing is pinned by vfu_sgl_get, so only the dirty marking is left. */
-VFU_EXPORT void vfu_sgl_put(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov,
-                            size_t cnt)
+VFU_EXPORT void
+vfu_sgl_put(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt)
 {
     (void)iov;
     vfu_sgl_mark_dirty(ctx, sgl, cnt);
@@ -179,7 +180,8 @@ VFU_EXPORT void vfu_sgl_put(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov,
  * Upstream ignores ctx here, so some callers pass NULL: then the entry's
  * region is trusted as it is.
  */
-VFU_EXPORT bool vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
+VFU_EXPORT bool
+vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
 {
     struct dma_region *r;
 
@@ -192,12 +194,12 @@ VFU_EXPORT bool vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
     return sg_region(ctx, sg, &r) == 0 && r->mode == DMA_ACCESS_MMAP;
 }
 
-static int file_io(int fd, void *buf, size_t len, uint64_t offset,
-                   bool is_write)
+static int
+file_io(int fd, void *buf, size_t len, uint64_t offset, bool is_write)
 {
     while (len > 0) {
-        ssize_t n = is_write ? pwrite(fd, buf, len, (off_t)offset)
-                             : pread(fd, buf, len, (off_t)offset);
+        ssize_t n =
+            is_write ? pwrite(fd, buf, len, (off_t)offset) : pread(fd, buf, len, (off_t)offset);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -218,12 +220,11 @@ static int file_io(int fd, void *buf, size_t len, uint64_t offset,
  * Copies one entry in or out of memory this process can reach. sgl_access
  * has checked the entry, so a write marks r dirty without a second lookup.
  */
-static int direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r,
-                         void *data, bool is_write)
+static int
+direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r, void *data, bool is_write)
 {
     if (r->mode == DMA_ACCESS_FILE_IO) {
-        int ret = file_io(r->fd, data, sg->length, r->file_offset + sg->offset,
-                          is_write);
+        int ret = file_io(r->fd, data, sg->length, r->file_offset + sg->offset, is_write);
         if (ret == 0 && is_write) {
             dirty_mark(ctx, r->dirty, sg->offset, sg->length);
         }
@@ -244,8 +245,8 @@ static int direct_access(vfu_ctx_t *ctx, dma_sg_t *sg, struct dma_region *r,
  * data travels by DMA_READ / DMA_WRITE messages, as upstream. Upstream takes
  * one entry only; we take any number (a range spanning adjacent mappings).
  */
-static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
-                      int flags, bool is_write)
+static int
+sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data, int flags, bool is_write)
 {
     char *p = data;
     size_t i;
@@ -274,8 +275,7 @@ static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
             ret = direct_access(ctx, &sg[i], r, p, is_write);
         } else {
             /* Message writes mark nothing dirty: the client wrote the memory. */
-            ret = dma_transfer_wait(ctx, region_start(r) + sg[i].offset,
-                                    sg[i].length, p, is_write);
+            ret = dma_transfer_wait(ctx, region_start(r) + sg[i].offset, sg[i].length, p, is_write);
         }
         if (ret < 0) {
             return ret;
@@ -285,8 +285,8 @@ static int sgl_access(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data,
     return 0;
 }
 
-VFU_EXPORT int vfu_sgl_read(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt,
-                            void *data, int flags)
+VFU_EXPORT int
+vfu_sgl_read(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data, int flags)
 {
     int ret = sgl_access(ctx, sg, sg_cnt, data, flags, false);
 
@@ -297,8 +297,8 @@ VFU_EXPORT int vfu_sgl_read(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt,
     return 0;
 }
 
-VFU_EXPORT int vfu_sgl_write(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt,
-                             void *data, int flags)
+VFU_EXPORT int
+vfu_sgl_write(vfu_ctx_t *ctx, dma_sg_t *sg, size_t sg_cnt, void *data, int flags)
 {
     int ret = sgl_access(ctx, sg, sg_cnt, data, flags, true);
 

@@ -112,8 +112,8 @@ tran_listen(vfu_ctx_t *ctx)
         tran_close_listener(ctx);
         return ret;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-                (tran_nonblocking(ctx) ? SOCK_NONBLOCK : 0), 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (tran_nonblocking(ctx) ? SOCK_NONBLOCK : 0),
+                0);
     if (fd < 0) {
         ret = -errno;
         tran_close_listener(ctx);
@@ -121,8 +121,7 @@ tran_listen(vfu_ctx_t *ctx)
     }
     ctx->listen_fd = fd;
     /* Linux creates the socket file with the socket inode's mode: 0600. */
-    if (fchmod(fd, S_IRUSR | S_IWUSR) < 0 ||
-        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+    if (fchmod(fd, S_IRUSR | S_IWUSR) < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 8) < 0) {
         ret = -errno;
         tran_close_listener(ctx);
@@ -147,8 +146,8 @@ tran_accept(vfu_ctx_t *ctx)
     /* One that connected while the last client was attached comes first. */
     fd = tran_newcomer_take(ctx);
     while (fd < 0) {
-        fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC |
-                     (tran_nonblocking(ctx) ? SOCK_NONBLOCK : 0));
+        fd = accept4(ctx->listen_fd, NULL, NULL,
+                     SOCK_CLOEXEC | (tran_nonblocking(ctx) ? SOCK_NONBLOCK : 0));
         if (fd >= 0 || errno != EINTR) {
             break;
         }

@@ -87,7 +87,7 @@ newcomer_step(vfu_ctx_t *ctx, struct vfu_newcomer *n, int64_t now)
         got = recv(n->fd, &hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT);
     } while (got < 0 && errno == EINTR);
     if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-        return true;            /* it left, or its socket failed */
+        return true; /* it left, or its socket failed */
     }
     if (got < (ssize_t)sizeof(hdr)) {
         if (now >= n->deadline_ms) {
@@ -102,11 +102,13 @@ newcomer_step(vfu_ctx_t *ctx, struct vfu_newcomer *n, int64_t now)
         return true;
     }
     if (attached_client_left(ctx)) {
-        return false;           /* it will be served next (tran_newcomer_take) */
+        return false; /* it will be served next (tran_newcomer_take) */
     }
-    reply = (struct vfio_user_header) {
-        .msg_id = hdr.msg_id, .cmd = VFIO_USER_VERSION,
-        .msg_size = sizeof(reply), .error_no = EBUSY,
+    reply = (struct vfio_user_header){
+        .msg_id = hdr.msg_id,
+        .cmd = VFIO_USER_VERSION,
+        .msg_size = sizeof(reply),
+        .error_no = EBUSY,
         .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
     };
     /* An empty socket takes 16 bytes at once; if not, the client gets none. */
@@ -195,8 +197,7 @@ read_timer(vfu_ctx_t *ctx)
 {
     uint64_t expirations;
 
-    if (read(ctx->newcomer_timer_fd, &expirations, sizeof(expirations)) < 0 &&
-        errno != EAGAIN) {
+    if (read(ctx->newcomer_timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN) {
         vfu_err(ctx, "cannot read the timer for connecting clients: %m");
     }
 }

@@ -57,8 +57,8 @@ struct received_fds {
  * stream, -EINTR when a signal cut the wait of a blocking context.
  */
 static ssize_t
-recv_some(vfu_ctx_t *ctx, struct vfu_stream *s, void *buf, size_t len,
-          bool dontwait, struct received_fds *got)
+recv_some(vfu_ctx_t *ctx, struct vfu_stream *s, void *buf, size_t len, bool dontwait,
+          struct received_fds *got)
 {
     union {
         char buf[CMSG_SPACE(RECV_MAX_FDS * sizeof(int))];
@@ -66,8 +66,10 @@ recv_some(vfu_ctx_t *ctx, struct vfu_stream *s, void *buf, size_t len,
     } control;
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
     };
     ssize_t n;
 
@@ -102,8 +104,7 @@ recv_some(vfu_ctx_t *ctx, struct vfu_stream *s, void *buf, size_t len,
     if (n < 0) {
         return errno == ECONNRESET ? -ENOTCONN : -errno;
     }
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
-         cm = CMSG_NXTHDR(&mh, cm)) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
             size_t nr = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
@@ -161,8 +162,7 @@ rx_owner_of(const struct vfu_rx *rx, uint64_t pos)
  * the last byte of that read; the bytes before may be earlier messages.
  */
 static void
-rx_add_fds(vfu_ctx_t *ctx, struct vfu_rx *rx, uint64_t last_byte,
-           struct received_fds *got)
+rx_add_fds(vfu_ctx_t *ctx, struct vfu_rx *rx, uint64_t last_byte, struct received_fds *got)
 {
     uint64_t owner = rx_owner_of(rx, last_byte);
     uint64_t parsed = rx->base + rx->start;
@@ -292,7 +292,7 @@ rx_next(vfu_ctx_t *ctx, struct vfu_stream *s, struct vfu_msg *msg, bool own)
     len = hdr.msg_size - sizeof(hdr);
     if (hdr.msg_size > avail) {
         if (hdr.msg_size <= sizeof(rx->buf)) {
-            return 0;           /* the rest comes into the buffer */
+            return 0; /* the rest comes into the buffer */
         }
         rx->big_body = malloc(len);
         if (rx->big_body == NULL) {
@@ -354,7 +354,7 @@ rx_fill(vfu_ctx_t *ctx, struct vfu_stream *s, bool dontwait)
     }
     if (rx->big_body != NULL) {
         rx->big_got += (size_t)n;
-        rx->base += (size_t)n;  /* these bytes bypass buf */
+        rx->base += (size_t)n; /* these bytes bypass buf */
     } else {
         rx->end += (size_t)n;
     }
@@ -481,7 +481,7 @@ tran_recv_msg(vfu_ctx_t *ctx, struct vfu_msg *msg)
         }
         n = rx_fill(ctx, s, wait_both);
         if (n == -EAGAIN && wait_both) {
-            continue;           /* it was the twin socket */
+            continue; /* it was the twin socket */
         }
         if (n == -EAGAIN) {
             return 0;

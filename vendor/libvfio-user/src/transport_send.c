@@ -88,8 +88,8 @@ poll_events(vfu_ctx_t *ctx, const struct vfu_stream *s)
 
 /* Keeps what the socket did not take, to go out when it has room. */
 static int
-tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov,
-           size_t iovcnt, const int *fds, size_t nr_fds)
+tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov, size_t iovcnt,
+           const int *fds, size_t nr_fds)
 {
     struct vfu_tx *tx;
     size_t len = 0;
@@ -128,11 +128,9 @@ tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov,
 
 int
 tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
-           const struct iovec *payload, size_t iovcnt, const int *fds,
-           size_t nr_fds)
+           const struct iovec *payload, size_t iovcnt, const int *fds, size_t nr_fds)
 {
-    struct vfu_stream *s = for_twin && ctx->conn.twin.fd >= 0 ?
-                           &ctx->conn.twin : &ctx->conn.main;
+    struct vfu_stream *s = for_twin && ctx->conn.twin.fd >= 0 ? &ctx->conn.twin : &ctx->conn.main;
     struct iovec iovs[4] = {
         { .iov_base = (void *)hdr, .iov_len = sizeof(*hdr) },
     };
@@ -171,7 +169,7 @@ tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
             return (int)n;
         }
         if (n > 0) {
-            nr_fds = 0;         /* they went with the first byte */
+            nr_fds = 0; /* they went with the first byte */
         }
         iov_advance(&iov, &iovcnt, (size_t)n);
     }
@@ -179,8 +177,8 @@ tran_sendv(vfu_ctx_t *ctx, bool for_twin, const struct vfio_user_header *hdr,
 }
 
 int
-tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr,
-          const void *payload, size_t len, const int *fds, size_t nr_fds)
+tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr, const void *payload, size_t len,
+          const int *fds, size_t nr_fds)
 {
     struct iovec iov = { .iov_base = (void *)payload, .iov_len = len };
 
@@ -196,10 +194,8 @@ flush_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
     }
     while (s->tx_head != NULL) {
         struct vfu_tx *tx = s->tx_head;
-        struct iovec iov = { .iov_base = tx->data + tx->sent,
-                             .iov_len = tx->len - tx->sent };
-        ssize_t n = send_once(s->fd, &iov, 1, tx->fds,
-                              tx->sent == 0 ? tx->nr_fds : 0);
+        struct iovec iov = { .iov_base = tx->data + tx->sent, .iov_len = tx->len - tx->sent };
+        ssize_t n = send_once(s->fd, &iov, 1, tx->fds, tx->sent == 0 ? tx->nr_fds : 0);
 
         if (n == -EAGAIN) {
             /* The events may have changed since: a DMA transfer ended. */

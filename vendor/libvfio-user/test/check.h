@@ -43,8 +43,7 @@ check_pass_(void)
     atomic_fetch_add(&check_passed_, 1);
 }
 
-static inline void
-check_fail_(const char *file, int line, const char *fmt, ...)
+static inline void check_fail_(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static inline void
@@ -65,31 +64,30 @@ check_fail_(const char *file, int line, const char *fmt, ...)
 #define FAIL(...) check_fail_(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Each CHECK* evaluates to 1 if the check passed, 0 otherwise. */
-#define CHECK(cond)                                                          \
-    ({                                                                       \
-        int check_ok_ = !!(cond);                                            \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__, "CHECK(%s) (errno %d: %s)",      \
-                        #cond, errno, strerror(errno));                      \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK(cond)                                                                   \
+    ({                                                                                \
+        int check_ok_ = !!(cond);                                                     \
+        if (check_ok_) {                                                              \
+            check_pass_();                                                            \
+        } else {                                                                      \
+            check_fail_(__FILE__, __LINE__, "CHECK(%s) (errno %d: %s)", #cond, errno, \
+                        strerror(errno));                                             \
+        }                                                                             \
+        check_ok_;                                                                    \
     })
 
 /* Like CHECK, with a printf-style explanation on failure. */
-#define CHECK_MSG(cond, ...)                                                 \
-    ({                                                                       \
-        int check_ok_ = !!(cond);                                            \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            char check_m_[512];                                              \
-            snprintf(check_m_, sizeof(check_m_), __VA_ARGS__);               \
-            check_fail_(__FILE__, __LINE__, "CHECK(%s): %s", #cond,          \
-                        check_m_);                                           \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_MSG(cond, ...)                                                   \
+    ({                                                                         \
+        int check_ok_ = !!(cond);                                              \
+        if (check_ok_) {                                                       \
+            check_pass_();                                                     \
+        } else {                                                               \
+            char check_m_[512];                                                \
+            snprintf(check_m_, sizeof(check_m_), __VA_ARGS__);                 \
+            check_fail_(__FILE__, __LINE__, "CHECK(%s): %s", #cond, check_m_); \
+        }                                                                      \
+        check_ok_;                                                             \
     })
 
 /*
@@ -97,21 +95,19 @@ check_fail_(const char *file, int line, const char *fmt, ...)
  * negative values of signed types compare equal).  Ordering compares them
  * converted to long long.  Failures print both values in decimal and hex.
  */
-#define CHECK_CMP_(a, b, op, T, name)                                        \
-    ({                                                                       \
-        T check_a_ = (T)(a);                                                 \
-        T check_b_ = (T)(b);                                                 \
-        int check_ok_ = (check_a_ op check_b_);                              \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__,                                  \
-                        name "(%s, %s): %lld (0x%llx) vs %lld (0x%llx)",     \
-                        #a, #b, (long long)check_a_,                         \
-                        (unsigned long long)check_a_, (long long)check_b_,   \
-                        (unsigned long long)check_b_);                       \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_CMP_(a, b, op, T, name)                                                            \
+    ({                                                                                           \
+        T check_a_ = (T)(a);                                                                     \
+        T check_b_ = (T)(b);                                                                     \
+        int check_ok_ = (check_a_ op check_b_);                                                  \
+        if (check_ok_) {                                                                         \
+            check_pass_();                                                                       \
+        } else {                                                                                 \
+            check_fail_(__FILE__, __LINE__, name "(%s, %s): %lld (0x%llx) vs %lld (0x%llx)", #a, \
+                        #b, (long long)check_a_, (unsigned long long)check_a_,                   \
+                        (long long)check_b_, (unsigned long long)check_b_);                      \
+        }                                                                                        \
+        check_ok_;                                                                               \
     })
 
 #define CHECK_EQ(a, b) CHECK_CMP_(a, b, ==, unsigned long long, "CHECK_EQ")
@@ -122,126 +118,127 @@ check_fail_(const char *file, int line, const char *fmt, ...)
 #define CHECK_GE(a, b) CHECK_CMP_(a, b, >=, long long, "CHECK_GE")
 
 /* expr must be 0 (e.g. a vfu_* call or a client helper); prints errno. */
-#define CHECK_OK(expr)                                                       \
-    ({                                                                       \
-        long long check_r_ = (long long)(expr);                              \
-        int check_e_ = errno;                                                \
-        int check_ok_ = (check_r_ == 0);                                     \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__,                                  \
-                        "CHECK_OK(%s): returned %lld, errno %d (%s)", #expr, \
-                        check_r_, check_e_, strerror(check_e_));             \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_OK(expr)                                                                           \
+    ({                                                                                           \
+        long long check_r_ = (long long)(expr);                                                  \
+        int check_e_ = errno;                                                                    \
+        int check_ok_ = (check_r_ == 0);                                                         \
+        if (check_ok_) {                                                                         \
+            check_pass_();                                                                       \
+        } else {                                                                                 \
+            check_fail_(__FILE__, __LINE__, "CHECK_OK(%s): returned %lld, errno %d (%s)", #expr, \
+                        check_r_, check_e_, strerror(check_e_));                                 \
+        }                                                                                        \
+        check_ok_;                                                                               \
     })
 
 /* expr must return -1 with errno == err (a libc/vfu-style failure). */
-#define CHECK_ERRNO(expr, err)                                               \
-    ({                                                                       \
-        errno = 0;                                                           \
-        long long check_r_ = (long long)(expr);                              \
-        int check_e_ = errno;                                                \
-        int check_w_ = (err);                                                \
-        int check_ok_ = (check_r_ == -1 && check_e_ == check_w_);            \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__,                                  \
-                        "CHECK_ERRNO(%s, %s): returned %lld, errno %d (%s), "\
-                        "wanted -1 and errno %d (%s)", #expr, #err,          \
-                        check_r_, check_e_, strerror(check_e_), check_w_,    \
-                        strerror(check_w_));                                 \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_ERRNO(expr, err)                                                         \
+    ({                                                                                 \
+        errno = 0;                                                                     \
+        long long check_r_ = (long long)(expr);                                        \
+        int check_e_ = errno;                                                          \
+        int check_w_ = (err);                                                          \
+        int check_ok_ = (check_r_ == -1 && check_e_ == check_w_);                      \
+        if (check_ok_) {                                                               \
+            check_pass_();                                                             \
+        } else {                                                                       \
+            check_fail_(__FILE__, __LINE__,                                            \
+                        "CHECK_ERRNO(%s, %s): returned %lld, errno %d (%s), "          \
+                        "wanted -1 and errno %d (%s)",                                 \
+                        #expr, #err, check_r_, check_e_, strerror(check_e_), check_w_, \
+                        strerror(check_w_));                                           \
+        }                                                                              \
+        check_ok_;                                                                     \
     })
 
 /* Byte comparison; prints the first differing offset and bytes. */
-#define CHECK_MEM(a, b, len)                                                 \
-    ({                                                                       \
-        const unsigned char *check_pa_ = (const unsigned char *)(a);         \
-        const unsigned char *check_pb_ = (const unsigned char *)(b);         \
-        size_t check_n_ = (size_t)(len);                                     \
-        size_t check_i_ = 0;                                                 \
-        while (check_i_ < check_n_ && check_pa_[check_i_] == check_pb_[check_i_]) \
-            check_i_++;                                                      \
-        int check_ok_ = (check_i_ == check_n_);                              \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__,                                  \
-                        "CHECK_MEM(%s, %s, %zu): differ at offset %zu: "     \
-                        "0x%02x vs 0x%02x", #a, #b, check_n_, check_i_,      \
-                        check_pa_[check_i_], check_pb_[check_i_]);           \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_MEM(a, b, len)                                                                   \
+    ({                                                                                         \
+        const unsigned char *check_pa_ = (const unsigned char *)(a);                           \
+        const unsigned char *check_pb_ = (const unsigned char *)(b);                           \
+        size_t check_n_ = (size_t)(len);                                                       \
+        size_t check_i_ = 0;                                                                   \
+        while (check_i_ < check_n_ && check_pa_[check_i_] == check_pb_[check_i_])              \
+            check_i_++;                                                                        \
+        int check_ok_ = (check_i_ == check_n_);                                                \
+        if (check_ok_) {                                                                       \
+            check_pass_();                                                                     \
+        } else {                                                                               \
+            check_fail_(__FILE__, __LINE__,                                                    \
+                        "CHECK_MEM(%s, %s, %zu): differ at offset %zu: "                       \
+                        "0x%02x vs 0x%02x",                                                    \
+                        #a, #b, check_n_, check_i_, check_pa_[check_i_], check_pb_[check_i_]); \
+        }                                                                                      \
+        check_ok_;                                                                             \
     })
 
 /* String equality (NULL-safe). */
-#define CHECK_STR(a, b)                                                      \
-    ({                                                                       \
-        const char *check_sa_ = (a);                                         \
-        const char *check_sb_ = (b);                                         \
-        int check_ok_ = (check_sa_ != NULL && check_sb_ != NULL)             \
-                            ? strcmp(check_sa_, check_sb_) == 0              \
-                            : check_sa_ == check_sb_;                        \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__, "CHECK_STR(%s, %s): \"%s\" vs "  \
-                        "\"%s\"", #a, #b,                                    \
-                        check_sa_ ? check_sa_ : "(null)",                    \
-                        check_sb_ ? check_sb_ : "(null)");                   \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_STR(a, b)                                           \
+    ({                                                            \
+        const char *check_sa_ = (a);                              \
+        const char *check_sb_ = (b);                              \
+        int check_ok_ = (check_sa_ != NULL && check_sb_ != NULL)  \
+                            ? strcmp(check_sa_, check_sb_) == 0   \
+                            : check_sa_ == check_sb_;             \
+        if (check_ok_) {                                          \
+            check_pass_();                                        \
+        } else {                                                  \
+            check_fail_(__FILE__, __LINE__,                       \
+                        "CHECK_STR(%s, %s): \"%s\" vs "           \
+                        "\"%s\"",                                 \
+                        #a, #b, check_sa_ ? check_sa_ : "(null)", \
+                        check_sb_ ? check_sb_ : "(null)");        \
+        }                                                         \
+        check_ok_;                                                \
     })
 
 /* `hay` contains `needle` (NULL-safe). */
-#define CHECK_CONTAINS(hay, needle)                                          \
-    ({                                                                       \
-        const char *check_h_ = (hay);                                        \
-        const char *check_s_ = (needle);                                     \
-        int check_ok_ = check_h_ != NULL && check_s_ != NULL &&              \
-                        strstr(check_h_, check_s_) != NULL;                  \
-        if (check_ok_) {                                                     \
-            check_pass_();                                                   \
-        } else {                                                             \
-            check_fail_(__FILE__, __LINE__, "CHECK_CONTAINS(%s, %s): "       \
-                        "\"%s\" lacks \"%s\"", #hay, #needle,                \
-                        check_h_ ? check_h_ : "(null)",                      \
-                        check_s_ ? check_s_ : "(null)");                     \
-        }                                                                    \
-        check_ok_;                                                           \
+#define CHECK_CONTAINS(hay, needle)                                                     \
+    ({                                                                                  \
+        const char *check_h_ = (hay);                                                   \
+        const char *check_s_ = (needle);                                                \
+        int check_ok_ =                                                                 \
+            check_h_ != NULL && check_s_ != NULL && strstr(check_h_, check_s_) != NULL; \
+        if (check_ok_) {                                                                \
+            check_pass_();                                                              \
+        } else {                                                                        \
+            check_fail_(__FILE__, __LINE__,                                             \
+                        "CHECK_CONTAINS(%s, %s): "                                      \
+                        "\"%s\" lacks \"%s\"",                                          \
+                        #hay, #needle, check_h_ ? check_h_ : "(null)",                  \
+                        check_s_ ? check_s_ : "(null)");                                \
+        }                                                                               \
+        check_ok_;                                                                      \
     })
 
 /* REQUIRE variants: return from the (void) test function on failure. */
-#define REQUIRE(cond)                                                        \
-    do {                                                                     \
-        if (!CHECK(cond))                                                    \
-            return;                                                          \
+#define REQUIRE(cond)     \
+    do {                  \
+        if (!CHECK(cond)) \
+            return;       \
     } while (0)
-#define REQUIRE_EQ(a, b)                                                     \
-    do {                                                                     \
-        if (!CHECK_EQ(a, b))                                                 \
-            return;                                                          \
+#define REQUIRE_EQ(a, b)     \
+    do {                     \
+        if (!CHECK_EQ(a, b)) \
+            return;          \
     } while (0)
-#define REQUIRE_NE(a, b)                                                     \
-    do {                                                                     \
-        if (!CHECK_NE(a, b))                                                 \
-            return;                                                          \
+#define REQUIRE_NE(a, b)     \
+    do {                     \
+        if (!CHECK_NE(a, b)) \
+            return;          \
     } while (0)
-#define REQUIRE_OK(expr)                                                     \
-    do {                                                                     \
-        if (!CHECK_OK(expr))                                                 \
-            return;                                                          \
+#define REQUIRE_OK(expr)     \
+    do {                     \
+        if (!CHECK_OK(expr)) \
+            return;          \
     } while (0)
 
 /* Runs a `void fn(void)` test. */
-#define RUN_TEST(fn)                                                         \
-    do {                                                                     \
-        fprintf(stderr, "# %s\n", #fn);                                      \
-        fn();                                                                \
+#define RUN_TEST(fn)                    \
+    do {                                \
+        fprintf(stderr, "# %s\n", #fn); \
+        fn();                           \
     } while (0)
 
 static inline unsigned long

@@ -60,9 +60,8 @@ struct vfu_test_client;
  * to continue waiting, -1 (errno set) to abort the pending request.
  */
 typedef int vfu_test_server_cmd_fn(struct vfu_test_client *c, int fd,
-                                   const struct vfio_user_header *hdr,
-                                   const void *payload, size_t len,
-                                   const int *fds, size_t nfds, void *opaque);
+                                   const struct vfio_user_header *hdr, const void *payload,
+                                   size_t len, const int *fds, size_t nfds, void *opaque);
 
 struct vfu_test_dma_window {
     uint64_t iova;
@@ -78,11 +77,11 @@ struct vfu_test_client {
     int timeout_ms;              /* per wait; < 0 means wait forever */
 
     /* Set by vfu_test_negotiate(). */
-    uint16_t major, minor;       /* from the server's VERSION reply */
-    char *server_json;           /* malloc'd copy of the reply JSON, NUL-
+    uint16_t major, minor;  /* from the server's VERSION reply */
+    char *server_json;      /* malloc'd copy of the reply JSON, NUL-
                                     terminated; NULL if the reply had none */
-    size_t server_json_len;      /* strlen(server_json) */
-    int twin_fd;                 /* twin socket (server-to-client commands)
+    size_t server_json_len; /* strlen(server_json) */
+    int twin_fd;            /* twin socket (server-to-client commands)
                                     if the server granted it, else -1 */
 
     /* Header of the last reply received by vfu_test_request(). */
@@ -95,8 +94,8 @@ struct vfu_test_client {
     unsigned nr_dma_windows;
 
     /* Statistics. */
-    unsigned long server_cmds;   /* server-to-client commands seen */
-    unsigned long stray_msgs;    /* replies with another msg_id, dropped */
+    unsigned long server_cmds; /* server-to-client commands seen */
+    unsigned long stray_msgs;  /* replies with another msg_id, dropped */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -113,8 +112,7 @@ void vfu_test_client_init(struct vfu_test_client *c);
  * last error was transient).  The socket is left blocking; all I/O in this
  * client uses MSG_DONTWAIT plus poll().
  */
-int vfu_test_client_connect(struct vfu_test_client *c, const char *path,
-                            int retry_ms);
+int vfu_test_client_connect(struct vfu_test_client *c, const char *path, int retry_ms);
 
 /* Closes the socket(s), frees server_json.  Safe to call twice. */
 void vfu_test_client_close(struct vfu_test_client *c);
@@ -127,8 +125,7 @@ void vfu_test_client_close(struct vfu_test_client *c);
  * If the reply carries a twin socket (twin_socket.fd_index), it is stored in
  * c->twin_fd; any other fds are closed.  Returns as described at the top.
  */
-int vfu_test_negotiate(struct vfu_test_client *c, uint16_t major,
-                       uint16_t minor, const char *json);
+int vfu_test_negotiate(struct vfu_test_client *c, uint16_t major, uint16_t minor, const char *json);
 
 /* JSON proposed by vfu_test_client_open(). */
 #define VFU_TEST_DEFAULT_JSON \
@@ -157,26 +154,24 @@ int vfu_test_json_get_bool(const char *json, const char *key, bool *out);
  * `flags` is OR-ed into the header flags (type COMMAND = 0), e.g.
  * VFIO_USER_F_NO_REPLY.  Returns the msg_id used (0..65535), or -1.
  */
-int vfu_test_send_cmd(struct vfu_test_client *c, uint16_t cmd, uint32_t flags,
-                      const void *payload, size_t len,
-                      const int *fds, size_t nfds);
+int vfu_test_send_cmd(struct vfu_test_client *c, uint16_t cmd, uint32_t flags, const void *payload,
+                      size_t len, const int *fds, size_t nfds);
 
 /*
  * Sends `len` arbitrary bytes (possibly malformed) on c->fd, with optional
  * fds attached to the first byte.  Handles partial writes.  0 or -1.
  */
-int vfu_test_send_raw(struct vfu_test_client *c, const void *buf, size_t len,
-                      const int *fds, size_t nfds);
+int vfu_test_send_raw(struct vfu_test_client *c, const void *buf, size_t len, const int *fds,
+                      size_t nfds);
 
 /* Like vfu_test_send_raw() but on any socket `fd` (e.g. the twin socket). */
-int vfu_test_send_raw_fd(int fd, int timeout_ms, const void *buf, size_t len,
-                         const int *fds, size_t nfds);
+int vfu_test_send_raw_fd(int fd, int timeout_ms, const void *buf, size_t len, const int *fds,
+                         size_t nfds);
 
 /* Sends a reply {msg_id, cmd, flags REPLY (| ERROR if error_no != 0)} with
  * `payload` on socket `fd` (used by server-command handlers). */
-int vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id,
-                        uint16_t cmd, uint32_t error_no,
-                        const void *payload, size_t len);
+int vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id, uint16_t cmd,
+                        uint32_t error_no, const void *payload, size_t len);
 
 /*
  * Receives one whole message from c->fd: the header into *hdr, the payload
@@ -188,14 +183,12 @@ int vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id,
  * did not fit: it was read and dropped, *len is its real size, the first
  * `cap` bytes are in buf, fds are still returned).
  */
-int vfu_test_recv_msg(struct vfu_test_client *c, struct vfio_user_header *hdr,
-                      void *buf, size_t cap, size_t *len,
-                      int *fds, size_t *nfds);
+int vfu_test_recv_msg(struct vfu_test_client *c, struct vfio_user_header *hdr, void *buf,
+                      size_t cap, size_t *len, int *fds, size_t *nfds);
 
 /* Same as vfu_test_recv_msg() on any socket fd. */
-int vfu_test_recv_msg_fd(int fd, int timeout_ms, struct vfio_user_header *hdr,
-                         void *buf, size_t cap, size_t *len,
-                         int *fds, size_t *nfds);
+int vfu_test_recv_msg_fd(int fd, int timeout_ms, struct vfio_user_header *hdr, void *buf,
+                         size_t cap, size_t *len, int *fds, size_t *nfds);
 
 /*
  * Waits up to timeout_ms (< 0: c->timeout_ms) for the server to close the
@@ -214,10 +207,8 @@ int vfu_test_wait_closed(struct vfu_test_client *c, int timeout_ms);
  * is in c->last_hdr.  Returns 0, the reply's error_no (> 0) when the reply
  * has VFIO_USER_F_ERROR, or -1/errno.
  */
-int vfu_test_request(struct vfu_test_client *c, uint16_t cmd,
-                     const void *req, size_t req_len,
-                     const int *fds, size_t nfds,
-                     void *reply, size_t cap, size_t *reply_len,
+int vfu_test_request(struct vfu_test_client *c, uint16_t cmd, const void *req, size_t req_len,
+                     const int *fds, size_t nfds, void *reply, size_t cap, size_t *reply_len,
                      int *reply_fds, size_t *reply_nfds);
 
 /*
@@ -234,8 +225,8 @@ int vfu_test_client_serve(struct vfu_test_client *c, int timeout_ms);
  * outside any window, EINVAL for other commands).  0, or -1/ENOSPC.
  * Remove with vfu_test_client_del_dma_window(c, iova).
  */
-int vfu_test_client_add_dma_window(struct vfu_test_client *c, uint64_t iova,
-                                   void *ptr, uint64_t size);
+int vfu_test_client_add_dma_window(struct vfu_test_client *c, uint64_t iova, void *ptr,
+                                   uint64_t size);
 int vfu_test_client_del_dma_window(struct vfu_test_client *c, uint64_t iova);
 
 /*
@@ -243,16 +234,14 @@ int vfu_test_client_del_dma_window(struct vfu_test_client *c, uint64_t iova);
  * does something first (or instead, for some commands): answers a
  * DMA_READ/DMA_WRITE from the windows on socket fd.  0 or -1/errno.
  */
-int vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
-                           const struct vfio_user_header *hdr,
+int vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
                            const void *payload, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Typed commands (thin wrappers on vfu_test_request).                      */
 
 /* DEVICE_GET_INFO with argsz 16. */
-int vfu_test_device_get_info(struct vfu_test_client *c,
-                             struct vfio_user_device_info *info);
+int vfu_test_device_get_info(struct vfu_test_client *c, struct vfio_user_device_info *info);
 
 /*
  * DEVICE_GET_REGION_INFO for `index` with the given argsz (>= 32 normally;
@@ -261,46 +250,43 @@ int vfu_test_device_get_info(struct vfu_test_client *c,
  * its size).  *fd_out gets the region fd if one came (else -1); extra fds
  * are closed.  fd_out may be NULL (fd closed).
  */
-int vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index,
-                             uint32_t argsz, void *reply, size_t cap,
-                             size_t *len, int *fd_out);
+int vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index, uint32_t argsz, void *reply,
+                             size_t cap, size_t *len, int *fd_out);
 
 /*
  * REGION_READ: reads `count` bytes at `offset` of `region` into `out`.
  * Checks that the reply echoes offset/region/count and carries count bytes
  * (an empty reply is accepted for count 0); EPROTO otherwise.
  */
-int vfu_test_region_read(struct vfu_test_client *c, uint32_t region,
-                         uint64_t offset, uint32_t count, void *out);
+int vfu_test_region_read(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                         uint32_t count, void *out);
 /* REGION_WRITE: writes `count` bytes of `data`; checks the 16-byte echo. */
-int vfu_test_region_write(struct vfu_test_client *c, uint32_t region,
-                          uint64_t offset, uint32_t count, const void *data);
+int vfu_test_region_write(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                          uint32_t count, const void *data);
 /* REGION_WRITE with VFIO_USER_F_NO_REPLY (a posted write): only sends. */
-int vfu_test_region_write_posted(struct vfu_test_client *c, uint32_t region,
-                                 uint64_t offset, uint32_t count,
-                                 const void *data);
+int vfu_test_region_write_posted(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                                 uint32_t count, const void *data);
 
 /* Read/write a little-endian value of width 1, 2, 4 or 8 bytes. */
-int vfu_test_region_read_val(struct vfu_test_client *c, uint32_t region,
-                             uint64_t offset, unsigned width, uint64_t *val);
-int vfu_test_region_write_val(struct vfu_test_client *c, uint32_t region,
-                              uint64_t offset, unsigned width, uint64_t val);
+int vfu_test_region_read_val(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                             unsigned width, uint64_t *val);
+int vfu_test_region_write_val(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                              unsigned width, uint64_t val);
 
 /* Config space (region 7). */
-int vfu_test_cfg_read(struct vfu_test_client *c, uint64_t offset,
-                      uint32_t count, void *out);
-int vfu_test_cfg_write(struct vfu_test_client *c, uint64_t offset,
-                       uint32_t count, const void *data);
-int vfu_test_cfg_read_val(struct vfu_test_client *c, uint64_t offset,
-                          unsigned width, uint64_t *val);
-int vfu_test_cfg_write_val(struct vfu_test_client *c, uint64_t offset,
-                           unsigned width, uint64_t val);
+int vfu_test_cfg_read(struct vfu_test_client *c, uint64_t offset, uint32_t count, void *out);
+int vfu_test_cfg_write(struct vfu_test_client *c, uint64_t offset, uint32_t count,
+                       const void *data);
+int vfu_test_cfg_read_val(struct vfu_test_client *c, uint64_t offset, unsigned width,
+                          uint64_t *val);
+int vfu_test_cfg_write_val(struct vfu_test_client *c, uint64_t offset, unsigned width,
+                           uint64_t val);
 
 /* One entry of REGION_WRITE_MULTI (24 bytes on the wire). */
 struct vfu_test_write_entry {
     uint64_t offset;
     uint32_t region;
-    uint32_t count;   /* <= 8 */
+    uint32_t count; /* <= 8 */
     uint8_t data[8];
 };
 
@@ -308,36 +294,32 @@ struct vfu_test_write_entry {
  * REGION_WRITE_MULTI: payload u64 wr_cnt = n, then the n entries.  On success
  * *completed (may be NULL) gets the reply's wr_cnt.
  */
-int vfu_test_region_write_multi(struct vfu_test_client *c,
-                                const struct vfu_test_write_entry *wrs,
+int vfu_test_region_write_multi(struct vfu_test_client *c, const struct vfu_test_write_entry *wrs,
                                 uint64_t n, uint64_t *completed);
 
 /* DEVICE_GET_IRQ_INFO with argsz 16. */
-int vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index,
-                          struct vfio_irq_info *info);
+int vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index, struct vfio_irq_info *info);
 
 /*
  * DEVICE_SET_IRQS {argsz = 20 + data_len, flags, index, start, count} +
  * data bytes (e.g. one byte per vector for DATA_BOOL), with `fds` attached.
  */
-int vfu_test_set_irqs(struct vfu_test_client *c, uint32_t index,
-                      uint32_t flags, uint32_t start, uint32_t count,
-                      const void *data, size_t data_len,
-                      const int *fds, size_t nfds);
+int vfu_test_set_irqs(struct vfu_test_client *c, uint32_t index, uint32_t flags, uint32_t start,
+                      uint32_t count, const void *data, size_t data_len, const int *fds,
+                      size_t nfds);
 
 /* SET_IRQS DATA_EVENTFD|ACTION_TRIGGER with `count` eventfds (fds may be
  * NULL with count 0 or to de-assign: then no fds are sent). */
-int vfu_test_set_irqs_eventfds(struct vfu_test_client *c, uint32_t index,
-                               uint32_t start, uint32_t count, const int *fds);
+int vfu_test_set_irqs_eventfds(struct vfu_test_client *c, uint32_t index, uint32_t start,
+                               uint32_t count, const int *fds);
 
 /* DMA_MAP {argsz 32, flags, offset, addr, size}, with `fd` if fd >= 0. */
-int vfu_test_dma_map(struct vfu_test_client *c, uint32_t flags,
-                     uint64_t offset, uint64_t addr, uint64_t size, int fd);
+int vfu_test_dma_map(struct vfu_test_client *c, uint32_t flags, uint64_t offset, uint64_t addr,
+                     uint64_t size, int fd);
 
 /* DMA_UNMAP {argsz 24, flags, addr, size}; the 24-byte echo is checked
  * (EPROTO if shorter than 24 bytes). */
-int vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags,
-                       uint64_t addr, uint64_t size);
+int vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags, uint64_t addr, uint64_t size);
 
 /* DEVICE_RESET with an empty payload. */
 int vfu_test_device_reset(struct vfu_test_client *c);
@@ -347,17 +329,16 @@ int vfu_test_device_reset(struct vfu_test_client *c);
  * to reply/cap/len and its fds to `fds` (room for VFU_TEST_MAX_FDS, NULL:
  * closed), count in *nfds.
  */
-int vfu_test_get_region_io_fds(struct vfu_test_client *c, uint32_t index,
-                               uint32_t argsz, void *reply, size_t cap,
-                               size_t *len, int *fds, size_t *nfds);
+int vfu_test_get_region_io_fds(struct vfu_test_client *c, uint32_t index, uint32_t argsz,
+                               void *reply, size_t cap, size_t *len, int *fds, size_t *nfds);
 
 /*
  * DEVICE_FEATURE {argsz, flags} + data.  The reply payload (header and
  * data) goes to reply/cap/len.
  */
-int vfu_test_device_feature(struct vfu_test_client *c, uint32_t argsz,
-                            uint32_t flags, const void *data, size_t data_len,
-                            void *reply, size_t cap, size_t *len);
+int vfu_test_device_feature(struct vfu_test_client *c, uint32_t argsz, uint32_t flags,
+                            const void *data, size_t data_len, void *reply, size_t cap,
+                            size_t *len);
 
 /* DEVICE_FEATURE MIG_DEVICE_STATE: SET to `state`, or GET into *state. */
 int vfu_test_mig_set_state(struct vfu_test_client *c, uint32_t state);
@@ -367,11 +348,9 @@ int vfu_test_mig_get_state(struct vfu_test_client *c, uint32_t *state);
  * MIG_DATA_READ {argsz 8 + size, size}: on success *got gets the reply's
  * size field and that many bytes are copied to buf (capacity `size`).
  */
-int vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size,
-                           void *buf, uint32_t *got);
+int vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size, void *buf, uint32_t *got);
 /* MIG_DATA_WRITE {argsz 8 + size, size} + data. */
-int vfu_test_mig_data_write(struct vfu_test_client *c, const void *data,
-                            uint32_t size);
+int vfu_test_mig_data_write(struct vfu_test_client *c, const void *data, uint32_t size);
 
 /* DEVICE_FEATURE GET MIGRATION: *flags gets the VFIO_MIGRATION_* bits. */
 int vfu_test_mig_get_flags(struct vfu_test_client *c, uint64_t *flags);
@@ -382,8 +361,7 @@ int vfu_test_mig_get_flags(struct vfu_test_client *c, uint64_t *flags);
  * the server chose, from its reply.
  */
 int vfu_test_dma_logging_start(struct vfu_test_client *c, uint64_t page_size,
-                               const uint64_t *ranges, uint32_t num_ranges,
-                               uint64_t *chosen);
+                               const uint64_t *ranges, uint32_t num_ranges, uint64_t *chosen);
 /* DEVICE_FEATURE SET DMA_LOGGING_STOP. */
 int vfu_test_dma_logging_stop(struct vfu_test_client *c);
 /*
@@ -391,9 +369,8 @@ int vfu_test_dma_logging_stop(struct vfu_test_client *c);
  * covering a bitmap of `cap` bytes; the reply's bitmap (checked to be the
  * size the range needs, one bit per page in whole u64s) goes to bitmap.
  */
-int vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova,
-                                uint64_t length, uint64_t page_size,
-                                void *bitmap, size_t cap);
+int vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova, uint64_t length,
+                                uint64_t page_size, void *bitmap, size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* OS helpers.                                                              */

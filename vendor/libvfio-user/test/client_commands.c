@@ -5,8 +5,7 @@
 #include "client_internal.h"
 
 int
-vfu_test_device_get_info(struct vfu_test_client *c,
-                         struct vfio_user_device_info *info)
+vfu_test_device_get_info(struct vfu_test_client *c, struct vfio_user_device_info *info)
 {
     struct vfio_user_device_info req;
     size_t len = 0;
@@ -15,8 +14,8 @@ vfu_test_device_get_info(struct vfu_test_client *c,
     memset(&req, 0, sizeof(req));
     req.argsz = sizeof(req);
     memset(info, 0, sizeof(*info));
-    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_INFO, &req, sizeof(req),
-                           NULL, 0, info, sizeof(*info), &len, NULL, NULL);
+    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_INFO, &req, sizeof(req), NULL, 0, info,
+                           sizeof(*info), &len, NULL, NULL);
     if (ret == 0 && len < sizeof(*info)) {
         errno = EPROTO;
         return -1;
@@ -25,9 +24,8 @@ vfu_test_device_get_info(struct vfu_test_client *c,
 }
 
 int
-vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index,
-                         uint32_t argsz, void *reply, size_t cap,
-                         size_t *len, int *fd_out)
+vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index, uint32_t argsz, void *reply,
+                         size_t cap, size_t *len, int *fd_out)
 {
     struct vfio_region_info req;
     int fds[VFU_TEST_MAX_FDS];
@@ -40,8 +38,8 @@ vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index,
     if (fd_out != NULL) {
         *fd_out = -1;
     }
-    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_REGION_INFO, &req,
-                           sizeof(req), NULL, 0, reply, cap, len, fds, &nfds);
+    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_REGION_INFO, &req, sizeof(req), NULL, 0, reply,
+                           cap, len, fds, &nfds);
     if (nfds > 0 && fd_out != NULL) {
         *fd_out = fds[0];
         fds[0] = -1;
@@ -52,14 +50,12 @@ vfu_test_get_region_info(struct vfu_test_client *c, uint32_t index,
 
 /* Checks a REGION_READ/WRITE reply header against the request. */
 static int
-check_access_echo(const struct vfio_user_region_access *req,
-                  const void *reply)
+check_access_echo(const struct vfio_user_region_access *req, const void *reply)
 {
     struct vfio_user_region_access echo;
 
     memcpy(&echo, reply, sizeof(echo));
-    if (echo.offset != req->offset || echo.region != req->region ||
-        echo.count != req->count) {
+    if (echo.offset != req->offset || echo.region != req->region || echo.count != req->count) {
         errno = EPROTO;
         return -1;
     }
@@ -67,8 +63,8 @@ check_access_echo(const struct vfio_user_region_access *req,
 }
 
 int
-vfu_test_region_read(struct vfu_test_client *c, uint32_t region,
-                     uint64_t offset, uint32_t count, void *out)
+vfu_test_region_read(struct vfu_test_client *c, uint32_t region, uint64_t offset, uint32_t count,
+                     void *out)
 {
     struct vfio_user_region_access req;
     char small[sizeof(req) + 256];
@@ -87,8 +83,8 @@ vfu_test_region_read(struct vfu_test_client *c, uint32_t region,
             return -1;
         }
     }
-    ret = vfu_test_request(c, VFIO_USER_REGION_READ, &req, sizeof(req),
-                           NULL, 0, buf, cap, &len, NULL, NULL);
+    ret = vfu_test_request(c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0, buf, cap, &len,
+                           NULL, NULL);
     if (ret == 0) {
         if (count == 0 && len == 0) {
             /* empty reply accepted for a zero-byte read */
@@ -111,9 +107,8 @@ vfu_test_region_read(struct vfu_test_client *c, uint32_t region,
 }
 
 static int
-region_write_common(struct vfu_test_client *c, uint32_t region,
-                    uint64_t offset, uint32_t count, const void *data,
-                    bool posted)
+region_write_common(struct vfu_test_client *c, uint32_t region, uint64_t offset, uint32_t count,
+                    const void *data, bool posted)
 {
     struct vfio_user_region_access req;
     struct vfio_user_region_access echo;
@@ -131,11 +126,12 @@ region_write_common(struct vfu_test_client *c, uint32_t region,
     parts[1].iov_len = count;
 
     if (posted) {
-        return tc_send_cmd_v(c, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY,
-                          parts, 2, NULL, 0) < 0 ? -1 : 0;
+        return tc_send_cmd_v(c, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, parts, 2, NULL, 0) < 0
+                   ? -1
+                   : 0;
     }
-    ret = tc_request_v(c, VFIO_USER_REGION_WRITE, parts, 2, NULL, 0,
-                    &echo, sizeof(echo), &len, NULL, NULL);
+    ret = tc_request_v(c, VFIO_USER_REGION_WRITE, parts, 2, NULL, 0, &echo, sizeof(echo), &len,
+                       NULL, NULL);
     if (ret == 0) {
         if (count == 0 && len == 0) {
             return 0;
@@ -150,23 +146,22 @@ region_write_common(struct vfu_test_client *c, uint32_t region,
 }
 
 int
-vfu_test_region_write(struct vfu_test_client *c, uint32_t region,
-                      uint64_t offset, uint32_t count, const void *data)
+vfu_test_region_write(struct vfu_test_client *c, uint32_t region, uint64_t offset, uint32_t count,
+                      const void *data)
 {
     return region_write_common(c, region, offset, count, data, false);
 }
 
 int
-vfu_test_region_write_posted(struct vfu_test_client *c, uint32_t region,
-                             uint64_t offset, uint32_t count,
-                             const void *data)
+vfu_test_region_write_posted(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                             uint32_t count, const void *data)
 {
     return region_write_common(c, region, offset, count, data, true);
 }
 
 int
-vfu_test_region_read_val(struct vfu_test_client *c, uint32_t region,
-                         uint64_t offset, unsigned width, uint64_t *val)
+vfu_test_region_read_val(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                         unsigned width, uint64_t *val)
 {
     uint8_t b[8];
     int ret;
@@ -188,8 +183,8 @@ vfu_test_region_read_val(struct vfu_test_client *c, uint32_t region,
 }
 
 int
-vfu_test_region_write_val(struct vfu_test_client *c, uint32_t region,
-                          uint64_t offset, unsigned width, uint64_t val)
+vfu_test_region_write_val(struct vfu_test_client *c, uint32_t region, uint64_t offset,
+                          unsigned width, uint64_t val)
 {
     uint8_t b[8];
 
@@ -204,38 +199,31 @@ vfu_test_region_write_val(struct vfu_test_client *c, uint32_t region,
 }
 
 int
-vfu_test_cfg_read(struct vfu_test_client *c, uint64_t offset,
-                  uint32_t count, void *out)
+vfu_test_cfg_read(struct vfu_test_client *c, uint64_t offset, uint32_t count, void *out)
 {
     return vfu_test_region_read(c, VFU_TEST_CFG_REGION, offset, count, out);
 }
 
 int
-vfu_test_cfg_write(struct vfu_test_client *c, uint64_t offset,
-                   uint32_t count, const void *data)
+vfu_test_cfg_write(struct vfu_test_client *c, uint64_t offset, uint32_t count, const void *data)
 {
     return vfu_test_region_write(c, VFU_TEST_CFG_REGION, offset, count, data);
 }
 
 int
-vfu_test_cfg_read_val(struct vfu_test_client *c, uint64_t offset,
-                      unsigned width, uint64_t *val)
+vfu_test_cfg_read_val(struct vfu_test_client *c, uint64_t offset, unsigned width, uint64_t *val)
 {
-    return vfu_test_region_read_val(c, VFU_TEST_CFG_REGION, offset, width,
-                                    val);
+    return vfu_test_region_read_val(c, VFU_TEST_CFG_REGION, offset, width, val);
 }
 
 int
-vfu_test_cfg_write_val(struct vfu_test_client *c, uint64_t offset,
-                       unsigned width, uint64_t val)
+vfu_test_cfg_write_val(struct vfu_test_client *c, uint64_t offset, unsigned width, uint64_t val)
 {
-    return vfu_test_region_write_val(c, VFU_TEST_CFG_REGION, offset, width,
-                                     val);
+    return vfu_test_region_write_val(c, VFU_TEST_CFG_REGION, offset, width, val);
 }
 
 int
-vfu_test_region_write_multi(struct vfu_test_client *c,
-                            const struct vfu_test_write_entry *wrs,
+vfu_test_region_write_multi(struct vfu_test_client *c, const struct vfu_test_write_entry *wrs,
                             uint64_t n, uint64_t *completed)
 {
     struct iovec parts[2];
@@ -251,8 +239,8 @@ vfu_test_region_write_multi(struct vfu_test_client *c,
     parts[0].iov_len = sizeof(n);
     parts[1].iov_base = (void *)wrs;
     parts[1].iov_len = (size_t)n * sizeof(*wrs);
-    ret = tc_request_v(c, VFIO_USER_REGION_WRITE_MULTI, parts, 2, NULL, 0,
-                    &done, sizeof(done), &len, NULL, NULL);
+    ret = tc_request_v(c, VFIO_USER_REGION_WRITE_MULTI, parts, 2, NULL, 0, &done, sizeof(done),
+                       &len, NULL, NULL);
     if (ret == 0) {
         if (len != sizeof(done)) {
             errno = EPROTO;
@@ -266,8 +254,7 @@ vfu_test_region_write_multi(struct vfu_test_client *c,
 }
 
 int
-vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index,
-                      struct vfio_irq_info *info)
+vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index, struct vfio_irq_info *info)
 {
     struct vfio_irq_info req;
     size_t len = 0;
@@ -277,9 +264,8 @@ vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index,
     req.argsz = sizeof(req);
     req.index = index;
     memset(info, 0, sizeof(*info));
-    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req,
-                           sizeof(req), NULL, 0, info, sizeof(*info), &len,
-                           NULL, NULL);
+    ret = vfu_test_request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req, sizeof(req), NULL, 0, info,
+                           sizeof(*info), &len, NULL, NULL);
     if (ret == 0 && len < sizeof(*info)) {
         errno = EPROTO;
         return -1;
@@ -288,15 +274,13 @@ vfu_test_get_irq_info(struct vfu_test_client *c, uint32_t index,
 }
 
 int
-vfu_test_set_irqs(struct vfu_test_client *c, uint32_t index, uint32_t flags,
-                  uint32_t start, uint32_t count, const void *data,
-                  size_t data_len, const int *fds, size_t nfds)
+vfu_test_set_irqs(struct vfu_test_client *c, uint32_t index, uint32_t flags, uint32_t start,
+                  uint32_t count, const void *data, size_t data_len, const int *fds, size_t nfds)
 {
     struct vfio_irq_set req;
     struct iovec parts[2];
 
-    _Static_assert(sizeof(struct vfio_irq_set) == 20,
-                   "vfio_irq_set must be 20 bytes");
+    _Static_assert(sizeof(struct vfio_irq_set) == 20, "vfio_irq_set must be 20 bytes");
     memset(&req, 0, sizeof(req));
     req.argsz = (uint32_t)(sizeof(req) + data_len);
     req.flags = flags;
@@ -307,25 +291,21 @@ vfu_test_set_irqs(struct vfu_test_client *c, uint32_t index, uint32_t flags,
     parts[0].iov_len = sizeof(req);
     parts[1].iov_base = (void *)data;
     parts[1].iov_len = data_len;
-    return tc_request_v(c, VFIO_USER_DEVICE_SET_IRQS, parts,
-                     data_len > 0 ? 2 : 1, fds, nfds, NULL, 0, NULL, NULL,
-                     NULL);
+    return tc_request_v(c, VFIO_USER_DEVICE_SET_IRQS, parts, data_len > 0 ? 2 : 1, fds, nfds, NULL,
+                        0, NULL, NULL, NULL);
 }
 
 int
-vfu_test_set_irqs_eventfds(struct vfu_test_client *c, uint32_t index,
-                           uint32_t start, uint32_t count, const int *fds)
+vfu_test_set_irqs_eventfds(struct vfu_test_client *c, uint32_t index, uint32_t start,
+                           uint32_t count, const int *fds)
 {
-    return vfu_test_set_irqs(c, index,
-                             VFIO_IRQ_SET_DATA_EVENTFD |
-                                 VFIO_IRQ_SET_ACTION_TRIGGER,
-                             start, count, NULL, 0, fds,
-                             fds != NULL ? count : 0);
+    return vfu_test_set_irqs(c, index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                             start, count, NULL, 0, fds, fds != NULL ? count : 0);
 }
 
 int
-vfu_test_dma_map(struct vfu_test_client *c, uint32_t flags, uint64_t offset,
-                 uint64_t addr, uint64_t size, int fd)
+vfu_test_dma_map(struct vfu_test_client *c, uint32_t flags, uint64_t offset, uint64_t addr,
+                 uint64_t size, int fd)
 {
     struct vfio_user_dma_map req;
 
@@ -335,14 +315,12 @@ vfu_test_dma_map(struct vfu_test_client *c, uint32_t flags, uint64_t offset,
     req.offset = offset;
     req.addr = addr;
     req.size = size;
-    return vfu_test_request(c, VFIO_USER_DMA_MAP, &req, sizeof(req),
-                            fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
-                            NULL, 0, NULL, NULL, NULL);
+    return vfu_test_request(c, VFIO_USER_DMA_MAP, &req, sizeof(req), fd >= 0 ? &fd : NULL,
+                            fd >= 0 ? 1 : 0, NULL, 0, NULL, NULL, NULL);
 }
 
 int
-vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags, uint64_t addr,
-                   uint64_t size)
+vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags, uint64_t addr, uint64_t size)
 {
     struct vfio_user_dma_unmap req;
     char echo[sizeof(req)];
@@ -354,8 +332,8 @@ vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags, uint64_t addr,
     req.flags = flags;
     req.addr = addr;
     req.size = size;
-    ret = vfu_test_request(c, VFIO_USER_DMA_UNMAP, &req, sizeof(req),
-                           NULL, 0, echo, sizeof(echo), &len, NULL, NULL);
+    ret = vfu_test_request(c, VFIO_USER_DMA_UNMAP, &req, sizeof(req), NULL, 0, echo, sizeof(echo),
+                           &len, NULL, NULL);
     if (ret == 0 && len < sizeof(req)) {
         errno = EPROTO;
         return -1;
@@ -370,25 +348,22 @@ vfu_test_dma_unmap(struct vfu_test_client *c, uint32_t flags, uint64_t addr,
 int
 vfu_test_device_reset(struct vfu_test_client *c)
 {
-    return vfu_test_request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0,
-                            NULL, 0, NULL, NULL, NULL);
+    return vfu_test_request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0, NULL, NULL, NULL);
 }
 
 int
-vfu_test_get_region_io_fds(struct vfu_test_client *c, uint32_t index,
-                           uint32_t argsz, void *reply, size_t cap,
-                           size_t *len, int *fds, size_t *nfds)
+vfu_test_get_region_io_fds(struct vfu_test_client *c, uint32_t index, uint32_t argsz, void *reply,
+                           size_t cap, size_t *len, int *fds, size_t *nfds)
 {
     uint32_t req[4] = { argsz, 0, index, 0 };
 
-    return vfu_test_request(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, req,
-                            sizeof(req), NULL, 0, reply, cap, len, fds, nfds);
+    return vfu_test_request(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, req, sizeof(req), NULL, 0, reply,
+                            cap, len, fds, nfds);
 }
 
 int
-vfu_test_device_feature(struct vfu_test_client *c, uint32_t argsz,
-                        uint32_t flags, const void *data, size_t data_len,
-                        void *reply, size_t cap, size_t *len)
+vfu_test_device_feature(struct vfu_test_client *c, uint32_t argsz, uint32_t flags, const void *data,
+                        size_t data_len, void *reply, size_t cap, size_t *len)
 {
     uint32_t hdr[2] = { argsz, flags };
     struct iovec parts[2];
@@ -397,7 +372,6 @@ vfu_test_device_feature(struct vfu_test_client *c, uint32_t argsz,
     parts[0].iov_len = sizeof(hdr);
     parts[1].iov_base = (void *)data;
     parts[1].iov_len = data_len;
-    return tc_request_v(c, VFIO_USER_DEVICE_FEATURE, parts,
-                     data_len > 0 ? 2 : 1, NULL, 0, reply, cap, len,
-                     NULL, NULL);
+    return tc_request_v(c, VFIO_USER_DEVICE_FEATURE, parts, data_len > 0 ? 2 : 1, NULL, 0, reply,
+                        cap, len, NULL, NULL);
 }

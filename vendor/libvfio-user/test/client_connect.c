@@ -16,8 +16,7 @@ vfu_test_client_init(struct vfu_test_client *c)
 }
 
 int
-vfu_test_client_connect(struct vfu_test_client *c, const char *path,
-                        int retry_ms)
+vfu_test_client_connect(struct vfu_test_client *c, const char *path, int retry_ms)
 {
     struct sockaddr_un sun;
     uint64_t deadline;
@@ -31,12 +30,10 @@ vfu_test_client_connect(struct vfu_test_client *c, const char *path,
         return -1;
     }
     strcpy(sun.sun_path, path);
-    deadline = tc_deadline_after(retry_ms < 0 ? VFU_TEST_DEFAULT_CONNECT_MS
-                                           : retry_ms);
+    deadline = tc_deadline_after(retry_ms < 0 ? VFU_TEST_DEFAULT_CONNECT_MS : retry_ms);
 
     for (;;) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        0);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         int flags;
 
         if (fd < 0) {
@@ -52,8 +49,8 @@ vfu_test_client_connect(struct vfu_test_client *c, const char *path,
         }
         last_err = errno;
         close(fd);
-        if (last_err != ENOENT && last_err != ECONNREFUSED &&
-            last_err != EAGAIN && last_err != EINTR) {
+        if (last_err != ENOENT && last_err != ECONNREFUSED && last_err != EAGAIN &&
+            last_err != EINTR) {
             errno = last_err;
             return -1;
         }
@@ -159,8 +156,7 @@ vfu_test_json_get_bool(const char *json, const char *key, bool *out)
 }
 
 int
-vfu_test_negotiate(struct vfu_test_client *c, uint16_t major, uint16_t minor,
-                   const char *json)
+vfu_test_negotiate(struct vfu_test_client *c, uint16_t major, uint16_t minor, const char *json)
 {
     struct vfio_user_version ver;
     struct iovec parts[2];
@@ -188,8 +184,7 @@ vfu_test_negotiate(struct vfu_test_client *c, uint16_t major, uint16_t minor,
     if (reply == NULL) {
         return -1;
     }
-    ret = tc_request_v(c, VFIO_USER_VERSION, parts, nparts, NULL, 0,
-                    reply, cap, &len, fds, &nfds);
+    ret = tc_request_v(c, VFIO_USER_VERSION, parts, nparts, NULL, 0, reply, cap, &len, fds, &nfds);
     if (ret != 0) {
         int err = errno;
 
@@ -232,14 +227,12 @@ vfu_test_negotiate(struct vfu_test_client *c, uint16_t major, uint16_t minor,
     if (vfu_test_json_get_u64(c->server_json, "max_msg_fds", &val) == 0) {
         c->max_msg_fds = val > UINT32_MAX ? UINT32_MAX : (uint32_t)val;
     }
-    if (vfu_test_json_get_u64(c->server_json, "max_data_xfer_size",
-                              &val) == 0) {
+    if (vfu_test_json_get_u64(c->server_json, "max_data_xfer_size", &val) == 0) {
         c->max_data_xfer_size = val > UINT32_MAX ? UINT32_MAX : (uint32_t)val;
     }
 
     /* twin socket, if granted; every other fd is closed */
-    if (vfu_test_json_get_u64(c->server_json, "fd_index", &val) == 0 &&
-        val < nfds) {
+    if (vfu_test_json_get_u64(c->server_json, "fd_index", &val) == 0 && val < nfds) {
         if (c->twin_fd >= 0) {
             close(c->twin_fd);
         }

@@ -19,9 +19,8 @@ vfu_test_mig_set_state(struct vfu_test_client *c, uint32_t state)
     uint8_t reply[64];
     size_t len = 0;
 
-    return vfu_test_device_feature(c, 16, FEAT_SET | FEAT_MIG_DEVICE_STATE,
-                                   data, sizeof(data), reply, sizeof(reply),
-                                   &len);
+    return vfu_test_device_feature(c, 16, FEAT_SET | FEAT_MIG_DEVICE_STATE, data, sizeof(data),
+                                   reply, sizeof(reply), &len);
 }
 
 int
@@ -32,9 +31,8 @@ vfu_test_mig_get_state(struct vfu_test_client *c, uint32_t *state)
     size_t len = 0;
     int ret;
 
-    ret = vfu_test_device_feature(c, 16, FEAT_GET | FEAT_MIG_DEVICE_STATE,
-                                  data, sizeof(data), reply, sizeof(reply),
-                                  &len);
+    ret = vfu_test_device_feature(c, 16, FEAT_GET | FEAT_MIG_DEVICE_STATE, data, sizeof(data),
+                                  reply, sizeof(reply), &len);
     if (ret == 0) {
         if (len < 16) {
             errno = EPROTO;
@@ -46,8 +44,7 @@ vfu_test_mig_get_state(struct vfu_test_client *c, uint32_t *state)
 }
 
 int
-vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size, void *buf,
-                       uint32_t *got)
+vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size, void *buf, uint32_t *got)
 {
     uint32_t req[2] = { (uint32_t)(8 + (uint64_t)size), size };
     size_t cap = 8 + (size_t)size;
@@ -60,8 +57,8 @@ vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size, void *buf,
     if (reply == NULL) {
         return -1;
     }
-    ret = vfu_test_request(c, VFIO_USER_MIG_DATA_READ, req, sizeof(req),
-                           NULL, 0, reply, cap, &len, NULL, NULL);
+    ret = vfu_test_request(c, VFIO_USER_MIG_DATA_READ, req, sizeof(req), NULL, 0, reply, cap, &len,
+                           NULL, NULL);
     if (ret == 0) {
         if (len < 8) {
             errno = EPROTO;
@@ -89,8 +86,7 @@ vfu_test_mig_data_read(struct vfu_test_client *c, uint32_t size, void *buf,
 }
 
 int
-vfu_test_mig_data_write(struct vfu_test_client *c, const void *data,
-                        uint32_t size)
+vfu_test_mig_data_write(struct vfu_test_client *c, const void *data, uint32_t size)
 {
     uint32_t hdr[2] = { (uint32_t)(8 + (uint64_t)size), size };
     struct iovec parts[2];
@@ -99,8 +95,8 @@ vfu_test_mig_data_write(struct vfu_test_client *c, const void *data,
     parts[0].iov_len = sizeof(hdr);
     parts[1].iov_base = (void *)data;
     parts[1].iov_len = size;
-    return tc_request_v(c, VFIO_USER_MIG_DATA_WRITE, parts, size > 0 ? 2 : 1,
-                     NULL, 0, NULL, 0, NULL, NULL, NULL);
+    return tc_request_v(c, VFIO_USER_MIG_DATA_WRITE, parts, size > 0 ? 2 : 1, NULL, 0, NULL, 0,
+                        NULL, NULL, NULL);
 }
 
 int
@@ -110,8 +106,8 @@ vfu_test_mig_get_flags(struct vfu_test_client *c, uint64_t *flags)
     size_t len = 0;
     int ret;
 
-    ret = vfu_test_device_feature(c, 16, FEAT_GET | FEAT_MIGRATION, NULL, 0,
-                                  reply, sizeof(reply), &len);
+    ret = vfu_test_device_feature(c, 16, FEAT_GET | FEAT_MIGRATION, NULL, 0, reply, sizeof(reply),
+                                  &len);
     if (ret == 0) {
         if (len < 16) {
             errno = EPROTO;
@@ -123,9 +119,8 @@ vfu_test_mig_get_flags(struct vfu_test_client *c, uint64_t *flags)
 }
 
 int
-vfu_test_dma_logging_start(struct vfu_test_client *c, uint64_t page_size,
-                           const uint64_t *ranges, uint32_t num_ranges,
-                           uint64_t *chosen)
+vfu_test_dma_logging_start(struct vfu_test_client *c, uint64_t page_size, const uint64_t *ranges,
+                           uint32_t num_ranges, uint64_t *chosen)
 {
     size_t data_len = 16 + (size_t)num_ranges * 16;
     size_t cap = 8 + data_len, len = 0;
@@ -141,8 +136,7 @@ vfu_test_dma_logging_start(struct vfu_test_client *c, uint64_t page_size,
     if (num_ranges > 0) {
         memcpy(data + 16, ranges, (size_t)num_ranges * 16);
     }
-    ret = vfu_test_device_feature(c, (uint32_t)cap,
-                                  FEAT_SET | FEAT_DMA_LOGGING_START, data,
+    ret = vfu_test_device_feature(c, (uint32_t)cap, FEAT_SET | FEAT_DMA_LOGGING_START, data,
                                   data_len, reply, cap, &len);
     if (ret == 0 && chosen != NULL) {
         if (len < 16) {
@@ -168,15 +162,13 @@ vfu_test_dma_logging_stop(struct vfu_test_client *c)
     uint8_t reply[64];
     size_t len = 0;
 
-    return vfu_test_device_feature(c, 8 + sizeof(data),
-                                   FEAT_SET | FEAT_DMA_LOGGING_STOP, data,
+    return vfu_test_device_feature(c, 8 + sizeof(data), FEAT_SET | FEAT_DMA_LOGGING_STOP, data,
                                    sizeof(data), reply, sizeof(reply), &len);
 }
 
 int
-vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova,
-                            uint64_t length, uint64_t page_size,
-                            void *bitmap, size_t cap)
+vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova, uint64_t length,
+                            uint64_t page_size, void *bitmap, size_t cap)
 {
     uint64_t data[3] = { iova, length, page_size };
     size_t reply_cap = 8 + sizeof(data) + cap, len = 0;
@@ -194,8 +186,7 @@ vfu_test_dma_logging_report(struct vfu_test_client *c, uint64_t iova,
     if (reply == NULL) {
         return -1;
     }
-    ret = vfu_test_device_feature(c, (uint32_t)reply_cap,
-                                  FEAT_GET | FEAT_DMA_LOGGING_REPORT, data,
+    ret = vfu_test_device_feature(c, (uint32_t)reply_cap, FEAT_GET | FEAT_DMA_LOGGING_REPORT, data,
                                   sizeof(data), reply, reply_cap, &len);
     if (ret == 0) {
         if (len != 8 + sizeof(data) + want || want > cap ||

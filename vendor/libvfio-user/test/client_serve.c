@@ -22,8 +22,7 @@ find_window(struct vfu_test_client *c, uint64_t addr, uint64_t count)
     for (unsigned i = 0; i < c->nr_dma_windows; i++) {
         struct vfu_test_dma_window *w = &c->dma_windows[i];
 
-        if (addr >= w->iova && count <= w->size &&
-            addr - w->iova <= w->size - count) {
+        if (addr >= w->iova && count <= w->size && addr - w->iova <= w->size - count) {
             return w;
         }
     }
@@ -31,8 +30,7 @@ find_window(struct vfu_test_client *c, uint64_t addr, uint64_t count)
 }
 
 int
-vfu_test_client_add_dma_window(struct vfu_test_client *c, uint64_t iova,
-                               void *ptr, uint64_t size)
+vfu_test_client_add_dma_window(struct vfu_test_client *c, uint64_t iova, void *ptr, uint64_t size)
 {
     if (c->nr_dma_windows >= VFU_TEST_MAX_DMA_WINDOWS) {
         errno = ENOSPC;
@@ -62,8 +60,7 @@ vfu_test_client_del_dma_window(struct vfu_test_client *c, uint64_t iova)
 
 /* Built-in handler: DMA_READ/DMA_WRITE against the registered windows. */
 int
-vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
-                       const struct vfio_user_header *hdr,
+vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
                        const void *payload, size_t len)
 {
     bool want_reply = !(hdr->flags & VFIO_USER_F_NO_REPLY);
@@ -84,14 +81,11 @@ vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
         }
         w = find_window(c, rw.addr, rw.count);
         if (w == NULL) {
-            return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id,
-                                                    hdr->cmd, EFAULT, NULL, 0)
+            return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, EFAULT, NULL, 0)
                               : 0;
         }
-        memcpy((char *)w->ptr + (rw.addr - w->iova),
-               (const char *)payload + sizeof(rw), rw.count);
-        return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd,
-                                                0, &rw, sizeof(rw))
+        memcpy((char *)w->ptr + (rw.addr - w->iova), (const char *)payload + sizeof(rw), rw.count);
+        return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, 0, &rw, sizeof(rw))
                           : 0;
     }
 
@@ -101,9 +95,7 @@ vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
     }
     w = find_window(c, rw.addr, rw.count);
     if (w == NULL) {
-        return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd,
-                                                EFAULT, NULL, 0)
-                          : 0;
+        return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, EFAULT, NULL, 0) : 0;
     }
     if (!want_reply) {
         return 0;
@@ -126,9 +118,7 @@ vfu_test_serve_dma_cmd(struct vfu_test_client *c, int fd,
     }
 
 fail_einval:
-    return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd,
-                                            EINVAL, NULL, 0)
-                      : 0;
+    return want_reply ? vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, EINVAL, NULL, 0) : 0;
 }
 
 /*
@@ -142,8 +132,7 @@ handle_other_msg(struct vfu_test_client *c, int fd, uint64_t deadline,
                  const struct vfio_user_header *hdr, struct tc_fdbag *bag)
 {
     size_t plen = hdr->msg_size - VFU_TEST_HDR_SIZE;
-    bool is_cmd = (hdr->flags & VFIO_USER_F_TYPE_MASK) ==
-                  VFIO_USER_F_TYPE_COMMAND;
+    bool is_cmd = (hdr->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND;
     void *buf = NULL;
     int ret;
 
@@ -163,8 +152,7 @@ handle_other_msg(struct vfu_test_client *c, int fd, uint64_t deadline,
             int err = 0;
 
             if (!(hdr->flags & VFIO_USER_F_NO_REPLY)) {
-                err = vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd,
-                                          EINVAL, NULL, 0);
+                err = vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, EINVAL, NULL, 0);
             }
             tc_close_fds(bag->fds, bag->n);
             bag->n = 0;
@@ -191,8 +179,7 @@ handle_other_msg(struct vfu_test_client *c, int fd, uint64_t deadline,
 
     c->server_cmds++;
     if (c->server_cmd_fn != NULL) {
-        ret = c->server_cmd_fn(c, fd, hdr, buf, plen, bag->fds, bag->n,
-                               c->server_cmd_opaque);
+        ret = c->server_cmd_fn(c, fd, hdr, buf, plen, bag->fds, bag->n, c->server_cmd_opaque);
     } else {
         ret = vfu_test_serve_dma_cmd(c, fd, hdr, buf, plen);
     }
@@ -229,9 +216,8 @@ serve_twin(struct vfu_test_client *c, uint64_t deadline)
  * until the deadline).  See vfu_test_request for the outputs.
  */
 static int
-wait_reply(struct vfu_test_client *c, int id, int timeout_ms,
-           void *reply, size_t cap, size_t *reply_len,
-           int *reply_fds, size_t *reply_nfds, int *served)
+wait_reply(struct vfu_test_client *c, int id, int timeout_ms, void *reply, size_t cap,
+           size_t *reply_len, int *reply_fds, size_t *reply_nfds, int *served)
 {
     uint64_t deadline = tc_deadline_after(timeout_ms);
 
@@ -285,8 +271,7 @@ wait_reply(struct vfu_test_client *c, int id, int timeout_ms,
                 return -1;
             }
             if (id >= 0 && hdr.msg_id == (uint16_t)id &&
-                (hdr.flags & VFIO_USER_F_TYPE_MASK) ==
-                    VFIO_USER_F_TYPE_REPLY) {
+                (hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
                 size_t plen = hdr.msg_size - VFU_TEST_HDR_SIZE;
 
                 c->last_hdr = hdr;
@@ -296,8 +281,7 @@ wait_reply(struct vfu_test_client *c, int id, int timeout_ms,
                 ret = tc_recv_body(c->fd, deadline, plen, reply, cap, &bag);
                 err = errno;
                 tc_fdbag_give(&bag, reply_fds, reply_nfds);
-                if (ret < 0 && !(err == EMSGSIZE &&
-                                 (hdr.flags & VFIO_USER_F_ERROR))) {
+                if (ret < 0 && !(err == EMSGSIZE && (hdr.flags & VFIO_USER_F_ERROR))) {
                     errno = err;
                     return -1;
                 }
@@ -320,10 +304,9 @@ wait_reply(struct vfu_test_client *c, int id, int timeout_ms,
 }
 
 int
-tc_request_v(struct vfu_test_client *c, uint16_t cmd,
-          const struct iovec *parts, int nparts, const int *fds, size_t nfds,
-          void *reply, size_t cap, size_t *reply_len,
-          int *reply_fds, size_t *reply_nfds)
+tc_request_v(struct vfu_test_client *c, uint16_t cmd, const struct iovec *parts, int nparts,
+             const int *fds, size_t nfds, void *reply, size_t cap, size_t *reply_len,
+             int *reply_fds, size_t *reply_nfds)
 {
     int served = 0;
     int id;
@@ -338,21 +321,18 @@ tc_request_v(struct vfu_test_client *c, uint16_t cmd,
     if (id < 0) {
         return -1;
     }
-    return wait_reply(c, id, c->timeout_ms, reply, cap, reply_len,
-                      reply_fds, reply_nfds, &served);
+    return wait_reply(c, id, c->timeout_ms, reply, cap, reply_len, reply_fds, reply_nfds, &served);
 }
 
 int
-vfu_test_request(struct vfu_test_client *c, uint16_t cmd,
-                 const void *req, size_t req_len,
-                 const int *fds, size_t nfds,
-                 void *reply, size_t cap, size_t *reply_len,
+vfu_test_request(struct vfu_test_client *c, uint16_t cmd, const void *req, size_t req_len,
+                 const int *fds, size_t nfds, void *reply, size_t cap, size_t *reply_len,
                  int *reply_fds, size_t *reply_nfds)
 {
     struct iovec part = { .iov_base = (void *)req, .iov_len = req_len };
 
-    return tc_request_v(c, cmd, &part, req_len > 0 ? 1 : 0, fds, nfds,
-                     reply, cap, reply_len, reply_fds, reply_nfds);
+    return tc_request_v(c, cmd, &part, req_len > 0 ? 1 : 0, fds, nfds, reply, cap, reply_len,
+                        reply_fds, reply_nfds);
 }
 
 int
@@ -361,8 +341,7 @@ vfu_test_client_serve(struct vfu_test_client *c, int timeout_ms)
     int served = 0;
     int ret;
 
-    ret = wait_reply(c, -1, timeout_ms < 0 ? 0 : timeout_ms, NULL, 0, NULL,
-                     NULL, NULL, &served);
+    ret = wait_reply(c, -1, timeout_ms < 0 ? 0 : timeout_ms, NULL, 0, NULL, NULL, NULL, &served);
     if (ret < 0 && errno == ETIMEDOUT) {
         return served;
     }

@@ -103,8 +103,7 @@ tc_close_fds(const int *fds, size_t n)
  * first chunk that goes out.  The iovec array is modified.
  */
 int
-tc_send_iov(int fd, uint64_t deadline, struct iovec *iov, int iovcnt,
-         const int *fds, size_t nfds)
+tc_send_iov(int fd, uint64_t deadline, struct iovec *iov, int iovcnt, const int *fds, size_t nfds)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * VFU_TEST_MAX_SEND_FDS)];
@@ -190,8 +189,8 @@ tc_send_iov(int fd, uint64_t deadline, struct iovec *iov, int iovcnt,
 }
 
 int
-vfu_test_send_raw_fd(int fd, int timeout_ms, const void *buf, size_t len,
-                     const int *fds, size_t nfds)
+vfu_test_send_raw_fd(int fd, int timeout_ms, const void *buf, size_t len, const int *fds,
+                     size_t nfds)
 {
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
@@ -199,16 +198,16 @@ vfu_test_send_raw_fd(int fd, int timeout_ms, const void *buf, size_t len,
 }
 
 int
-vfu_test_send_raw(struct vfu_test_client *c, const void *buf, size_t len,
-                  const int *fds, size_t nfds)
+vfu_test_send_raw(struct vfu_test_client *c, const void *buf, size_t len, const int *fds,
+                  size_t nfds)
 {
     return vfu_test_send_raw_fd(c->fd, c->timeout_ms, buf, len, fds, nfds);
 }
 
 /* Sends header + payload parts; returns the msg_id used or -1. */
 int
-tc_send_cmd_v(struct vfu_test_client *c, uint16_t cmd, uint32_t flags,
-           const struct iovec *parts, int nparts, const int *fds, size_t nfds)
+tc_send_cmd_v(struct vfu_test_client *c, uint16_t cmd, uint32_t flags, const struct iovec *parts,
+              int nparts, const int *fds, size_t nfds)
 {
     struct vfio_user_header hdr;
     struct iovec iov[8];
@@ -238,16 +237,15 @@ tc_send_cmd_v(struct vfu_test_client *c, uint16_t cmd, uint32_t flags,
     iov[0].iov_base = &hdr;
     iov[0].iov_len = sizeof(hdr);
 
-    if (tc_send_iov(c->fd, tc_deadline_after(c->timeout_ms), iov, nparts + 1,
-                 fds, nfds) < 0) {
+    if (tc_send_iov(c->fd, tc_deadline_after(c->timeout_ms), iov, nparts + 1, fds, nfds) < 0) {
         return -1;
     }
     return id;
 }
 
 int
-vfu_test_send_cmd(struct vfu_test_client *c, uint16_t cmd, uint32_t flags,
-                  const void *payload, size_t len, const int *fds, size_t nfds)
+vfu_test_send_cmd(struct vfu_test_client *c, uint16_t cmd, uint32_t flags, const void *payload,
+                  size_t len, const int *fds, size_t nfds)
 {
     struct iovec part = { .iov_base = (void *)payload, .iov_len = len };
 
@@ -255,9 +253,8 @@ vfu_test_send_cmd(struct vfu_test_client *c, uint16_t cmd, uint32_t flags,
 }
 
 int
-vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id,
-                    uint16_t cmd, uint32_t error_no,
-                    const void *payload, size_t len)
+vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id, uint16_t cmd,
+                    uint32_t error_no, const void *payload, size_t len)
 {
     struct vfio_user_header hdr;
     struct iovec iov[2];
@@ -281,12 +278,10 @@ vfu_test_send_reply(struct vfu_test_client *c, int fd, uint16_t msg_id,
 /* ------------------------------------------------------------------------ */
 /* Receiving.                                                               */
 
-
 static void
 fdbag_take(struct tc_fdbag *bag, struct msghdr *msg)
 {
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL;
-         cm = CMSG_NXTHDR(msg, cm)) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
         size_t cnt;
         const unsigned char *data;
 
@@ -329,8 +324,7 @@ tc_fdbag_give(struct tc_fdbag *bag, int *fds, size_t *nfds)
  * fds.  -1/ECONNRESET on EOF, -1/ETIMEDOUT, or -1/errno.
  */
 static int
-recv_exact(int fd, uint64_t deadline, void *buf, size_t len,
-           struct tc_fdbag *bag)
+recv_exact(int fd, uint64_t deadline, void *buf, size_t len, struct tc_fdbag *bag)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * VFU_TEST_MAX_SEND_FDS)];
@@ -349,8 +343,7 @@ recv_exact(int fd, uint64_t deadline, void *buf, size_t len,
             iov.iov_len = len - done;
         } else {
             iov.iov_base = scratch;
-            iov.iov_len = len - done < sizeof(scratch) ? len - done
-                                                       : sizeof(scratch);
+            iov.iov_len = len - done < sizeof(scratch) ? len - done : sizeof(scratch);
         }
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
@@ -384,8 +377,7 @@ recv_exact(int fd, uint64_t deadline, void *buf, size_t len,
 
 /* Reads a header and validates msg_size. */
 int
-tc_recv_hdr(int fd, uint64_t deadline, struct vfio_user_header *hdr,
-         struct tc_fdbag *bag)
+tc_recv_hdr(int fd, uint64_t deadline, struct vfio_user_header *hdr, struct tc_fdbag *bag)
 {
     if (recv_exact(fd, deadline, hdr, sizeof(*hdr), bag) < 0) {
         return -1;
@@ -400,8 +392,7 @@ tc_recv_hdr(int fd, uint64_t deadline, struct vfio_user_header *hdr,
 /* Reads a payload of plen bytes: the first `cap` into buf, the rest is
  * dropped (then -1/EMSGSIZE after the whole payload was consumed). */
 int
-tc_recv_body(int fd, uint64_t deadline, size_t plen, void *buf, size_t cap,
-          struct tc_fdbag *bag)
+tc_recv_body(int fd, uint64_t deadline, size_t plen, void *buf, size_t cap, struct tc_fdbag *bag)
 {
     size_t keep = plen < cap ? plen : cap;
 
@@ -419,9 +410,8 @@ tc_recv_body(int fd, uint64_t deadline, size_t plen, void *buf, size_t cap,
 }
 
 int
-vfu_test_recv_msg_fd(int fd, int timeout_ms, struct vfio_user_header *hdr,
-                     void *buf, size_t cap, size_t *len,
-                     int *fds, size_t *nfds)
+vfu_test_recv_msg_fd(int fd, int timeout_ms, struct vfio_user_header *hdr, void *buf, size_t cap,
+                     size_t *len, int *fds, size_t *nfds)
 {
     uint64_t deadline = tc_deadline_after(timeout_ms);
     struct tc_fdbag bag = { .n = 0 };
@@ -457,18 +447,16 @@ vfu_test_recv_msg_fd(int fd, int timeout_ms, struct vfio_user_header *hdr,
 }
 
 int
-vfu_test_recv_msg(struct vfu_test_client *c, struct vfio_user_header *hdr,
-                  void *buf, size_t cap, size_t *len, int *fds, size_t *nfds)
+vfu_test_recv_msg(struct vfu_test_client *c, struct vfio_user_header *hdr, void *buf, size_t cap,
+                  size_t *len, int *fds, size_t *nfds)
 {
-    return vfu_test_recv_msg_fd(c->fd, c->timeout_ms, hdr, buf, cap, len,
-                                fds, nfds);
+    return vfu_test_recv_msg_fd(c->fd, c->timeout_ms, hdr, buf, cap, len, fds, nfds);
 }
 
 int
 vfu_test_wait_closed(struct vfu_test_client *c, int timeout_ms)
 {
-    uint64_t deadline = tc_deadline_after(timeout_ms < 0 ? c->timeout_ms
-                                                      : timeout_ms);
+    uint64_t deadline = tc_deadline_after(timeout_ms < 0 ? c->timeout_ms : timeout_ms);
     struct tc_fdbag bag = { .n = 0 };
     char buf[4096];
 

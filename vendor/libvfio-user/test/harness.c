@@ -230,19 +230,17 @@ vfu_test_server_stop(struct vfu_test_server *srv)
 }
 
 int
-vfu_test_server_call(struct vfu_test_server *srv, vfu_test_server_fn *fn,
-                     void *arg)
+vfu_test_server_call(struct vfu_test_server *srv, vfu_test_server_fn *fn, void *arg)
 {
     int ret;
     int err;
 
-    if (!srv->started || atomic_load(&srv->stop) ||
-        pthread_equal(pthread_self(), srv->thread)) {
+    if (!srv->started || atomic_load(&srv->stop) || pthread_equal(pthread_self(), srv->thread)) {
         return fn(srv->ctx, arg);
     }
 
     pthread_mutex_lock(&srv->lock);
-    while (srv->call_pending) {     /* another thread's call in flight */
+    while (srv->call_pending) { /* another thread's call in flight */
         pthread_cond_wait(&srv->cond, &srv->lock);
     }
     srv->call_fn = fn;
@@ -323,15 +321,13 @@ wait_counter(atomic_uint *ctr, unsigned n, int timeout_ms)
 }
 
 int
-vfu_test_server_wait_attaches(struct vfu_test_server *srv, unsigned n,
-                              int timeout_ms)
+vfu_test_server_wait_attaches(struct vfu_test_server *srv, unsigned n, int timeout_ms)
 {
     return wait_counter(&srv->attaches, n, timeout_ms);
 }
 
 int
-vfu_test_server_wait_disconnects(struct vfu_test_server *srv, unsigned n,
-                                 int timeout_ms)
+vfu_test_server_wait_disconnects(struct vfu_test_server *srv, unsigned n, int timeout_ms)
 {
     return wait_counter(&srv->disconnects, n, timeout_ms);
 }
@@ -344,8 +340,7 @@ vfu_test_sock_path(char *buf, size_t len, const char *name)
     unsigned n = atomic_fetch_add(&counter, 1);
     int w;
 
-    w = snprintf(buf, len, "/tmp/vfu-test-%ld-%u-%s.sock", (long)getpid(),
-                 n, name);
+    w = snprintf(buf, len, "/tmp/vfu-test-%ld-%u-%s.sock", (long)getpid(), n, name);
     if (w < 0 || (size_t)w >= len || (size_t)w >= sizeof(sun.sun_path)) {
         errno = ENAMETOOLONG;
         return NULL;
@@ -366,6 +361,5 @@ vfu_test_log_stderr(vfu_ctx_t *ctx, int level, const char *msg)
     if (v == NULL || v[0] == '\0') {
         return;
     }
-    fprintf(stderr, "[vfu %s] %s\n",
-            level >= 0 && level < 8 ? names[level] : "?", msg);
+    fprintf(stderr, "[vfu %s] %s\n", level >= 0 && level < 8 ? names[level] : "?", msg);
 }

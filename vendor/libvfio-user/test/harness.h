@@ -39,16 +39,16 @@ typedef int vfu_test_server_fn(vfu_ctx_t *ctx, void *arg);
 
 struct vfu_test_server {
     vfu_ctx_t *ctx;
-    int poll_timeout_ms;            /* VFU_TEST_POLL_MS by default */
+    int poll_timeout_ms; /* VFU_TEST_POLL_MS by default */
 
     /* Counters, updated by the server thread (read with atomic_load or the
      * accessors below). */
-    atomic_uint attaches;           /* successful vfu_attach_ctx */
-    atomic_uint attach_errors;      /* vfu_attach_ctx errors except EAGAIN */
-    atomic_uint disconnects;        /* vfu_run_ctx -1/ENOTCONN */
-    atomic_uint run_errors;         /* vfu_run_ctx -1, other errno */
-    atomic_uint busy;               /* vfu_run_ctx -1/EBUSY */
-    atomic_ulong requests;          /* sum of vfu_run_ctx results > 0 */
+    atomic_uint attaches;      /* successful vfu_attach_ctx */
+    atomic_uint attach_errors; /* vfu_attach_ctx errors except EAGAIN */
+    atomic_uint disconnects;   /* vfu_run_ctx -1/ENOTCONN */
+    atomic_uint run_errors;    /* vfu_run_ctx -1, other errno */
+    atomic_uint busy;          /* vfu_run_ctx -1/EBUSY */
+    atomic_ulong requests;     /* sum of vfu_run_ctx results > 0 */
     atomic_int last_attach_errno;
     atomic_int last_run_errno;
     atomic_bool attached;
@@ -82,8 +82,7 @@ int vfu_test_server_stop(struct vfu_test_server *srv);
  * result, with errno as fn left it.  Runs it directly if the server is not
  * running or if called from the server thread itself (e.g. in a callback).
  */
-int vfu_test_server_call(struct vfu_test_server *srv, vfu_test_server_fn *fn,
-                         void *arg);
+int vfu_test_server_call(struct vfu_test_server *srv, vfu_test_server_fn *fn, void *arg);
 
 /* Counter accessors. */
 unsigned vfu_test_server_attaches(struct vfu_test_server *srv);
@@ -96,10 +95,8 @@ bool vfu_test_server_is_attached(struct vfu_test_server *srv);
  * Wait until the counter reaches at least `n` (polling every millisecond),
  * up to timeout_ms.  0, or -1/ETIMEDOUT.
  */
-int vfu_test_server_wait_attaches(struct vfu_test_server *srv, unsigned n,
-                                  int timeout_ms);
-int vfu_test_server_wait_disconnects(struct vfu_test_server *srv, unsigned n,
-                                     int timeout_ms);
+int vfu_test_server_wait_attaches(struct vfu_test_server *srv, unsigned n, int timeout_ms);
+int vfu_test_server_wait_disconnects(struct vfu_test_server *srv, unsigned n, int timeout_ms);
 
 /*
  * Waits up to timeout_ms for pred(arg) to become true, polling every

@@ -57,8 +57,7 @@ model_init(struct cfg_model *m, size_t size)
 
 /* Declares a register of `width` bytes at off: its RW and RW1C bits. */
 static inline void
-model_reg(struct cfg_model *m, size_t off, unsigned width, uint32_t rw,
-          uint32_t w1c)
+model_reg(struct cfg_model *m, size_t off, unsigned width, uint32_t rw, uint32_t w1c)
 {
     unsigned i;
 
@@ -98,8 +97,7 @@ model_header(struct cfg_model *m, const uint32_t bar_rw[6], uint32_t rom_rw)
 static inline void
 model_pm(struct cfg_model *m, size_t cap)
 {
-    model_reg(m, cap + PCI_PM_CTRL, 2,
-              PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE,
+    model_reg(m, cap + PCI_PM_CTRL, 2, PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE,
               PCI_PM_CTRL_PME_STATUS);
     m->fixups[m->nr_fixups].kind = MODEL_PM;
     m->fixups[m->nr_fixups++].off = cap;
@@ -121,8 +119,8 @@ model_msi(struct cfg_model *m, size_t cap)
     }
     model_reg(m, cap + (is64 ? 0xc : 0x8), 2, 0xffff, 0);
     if (ctrl & PCI_MSI_FLAGS_MASKBIT) {
-        model_reg(m, cap + (is64 ? 0x10 : 0xc), 4,
-                  vectors == 32 ? 0xffffffff : (1u << vectors) - 1, 0);
+        model_reg(m, cap + (is64 ? 0x10 : 0xc), 4, vectors == 32 ? 0xffffffff : (1u << vectors) - 1,
+                  0);
     }
     m->fixups[m->nr_fixups].kind = MODEL_MSI;
     m->fixups[m->nr_fixups++].off = cap;
@@ -139,12 +137,12 @@ model_msix(struct cfg_model *m, size_t cap)
 static inline void
 model_exp(struct cfg_model *m, size_t cap)
 {
-    model_reg(m, cap + 0x08, 2, 0x7fff, 0);         /* Device Control */
-    model_reg(m, cap + 0x0a, 2, 0, 0x000f);         /* Device Status */
-    model_reg(m, cap + 0x10, 2, 0x03cb, 0);         /* Link Control */
-    model_reg(m, cap + 0x12, 2, 0, 0xc000);         /* Link Status */
-    model_reg(m, cap + 0x28, 2, 0xffff, 0);         /* Device Control 2 */
-    model_reg(m, cap + 0x30, 2, 0xffff, 0);         /* Link Control 2 */
+    model_reg(m, cap + 0x08, 2, 0x7fff, 0); /* Device Control */
+    model_reg(m, cap + 0x0a, 2, 0, 0x000f); /* Device Status */
+    model_reg(m, cap + 0x10, 2, 0x03cb, 0); /* Link Control */
+    model_reg(m, cap + 0x12, 2, 0, 0xc000); /* Link Status */
+    model_reg(m, cap + 0x28, 2, 0xffff, 0); /* Device Control 2 */
+    model_reg(m, cap + 0x30, 2, 0xffff, 0); /* Link Control 2 */
 }
 
 /* What a write of count bytes of val at off does, per the model. */
@@ -155,8 +153,8 @@ model_write(struct cfg_model *m, size_t off, const uint8_t *val, size_t count)
     size_t i;
 
     for (i = 0; i < m->nr_fixups; i++) {
-        size_t reg = m->fixups[i].off +
-                     (m->fixups[i].kind == MODEL_PM ? PCI_PM_CTRL : PCI_MSI_FLAGS);
+        size_t reg =
+            m->fixups[i].off + (m->fixups[i].kind == MODEL_PM ? PCI_PM_CTRL : PCI_MSI_FLAGS);
         before[i] = model_get16(m->cfg + reg);
     }
     for (i = 0; i < count; i++) {
@@ -173,8 +171,7 @@ model_write(struct cfg_model *m, size_t off, const uint8_t *val, size_t count)
             uint8_t *ctl = m->cfg + cap + PCI_PM_CTRL;
             unsigned state = ctl[0] & 3;
 
-            if ((state == 1 && !(pmc & PCI_PM_CAP_D1)) ||
-                (state == 2 && !(pmc & PCI_PM_CAP_D2))) {
+            if ((state == 1 && !(pmc & PCI_PM_CAP_D1)) || (state == 2 && !(pmc & PCI_PM_CAP_D2))) {
                 ctl[0] = (uint8_t)((ctl[0] & ~3) | (before[i] & 3));
             }
         } else {
@@ -201,9 +198,8 @@ model_sync(struct vfu_test_client *c, struct cfg_model *m)
  * it and takes the server's bytes so that one bug is reported once.
  */
 static inline int
-model_check(struct vfu_test_client *c, struct cfg_model *m, size_t lo,
-            size_t hi, const char *what, size_t woff, size_t wlen,
-            const uint8_t *wval)
+model_check(struct vfu_test_client *c, struct cfg_model *m, size_t lo, size_t hi, const char *what,
+            size_t woff, size_t wlen, const uint8_t *wval)
 {
     uint8_t got[PCI_CFG_SPACE_EXP_SIZE];
     size_t i;
@@ -220,9 +216,8 @@ model_check(struct vfu_test_client *c, struct cfg_model *m, size_t lo,
         if (got[i - lo] != m->cfg[i]) {
             FAIL("%s: after writing %zu byte(s) %02x %02x %02x %02x at %#zx, "
                  "byte %#zx is %#04x, expected %#04x",
-                 what, wlen, wval[0], wlen > 1 ? wval[1] : 0,
-                 wlen > 2 ? wval[2] : 0, wlen > 3 ? wval[3] : 0, woff, i,
-                 got[i - lo], m->cfg[i]);
+                 what, wlen, wval[0], wlen > 1 ? wval[1] : 0, wlen > 2 ? wval[2] : 0,
+                 wlen > 3 ? wval[3] : 0, woff, i, got[i - lo], m->cfg[i]);
             memcpy(m->cfg + lo, got, hi - lo);
             return -1;
         }
@@ -250,8 +245,8 @@ typedef void model_rearm_fn(struct cfg_model *m, void *arg);
  * each as one REGION_WRITE, and checks the result and the 8 bytes around it.
  */
 static inline void
-model_sweep(struct vfu_test_client *c, struct cfg_model *m, size_t start,
-            size_t end, const char *what, model_rearm_fn *rearm, void *arg)
+model_sweep(struct vfu_test_client *c, struct cfg_model *m, size_t start, size_t end,
+            const char *what, model_rearm_fn *rearm, void *arg)
 {
     static const unsigned widths[] = { 1, 2, 4 };
     uint32_t seed = 0x1234567u ^ (uint32_t)start;
@@ -273,18 +268,15 @@ model_sweep(struct vfu_test_client *c, struct cfg_model *m, size_t start,
                 int ret;
 
                 for (i = 0; i < 4; i++) {
-                    val[i] = p == 0 ? 0x00 : p == 2 ? 0xff
-                                                    : (uint8_t)model_rand(&seed);
+                    val[i] = p == 0 ? 0x00 : p == 2 ? 0xff : (uint8_t)model_rand(&seed);
                 }
                 ret = vfu_test_cfg_write(c, off, width, val);
-                if (!CHECK_MSG(ret == 0, "%s: write of %u at %#zx: %d", what,
-                               width, off, ret)) {
+                if (!CHECK_MSG(ret == 0, "%s: write of %u at %#zx: %d", what, width, off, ret)) {
                     model_sync(c, m);
                     continue;
                 }
                 model_write(m, off, val, width);
-                model_check(c, m, off >= 8 ? off - 8 : 0, off + width + 8,
-                            what, off, width, val);
+                model_check(c, m, off >= 8 ? off - 8 : 0, off + width + 8, what, off, width, val);
             }
         }
     }

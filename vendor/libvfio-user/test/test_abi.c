@@ -21,24 +21,22 @@ static unsigned int n_passed;
 static unsigned int n_failed;
 
 static void
-check(int line, const char *what, unsigned long long got,
-      unsigned long long want)
+check(int line, const char *what, unsigned long long got, unsigned long long want)
 {
     if (got == want) {
         n_passed++;
     } else {
         n_failed++;
-        printf("FAIL line %d: %s: got %llu (0x%llx), expected %llu (0x%llx)\n",
-               line, what, got, got, want, want);
+        printf("FAIL line %d: %s: got %llu (0x%llx), expected %llu (0x%llx)\n", line, what, got,
+               got, want, want);
     }
 }
 
 #define EQ(expr, want) \
-    check(__LINE__, #expr, (unsigned long long)(expr), \
-          (unsigned long long)(want))
-#define SIZE(T, n)      EQ(sizeof(T), (n))
-#define ALIGN(T, n)     EQ(__alignof__(T), (n))
-#define OFF(T, m, n)    EQ(offsetof(T, m), (n))
+    check(__LINE__, #expr, (unsigned long long)(expr), (unsigned long long)(want))
+#define SIZE(T, n) EQ(sizeof(T), (n))
+#define ALIGN(T, n) EQ(__alignof__(T), (n))
+#define OFF(T, m, n) EQ(offsetof(T, m), (n))
 
 /* Non-constant all-ones value, so bitfield stores do not warn. */
 static volatile unsigned long long all_ones = ~0ULL;
@@ -47,37 +45,35 @@ static volatile unsigned long long all_ones = ~0ULL;
  * Sets one bitfield of a zeroed object to all ones and checks which bits of
  * the object's first (up to) 8 bytes became set. Little-endian host assumed.
  */
-#define BF(T, field, mask) do { \
-    T bf_obj_; \
-    uint64_t bf_raw_ = 0; \
-    memset(&bf_obj_, 0, sizeof(bf_obj_)); \
-    bf_obj_.field = all_ones; \
-    memcpy(&bf_raw_, &bf_obj_, sizeof(bf_obj_) < 8 ? sizeof(bf_obj_) : 8); \
-    check(__LINE__, #T "." #field " bit mask", bf_raw_, (mask)); \
-} while (0)
+#define BF(T, field, mask)                                                     \
+    do {                                                                       \
+        T bf_obj_;                                                             \
+        uint64_t bf_raw_ = 0;                                                  \
+        memset(&bf_obj_, 0, sizeof(bf_obj_));                                  \
+        bf_obj_.field = all_ones;                                              \
+        memcpy(&bf_raw_, &bf_obj_, sizeof(bf_obj_) < 8 ? sizeof(bf_obj_) : 8); \
+        check(__LINE__, #T "." #field " bit mask", bf_raw_, (mask));           \
+    } while (0)
 
 /* The same, reading back through the union's own `raw` member. */
-#define BF_RAW(T, field, mask) do { \
-    T bf_obj_; \
-    memset(&bf_obj_, 0, sizeof(bf_obj_)); \
-    bf_obj_.field = all_ones; \
-    check(__LINE__, #T "." #field " via raw", bf_obj_.raw, (mask)); \
-} while (0)
+#define BF_RAW(T, field, mask)                                          \
+    do {                                                                \
+        T bf_obj_;                                                      \
+        memset(&bf_obj_, 0, sizeof(bf_obj_));                           \
+        bf_obj_.field = all_ones;                                       \
+        check(__LINE__, #T "." #field " via raw", bf_obj_.raw, (mask)); \
+    } while (0)
 
 /* Type compatibility, evaluated at compile time without referencing fn. */
 #define SIG(fn, type) \
-    check(__LINE__, "signature of " #fn, \
-          __builtin_types_compatible_p(__typeof__(fn), type), 1)
-#define TYPE_IS(T, type) \
-    check(__LINE__, "type " #T, __builtin_types_compatible_p(T, type), 1)
+    check(__LINE__, "signature of " #fn, __builtin_types_compatible_p(__typeof__(fn), type), 1)
+#define TYPE_IS(T, type) check(__LINE__, "type " #T, __builtin_types_compatible_p(T, type), 1)
 
 /* Object-like macro detection: a defined macro stringifies differently. */
 #define STR_(x) #x
 #define XSTR_(x) STR_(x)
-#define IS_MACRO(name) \
-    check(__LINE__, #name " is a macro", strcmp(#name, XSTR_(name)) != 0, 1)
-#define NOT_MACRO(name) \
-    check(__LINE__, #name " is not a macro", strcmp(#name, XSTR_(name)) != 0, 0)
+#define IS_MACRO(name) check(__LINE__, #name " is a macro", strcmp(#name, XSTR_(name)) != 0, 1)
+#define NOT_MACRO(name) check(__LINE__, #name " is not a macro", strcmp(#name, XSTR_(name)) != 0, 0)
 
 static void
 check_headers_and_deps(void)
@@ -202,20 +198,18 @@ check_types(void)
     TYPE_IS(__typeof__(((vfu_migration_callbacks_t *)0)->transition),
             int (*)(vfu_ctx_t *, vfu_migr_state_t));
     TYPE_IS(__typeof__(((vfu_migration_callbacks_t *)0)->read_data),
-            ssize_t (*)(vfu_ctx_t *, void *, uint64_t));
+            ssize_t(*)(vfu_ctx_t *, void *, uint64_t));
     TYPE_IS(__typeof__(((vfu_migration_callbacks_t *)0)->write_data),
-            ssize_t (*)(vfu_ctx_t *, void *, uint64_t));
+            ssize_t(*)(vfu_ctx_t *, void *, uint64_t));
 
     /* Callback typedefs are function types, not pointers. */
-    TYPE_IS(vfu_log_fn_t, void (vfu_ctx_t *, int, const char *));
-    TYPE_IS(vfu_region_access_cb_t,
-            ssize_t (vfu_ctx_t *, char *, size_t, loff_t, bool));
-    TYPE_IS(vfu_device_quiesce_cb_t, int (vfu_ctx_t *));
-    TYPE_IS(vfu_reset_cb_t, int (vfu_ctx_t *, vfu_reset_type_t));
-    TYPE_IS(vfu_dma_register_cb_t, void (vfu_ctx_t *, vfu_dma_info_t *));
-    TYPE_IS(vfu_dma_unregister_cb_t, void (vfu_ctx_t *, vfu_dma_info_t *));
-    TYPE_IS(vfu_dev_irq_state_cb_t,
-            void (vfu_ctx_t *, uint32_t, uint32_t, bool));
+    TYPE_IS(vfu_log_fn_t, void(vfu_ctx_t *, int, const char *));
+    TYPE_IS(vfu_region_access_cb_t, ssize_t(vfu_ctx_t *, char *, size_t, loff_t, bool));
+    TYPE_IS(vfu_device_quiesce_cb_t, int(vfu_ctx_t *));
+    TYPE_IS(vfu_reset_cb_t, int(vfu_ctx_t *, vfu_reset_type_t));
+    TYPE_IS(vfu_dma_register_cb_t, void(vfu_ctx_t *, vfu_dma_info_t *));
+    TYPE_IS(vfu_dma_unregister_cb_t, void(vfu_ctx_t *, vfu_dma_info_t *));
+    TYPE_IS(vfu_dev_irq_state_cb_t, void(vfu_ctx_t *, uint32_t, uint32_t, bool));
 }
 
 static void
@@ -275,54 +269,44 @@ check_functions(void)
     /* dma_sg_size must be declared; sizeof does not evaluate the call. */
     EQ(sizeof(dma_sg_size()), sizeof(size_t));
 
-    SIG(dma_sg_size, size_t (void));
-    SIG(vfu_create_ctx, vfu_ctx_t *(vfu_trans_t, const char *, int, void *,
-                                    vfu_dev_type_t));
-    SIG(vfu_realize_ctx, int (vfu_ctx_t *));
-    SIG(vfu_attach_ctx, int (vfu_ctx_t *));
-    SIG(vfu_get_poll_fd, int (vfu_ctx_t *));
-    SIG(vfu_run_ctx, int (vfu_ctx_t *));
-    SIG(vfu_destroy_ctx, void (vfu_ctx_t *));
+    SIG(dma_sg_size, size_t(void));
+    SIG(vfu_create_ctx, vfu_ctx_t * (vfu_trans_t, const char *, int, void *, vfu_dev_type_t));
+    SIG(vfu_realize_ctx, int(vfu_ctx_t *));
+    SIG(vfu_attach_ctx, int(vfu_ctx_t *));
+    SIG(vfu_get_poll_fd, int(vfu_ctx_t *));
+    SIG(vfu_run_ctx, int(vfu_ctx_t *));
+    SIG(vfu_destroy_ctx, void(vfu_ctx_t *));
     SIG(vfu_get_private, void *(vfu_ctx_t *));
-    SIG(vfu_log, void (vfu_ctx_t *, int, const char *, ...));
-    SIG(vfu_setup_log, int (vfu_ctx_t *, vfu_log_fn_t *, int));
-    SIG(vfu_setup_region, int (vfu_ctx_t *, int, size_t,
-                               vfu_region_access_cb_t *, int, struct iovec *,
-                               uint32_t, int, uint64_t));
-    SIG(vfu_setup_device_quiesce_cb,
-        void (vfu_ctx_t *, vfu_device_quiesce_cb_t *));
-    SIG(vfu_device_quiesced, int (vfu_ctx_t *, int));
-    SIG(vfu_setup_device_reset_cb, int (vfu_ctx_t *, vfu_reset_cb_t *));
-    SIG(vfu_setup_device_dma, int (vfu_ctx_t *, size_t,
-                                   vfu_dma_register_cb_t *,
-                                   vfu_dma_unregister_cb_t *));
-    SIG(vfu_setup_device_nr_irqs,
-        int (vfu_ctx_t *, enum vfu_dev_irq_type, uint32_t));
+    SIG(vfu_log, void(vfu_ctx_t *, int, const char *, ...));
+    SIG(vfu_setup_log, int(vfu_ctx_t *, vfu_log_fn_t *, int));
+    SIG(vfu_setup_region, int(vfu_ctx_t *, int, size_t, vfu_region_access_cb_t *, int,
+                              struct iovec *, uint32_t, int, uint64_t));
+    SIG(vfu_setup_device_quiesce_cb, void(vfu_ctx_t *, vfu_device_quiesce_cb_t *));
+    SIG(vfu_device_quiesced, int(vfu_ctx_t *, int));
+    SIG(vfu_setup_device_reset_cb, int(vfu_ctx_t *, vfu_reset_cb_t *));
+    SIG(vfu_setup_device_dma,
+        int(vfu_ctx_t *, size_t, vfu_dma_register_cb_t *, vfu_dma_unregister_cb_t *));
+    SIG(vfu_setup_device_nr_irqs, int(vfu_ctx_t *, enum vfu_dev_irq_type, uint32_t));
     SIG(vfu_setup_irq_state_callback,
-        int (vfu_ctx_t *, enum vfu_dev_irq_type, vfu_dev_irq_state_cb_t *));
-    SIG(vfu_setup_device_migration_callbacks,
-        int (vfu_ctx_t *, const vfu_migration_callbacks_t *));
-    SIG(vfu_irq_trigger, int (vfu_ctx_t *, uint32_t));
-    SIG(vfu_addr_to_sgl, int (vfu_ctx_t *, vfu_dma_addr_t, size_t, dma_sg_t *,
-                              size_t, int));
-    SIG(vfu_sgl_get, int (vfu_ctx_t *, dma_sg_t *, struct iovec *, size_t,
-                          int));
-    SIG(vfu_sgl_mark_dirty, void (vfu_ctx_t *, dma_sg_t *, size_t));
-    SIG(vfu_sgl_put, void (vfu_ctx_t *, dma_sg_t *, struct iovec *, size_t));
-    SIG(vfu_sgl_read, int (vfu_ctx_t *, dma_sg_t *, size_t, void *, int));
-    SIG(vfu_sgl_write, int (vfu_ctx_t *, dma_sg_t *, size_t, void *, int));
-    SIG(vfu_pci_init, int (vfu_ctx_t *, vfu_pci_type_t, int, int));
-    SIG(vfu_pci_set_id, void (vfu_ctx_t *, uint16_t, uint16_t, uint16_t,
-                              uint16_t));
-    SIG(vfu_pci_set_class, void (vfu_ctx_t *, uint8_t, uint8_t, uint8_t));
-    SIG(vfu_pci_get_config_space, vfu_pci_config_space_t *(vfu_ctx_t *));
-    SIG(vfu_pci_add_capability, ssize_t (vfu_ctx_t *, size_t, int, void *));
-    SIG(vfu_pci_find_capability, size_t (vfu_ctx_t *, bool, int));
-    SIG(vfu_pci_find_next_capability,
-        size_t (vfu_ctx_t *, bool, size_t, int));
-    SIG(vfu_sg_is_mappable, bool (vfu_ctx_t *, dma_sg_t *));
-    SIG(vfu_create_ioeventfd, int (vfu_ctx_t *, uint32_t, int, size_t,
-                                   uint32_t, uint32_t, uint64_t, int, size_t));
+        int(vfu_ctx_t *, enum vfu_dev_irq_type, vfu_dev_irq_state_cb_t *));
+    SIG(vfu_setup_device_migration_callbacks, int(vfu_ctx_t *, const vfu_migration_callbacks_t *));
+    SIG(vfu_irq_trigger, int(vfu_ctx_t *, uint32_t));
+    SIG(vfu_addr_to_sgl, int(vfu_ctx_t *, vfu_dma_addr_t, size_t, dma_sg_t *, size_t, int));
+    SIG(vfu_sgl_get, int(vfu_ctx_t *, dma_sg_t *, struct iovec *, size_t, int));
+    SIG(vfu_sgl_mark_dirty, void(vfu_ctx_t *, dma_sg_t *, size_t));
+    SIG(vfu_sgl_put, void(vfu_ctx_t *, dma_sg_t *, struct iovec *, size_t));
+    SIG(vfu_sgl_read, int(vfu_ctx_t *, dma_sg_t *, size_t, void *, int));
+    SIG(vfu_sgl_write, int(vfu_ctx_t *, dma_sg_t *, size_t, void *, int));
+    SIG(vfu_pci_init, int(vfu_ctx_t *, vfu_pci_type_t, int, int));
+    SIG(vfu_pci_set_id, void(vfu_ctx_t *, uint16_t, uint16_t, uint16_t, uint16_t));
+    SIG(vfu_pci_set_class, void(vfu_ctx_t *, uint8_t, uint8_t, uint8_t));
+    SIG(vfu_pci_get_config_space, vfu_pci_config_space_t * (vfu_ctx_t *));
+    SIG(vfu_pci_add_capability, ssize_t(vfu_ctx_t *, size_t, int, void *));
+    SIG(vfu_pci_find_capability, size_t(vfu_ctx_t *, bool, int));
+    SIG(vfu_pci_find_next_capability, size_t(vfu_ctx_t *, bool, size_t, int));
+    SIG(vfu_sg_is_mappable, bool(vfu_ctx_t *, dma_sg_t *));
+    SIG(vfu_create_ioeventfd,
+        int(vfu_ctx_t *, uint32_t, int, size_t, uint32_t, uint32_t, uint64_t, int, size_t));
 }
 
 static void
@@ -419,8 +403,7 @@ check_wire(void)
     SIZE(struct vfio_user_irq_info, 4);
     OFF(struct vfio_user_irq_info, subindex, 0);
 
-    TYPE_IS(vfio_user_region_io_fds_request_t,
-            struct vfio_user_region_io_fds_request);
+    TYPE_IS(vfio_user_region_io_fds_request_t, struct vfio_user_region_io_fds_request);
     SIZE(vfio_user_region_io_fds_request_t, 16);
     ALIGN(vfio_user_region_io_fds_request_t, 1);
     OFF(vfio_user_region_io_fds_request_t, argsz, 0);
@@ -428,8 +411,7 @@ check_wire(void)
     OFF(vfio_user_region_io_fds_request_t, index, 8);
     OFF(vfio_user_region_io_fds_request_t, count, 12);
 
-    TYPE_IS(vfio_user_sub_region_ioeventfd_t,
-            struct vfio_user_sub_region_ioeventfd);
+    TYPE_IS(vfio_user_sub_region_ioeventfd_t, struct vfio_user_sub_region_ioeventfd);
     SIZE(vfio_user_sub_region_ioeventfd_t, 48);
     ALIGN(vfio_user_sub_region_ioeventfd_t, 1);
     OFF(vfio_user_sub_region_ioeventfd_t, gpa_offset, 0);
@@ -441,8 +423,7 @@ check_wire(void)
     OFF(vfio_user_sub_region_ioeventfd_t, shadow_offset, 32);
     OFF(vfio_user_sub_region_ioeventfd_t, datamatch, 40);
 
-    TYPE_IS(vfio_user_sub_region_ioregionfd_t,
-            struct vfio_user_sub_region_ioregionfd);
+    TYPE_IS(vfio_user_sub_region_ioregionfd_t, struct vfio_user_sub_region_ioregionfd);
     SIZE(vfio_user_sub_region_ioregionfd_t, 40);
     ALIGN(vfio_user_sub_region_ioregionfd_t, 1);
     OFF(vfio_user_sub_region_ioregionfd_t, offset, 0);
@@ -457,8 +438,7 @@ check_wire(void)
     OFF(union sub_region, ioeventfd, 0);
     OFF(union sub_region, ioregionfd, 0);
 
-    TYPE_IS(vfio_user_region_io_fds_reply_t,
-            struct vfio_user_region_io_fds_reply);
+    TYPE_IS(vfio_user_region_io_fds_reply_t, struct vfio_user_region_io_fds_reply);
     SIZE(vfio_user_region_io_fds_reply_t, 16);
     ALIGN(vfio_user_region_io_fds_reply_t, 1);
     OFF(vfio_user_region_io_fds_reply_t, argsz, 0);

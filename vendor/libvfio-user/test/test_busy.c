@@ -40,15 +40,13 @@ attached_device(const char *name, struct vfu_test_client *first)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, sizeof(path), name);
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         return NULL;
     }
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
     if (vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0) < 0 ||
-        vfu_realize_ctx(ctx) < 0 ||
-        vfu_test_client_connect(first, path, -1) < 0 ||
+        vfu_realize_ctx(ctx) < 0 || vfu_test_client_connect(first, path, -1) < 0 ||
         vfu_test_send_raw(first, &version_msg, sizeof(version_msg), NULL, 0) < 0 ||
         !poll_fd_ready(ctx, 1000) || vfu_attach_ctx(ctx) < 0) {
         vfu_destroy_ctx(ctx);
@@ -136,7 +134,7 @@ test_garbage_newcomer_closed(void)
 static void
 test_many_newcomers(void)
 {
-    enum { N = NEWCOMERS_MAX * 2 };     /* within the listen backlog */
+    enum { N = NEWCOMERS_MAX * 2 }; /* within the listen backlog */
     struct vfu_test_client first, others[N];
     vfu_ctx_t *ctx = attached_device("busy-many", &first);
     int fds_before;

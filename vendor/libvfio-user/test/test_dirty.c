@@ -28,14 +28,16 @@
 
 static size_t page;
 
-static int transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
+static int
+transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 {
     (void)ctx;
     (void)state;
     return 0;
 }
 
-static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     (void)ctx;
     (void)buf;
@@ -43,7 +45,8 @@ static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
     return 0;
 }
 
-static ssize_t write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     (void)ctx;
     (void)buf;
@@ -65,11 +68,12 @@ struct bed {
     int fds[3];
 };
 
-static bool bed_start(struct bed *b, const char *name, bool with_dma)
+static bool
+bed_start(struct bed *b, const char *name, bool with_dma)
 {
     vfu_test_sock_path(b->path, sizeof(b->path), name);
-    b->ctx = vfu_create_ctx(VFU_TRANS_SOCK, b->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            NULL, VFU_DEV_TYPE_PCI);
+    b->ctx = vfu_create_ctx(VFU_TRANS_SOCK, b->path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
+                            VFU_DEV_TYPE_PCI);
     if (b->ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return false;
@@ -79,8 +83,7 @@ static bool bed_start(struct bed *b, const char *name, bool with_dma)
     if (with_dma) {
         CHECK_OK(vfu_setup_device_dma(b->ctx, 16, NULL, NULL));
     }
-    if (!CHECK_OK(vfu_realize_ctx(b->ctx)) ||
-        !CHECK_OK(vfu_test_server_start(&b->srv, b->ctx)) ||
+    if (!CHECK_OK(vfu_realize_ctx(b->ctx)) || !CHECK_OK(vfu_test_server_start(&b->srv, b->ctx)) ||
         !CHECK_OK(vfu_test_client_open(&b->c, b->path))) {
         vfu_destroy_ctx(b->ctx);
         return false;
@@ -91,7 +94,8 @@ static bool bed_start(struct bed *b, const char *name, bool with_dma)
     return true;
 }
 
-static void bed_stop(struct bed *b)
+static void
+bed_stop(struct bed *b)
 {
     vfu_test_client_close(&b->c);
     CHECK_EQ(vfu_test_server_run_errors(&b->srv), 0);
@@ -107,15 +111,16 @@ static void bed_stop(struct bed *b)
 static const uint32_t rw = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE;
 
 /* The three kinds of mapping; the memfds stay open for the test's life. */
-static void map_all(struct bed *b)
+static void
+map_all(struct bed *b)
 {
     b->fds[0] = vfu_test_memfd(MMAP_PAGES * page);
     b->fds[1] = vfu_test_memfd(FILE_PAGES * page);
     REQUIRE(b->fds[0] >= 0 && b->fds[1] >= 0);
-    CHECK_EQ(vfu_test_dma_map(&b->c, rw, 0, MMAP_IOVA, MMAP_PAGES * page,
-                              b->fds[0]), 0);
-    CHECK_EQ(vfu_test_dma_map(&b->c, rw | VFIO_USER_F_DMA_REGION_FILE_IO, 0,
-                              FILE_IOVA, FILE_PAGES * page, b->fds[1]), 0);
+    CHECK_EQ(vfu_test_dma_map(&b->c, rw, 0, MMAP_IOVA, MMAP_PAGES * page, b->fds[0]), 0);
+    CHECK_EQ(vfu_test_dma_map(&b->c, rw | VFIO_USER_F_DMA_REGION_FILE_IO, 0, FILE_IOVA,
+                              FILE_PAGES * page, b->fds[1]),
+             0);
     CHECK_EQ(vfu_test_dma_map(&b->c, rw, 0, MSG_IOVA, 4 * page, -1), 0);
 }
 
@@ -129,7 +134,8 @@ struct dma_call {
 };
 
 /* Runs on the server thread, as a device touching guest memory would. */
-static int device_dma(vfu_ctx_t *ctx, void *arg)
+static int
+device_dma(vfu_ctx_t *ctx, void *arg)
 {
     struct dma_call *d = arg;
     _Alignas(8) uint8_t sg[4 * 40];
@@ -137,8 +143,8 @@ static int device_dma(vfu_ctx_t *ctx, void *arg)
     struct iovec iov[4];
     int n;
 
-    n = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)d->iova, d->len,
-                        (dma_sg_t *)sg, 4, d->prot);
+    n = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)d->iova, d->len, (dma_sg_t *)sg, 4,
+                        d->prot);
     if (n != 1 || d->len > sizeof(data)) {
         return -1;
     }
@@ -164,18 +170,19 @@ static int device_dma(vfu_ctx_t *ctx, void *arg)
     return -1;
 }
 
-static void dma(struct bed *b, enum dma_op op, uint64_t iova, size_t len, int prot)
+static void
+dma(struct bed *b, enum dma_op op, uint64_t iova, size_t len, int prot)
 {
     struct dma_call d = { op, iova, len, prot };
 
-    CHECK_MSG(vfu_test_server_call(&b->srv, device_dma, &d) == 0,
-              "device DMA op %d at %#llx: %s", op, (unsigned long long)iova,
-              strerror(errno));
+    CHECK_MSG(vfu_test_server_call(&b->srv, device_dma, &d) == 0, "device DMA op %d at %#llx: %s",
+              op, (unsigned long long)iova, strerror(errno));
 }
 
 /* The report of a mapping at report_page, with the bits it must hold set. */
-static void check_report(struct bed *b, uint64_t iova, uint64_t len,
-                         uint64_t report_page, const unsigned *bits, size_t nr)
+static void
+check_report(struct bed *b, uint64_t iova, uint64_t len, uint64_t report_page, const unsigned *bits,
+             size_t nr)
 {
     uint8_t got[64], want[64];
     uint64_t pages = len / report_page + (len % report_page != 0);
@@ -186,13 +193,13 @@ static void check_report(struct bed *b, uint64_t iova, uint64_t len,
     for (size_t i = 0; i < nr; i++) {
         want[bits[i] / 8] |= (uint8_t)(1u << (bits[i] % 8));
     }
-    if (CHECK_EQ(vfu_test_dma_logging_report(&b->c, iova, len, report_page, got,
-                                             sizeof(got)), 0)) {
+    if (CHECK_EQ(vfu_test_dma_logging_report(&b->c, iova, len, report_page, got, sizeof(got)), 0)) {
         CHECK_MEM(got, want, bytes);
     }
 }
 
-static void test_writes_show_up(void)
+static void
+test_writes_show_up(void)
 {
     struct bed b;
     uint64_t chosen = 0;
@@ -247,8 +254,8 @@ static void test_writes_show_up(void)
     {
         uint8_t bm[8];
 
-        CHECK_EQ(vfu_test_dma_logging_report(&b.c, LATE_IOVA, 4 * page, page,
-                                             bm, sizeof(bm)), ENOENT);
+        CHECK_EQ(vfu_test_dma_logging_report(&b.c, LATE_IOVA, 4 * page, page, bm, sizeof(bm)),
+                 ENOENT);
     }
 
     /* Stopped: no reports; writes are not recorded. */
@@ -256,8 +263,9 @@ static void test_writes_show_up(void)
     {
         uint8_t bm[16];
 
-        CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page,
-                                             page, bm, sizeof(bm)), EINVAL);
+        CHECK_EQ(
+            vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page, page, bm, sizeof(bm)),
+            EINVAL);
     }
     dma(&b, OP_WRITE, MMAP_IOVA, page, PROT_WRITE);
     CHECK_EQ(vfu_test_dma_logging_stop(&b.c), 0);
@@ -268,7 +276,8 @@ static void test_writes_show_up(void)
 }
 
 /* Reports at another page size: larger ones OR bits, smaller ones repeat. */
-static void test_report_page_sizes(void)
+static void
+test_report_page_sizes(void)
 {
     struct bed b;
     uint64_t chosen = 0;
@@ -306,17 +315,17 @@ static void test_report_page_sizes(void)
     bed_stop(&b);
 }
 
-static int feature_raw(struct vfu_test_client *c, uint32_t argsz,
-                       uint32_t flags, const void *data, size_t len)
+static int
+feature_raw(struct vfu_test_client *c, uint32_t argsz, uint32_t flags, const void *data, size_t len)
 {
     uint8_t reply[256];
     size_t got = 0;
 
-    return vfu_test_device_feature(c, argsz, flags, data, len, reply,
-                                   sizeof(reply), &got);
+    return vfu_test_device_feature(c, argsz, flags, data, len, reply, sizeof(reply), &got);
 }
 
-static void test_errors(void)
+static void
+test_errors(void)
 {
     struct bed b, nodma;
     uint8_t bm[64];
@@ -326,19 +335,18 @@ static void test_errors(void)
     map_all(&b);
 
     /* Reports need logging on. */
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page,
-                                         page, bm, sizeof(bm)), EINVAL);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page, page, bm, sizeof(bm)),
+             EINVAL);
     /* START: page size 0 or not a power of two; ranges the payload lacks. */
     CHECK_EQ(vfu_test_dma_logging_start(&b.c, 0, NULL, 0, NULL), EINVAL);
     CHECK_EQ(vfu_test_dma_logging_start(&b.c, 3 * page, NULL, 0, NULL), EINVAL);
     ctl[0] = page;
-    ctl[1] = 2;                     /* num_ranges 2, one present */
+    ctl[1] = 2; /* num_ranges 2, one present */
     ctl[2] = MMAP_IOVA;
     ctl[3] = page;
-    CHECK_EQ(feature_raw(&b.c, 40, SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-                         ctl, sizeof(ctl)), EINVAL);
-    CHECK_EQ(feature_raw(&b.c, 16, SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-                         ctl, 8), EINVAL);
+    CHECK_EQ(feature_raw(&b.c, 40, SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, ctl, sizeof(ctl)),
+             EINVAL);
+    CHECK_EQ(feature_raw(&b.c, 16, SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, ctl, 8), EINVAL);
     {
         uint64_t bad[2] = { UINT64_MAX - 10, 100 };
         uint64_t empty[2] = { MMAP_IOVA, 0 };
@@ -352,49 +360,47 @@ static void test_errors(void)
     CHECK_EQ(vfu_test_dma_logging_start(&b.c, 2 * page, NULL, 0, NULL), EINVAL);
 
     /* REPORT: nothing mapped there, or not all of the range. */
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, 0x900000, page, page, bm,
-                                         sizeof(bm)), ENOENT);
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, (FILE_PAGES + 1) * page,
-                                         page, bm, sizeof(bm)), ENOENT);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, 0x900000, page, page, bm, sizeof(bm)), ENOENT);
+    CHECK_EQ(
+        vfu_test_dma_logging_report(&b.c, FILE_IOVA, (FILE_PAGES + 1) * page, page, bm, sizeof(bm)),
+        ENOENT);
     /* Part of a mapping that does not start it, or more than one. */
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA + page,
-                                         (MMAP_PAGES - 1) * page, page, bm,
-                                         sizeof(bm)), ENOTSUP);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA + page, (MMAP_PAGES - 1) * page, page, bm,
+                                         sizeof(bm)),
+             ENOTSUP);
     {
         int fd = vfu_test_memfd(page);
 
         REQUIRE(fd >= 0);
-        CHECK_EQ(vfu_test_dma_map(&b.c, rw, 0, FILE_IOVA + FILE_PAGES * page,
-                                  page, fd), 0);
-        CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA,
-                                             (FILE_PAGES + 1) * page, page, bm,
-                                             sizeof(bm)), ENOTSUP);
+        CHECK_EQ(vfu_test_dma_map(&b.c, rw, 0, FILE_IOVA + FILE_PAGES * page, page, fd), 0);
+        CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, (FILE_PAGES + 1) * page, page, bm,
+                                             sizeof(bm)),
+                 ENOTSUP);
         close(fd);
     }
     /* A message-mode mapping keeps no bitmap. */
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MSG_IOVA, 4 * page, page, bm,
-                                         sizeof(bm)), EINVAL);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MSG_IOVA, 4 * page, page, bm, sizeof(bm)), EINVAL);
     /* Page size 0, not a power of two, larger than the range. */
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page, 0,
-                                         bm, sizeof(bm)), EINVAL);
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page,
-                                         3 * page, bm, sizeof(bm)), EINVAL);
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page,
-                                         16 * page, bm, sizeof(bm)), EINVAL);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page, 0, bm, sizeof(bm)),
+             EINVAL);
+    CHECK_EQ(
+        vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page, 3 * page, bm, sizeof(bm)),
+        EINVAL);
+    CHECK_EQ(
+        vfu_test_dma_logging_report(&b.c, FILE_IOVA, FILE_PAGES * page, 16 * page, bm, sizeof(bm)),
+        EINVAL);
     /* argsz without room for the bitmap; a request without the range. */
     {
         uint64_t rep[3] = { FILE_IOVA, FILE_PAGES * page, page };
 
-        CHECK_EQ(feature_raw(&b.c, 8 + 24 + 7, GET | REPORT, rep, sizeof(rep)),
-                 EINVAL);
+        CHECK_EQ(feature_raw(&b.c, 8 + 24 + 7, GET | REPORT, rep, sizeof(rep)), EINVAL);
         CHECK_EQ(feature_raw(&b.c, 8 + 24 + 8, GET | REPORT, rep, sizeof(rep)), 0);
         CHECK_EQ(feature_raw(&b.c, 8 + 24 + 8, GET | REPORT, rep, 16), EINVAL);
         /* A bitmap bigger than the server sends at once. */
         rep[0] = 0x10000000;
         rep[1] = 64u << 20;
         rep[2] = 1;
-        CHECK_EQ(feature_raw(&b.c, UINT32_MAX, GET | REPORT, rep, sizeof(rep)),
-                 EINVAL);
+        CHECK_EQ(feature_raw(&b.c, UINT32_MAX, GET | REPORT, rep, sizeof(rep)), EINVAL);
     }
     CHECK_EQ(vfu_test_dma_logging_stop(&b.c), 0);
 
@@ -407,7 +413,8 @@ static void test_errors(void)
 }
 
 /* Logging ends with the client: the next one finds it off. */
-static void test_logging_ends_with_client(void)
+static void
+test_logging_ends_with_client(void)
 {
     struct bed b;
     uint8_t bm[16];
@@ -422,8 +429,8 @@ static void test_logging_ends_with_client(void)
     close(b.fds[0]);
     close(b.fds[1]);
     map_all(&b);
-    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page,
-                                         page, bm, sizeof(bm)), EINVAL);
+    CHECK_EQ(vfu_test_dma_logging_report(&b.c, MMAP_IOVA, MMAP_PAGES * page, page, bm, sizeof(bm)),
+             EINVAL);
     CHECK_EQ(vfu_test_dma_logging_start(&b.c, 2 * page, NULL, 0, NULL), 0);
     check_report(&b, MMAP_IOVA, MMAP_PAGES * page, page, NULL, 0);
     bed_stop(&b);
@@ -433,7 +440,8 @@ static void test_logging_ends_with_client(void)
  * A report over the start of a mapping, shorter than it, as upstream
  * answers: it takes the bits of those pages and leaves the others.
  */
-static void test_report_of_mapping_start(void)
+static void
+test_report_of_mapping_start(void)
 {
     struct bed b;
 
@@ -456,7 +464,8 @@ static void test_report_of_mapping_start(void)
     bed_stop(&b);
 }
 
-int main(void)
+int
+main(void)
 {
     page = (size_t)sysconf(_SC_PAGESIZE);
     check_watchdog(60);

@@ -28,7 +28,7 @@
 
 struct dma_event {
     vfu_dma_info_t info;
-    int first_byte;             /* of vaddr at callback time, -1 if none */
+    int first_byte; /* of vaddr at callback time, -1 if none */
 };
 
 struct device {
@@ -38,14 +38,16 @@ struct device {
     unsigned nr_unreg;
 };
 
-static void record(struct dma_event *ev, vfu_dma_info_t *info)
+static void
+record(struct dma_event *ev, vfu_dma_info_t *info)
 {
     ev->info = *info;
-    ev->first_byte = info->vaddr != NULL && (info->prot & PROT_READ) ?
-                     *(volatile uint8_t *)info->vaddr : -1;
+    ev->first_byte =
+        info->vaddr != NULL && (info->prot & PROT_READ) ? *(volatile uint8_t *)info->vaddr : -1;
 }
 
-static void on_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+static void
+on_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
     struct device *dev = vfu_get_private(ctx);
 
@@ -55,7 +57,8 @@ static void on_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
     dev->nr_reg++;
 }
 
-static void on_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+static void
+on_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
     struct device *dev = vfu_get_private(ctx);
 
@@ -78,33 +81,31 @@ struct fixture {
  * A device with DMA (max_regions maps) unless max_regions is 0, served, and
  * a client negotiated with json (NULL: the client's default).
  */
-static bool fixture_open(struct fixture *f, const char *name, size_t max_regions,
-                         const char *json)
+static bool
+fixture_open(struct fixture *f, const char *name, size_t max_regions, const char *json)
 {
     memset(f, 0, sizeof(*f));
     f->c.fd = -1;
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (!CHECK(f->ctx != NULL)) {
         return false;
     }
     vfu_setup_log(f->ctx, vfu_test_log_stderr, LOG_DEBUG);
     if (max_regions > 0 &&
-        !CHECK_OK(vfu_setup_device_dma(f->ctx, max_regions, on_register,
-                                       on_unregister))) {
+        !CHECK_OK(vfu_setup_device_dma(f->ctx, max_regions, on_register, on_unregister))) {
         return false;
     }
-    if (!CHECK_OK(vfu_realize_ctx(f->ctx)) ||
-        !CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) ||
+    if (!CHECK_OK(vfu_realize_ctx(f->ctx)) || !CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) ||
         !CHECK_OK(vfu_test_client_connect(&f->c, f->path, -1))) {
         return false;
     }
-    return CHECK_EQ(vfu_test_negotiate(&f->c, 0, 1,
-                                       json ? json : VFU_TEST_DEFAULT_JSON), 0);
+    return CHECK_EQ(vfu_test_negotiate(&f->c, 0, 1, json ? json : VFU_TEST_DEFAULT_JSON), 0);
 }
 
-static void fixture_close(struct fixture *f)
+static void
+fixture_close(struct fixture *f)
 {
     vfu_test_client_close(&f->c);
     if (f->ctx != NULL) {
@@ -115,7 +116,8 @@ static void fixture_close(struct fixture *f)
 
 /* A memfd of size bytes, mapped here as the client sees it, filled with a
  * pattern derived from seed. */
-static int client_memory(size_t size, uint8_t seed, uint8_t **mem)
+static int
+client_memory(size_t size, uint8_t seed, uint8_t **mem)
 {
     int fd = vfu_test_memfd(size);
 
@@ -135,7 +137,8 @@ static int client_memory(size_t size, uint8_t seed, uint8_t **mem)
     return fd;
 }
 
-static uint64_t sg_u64(const uint8_t *sg, size_t off)
+static uint64_t
+sg_u64(const uint8_t *sg, size_t off)
 {
     uint64_t v;
 
@@ -144,7 +147,8 @@ static uint64_t sg_u64(const uint8_t *sg, size_t off)
 }
 
 /* The permissions column of /proc/self/maps for addr ("" if unmapped). */
-static void maps_perms(const void *addr, char perms[5])
+static void
+maps_perms(const void *addr, char perms[5])
 {
     FILE *f = fopen("/proc/self/maps", "r");
     char line[512];
@@ -157,8 +161,8 @@ static void maps_perms(const void *addr, char perms[5])
     while (fgets(line, sizeof(line), f) != NULL) {
         uintptr_t start, end;
         char p[5];
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %4s", &start, &end, p) == 3 &&
-            a >= start && a < end) {
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %4s", &start, &end, p) == 3 && a >= start &&
+            a < end) {
             memcpy(perms, p, 5);
             break;
         }
@@ -170,7 +174,8 @@ static void maps_perms(const void *addr, char perms[5])
  * Open fds once the server is done with the last request: it closes the fds
  * a request brought after replying, so one more round trip settles that.
  */
-static int open_fds(struct vfu_test_client *c)
+static int
+open_fds(struct vfu_test_client *c)
 {
     struct vfio_user_device_info info;
 
@@ -180,7 +185,8 @@ static int open_fds(struct vfu_test_client *c)
     return vfu_test_count_open_fds();
 }
 
-static bool is_mapped(const void *addr)
+static bool
+is_mapped(const void *addr)
 {
     char perms[5];
 
@@ -202,44 +208,50 @@ struct sgl_call {
     void *data;
 };
 
-static int call_addr_to_sgl(vfu_ctx_t *ctx, void *arg)
+static int
+call_addr_to_sgl(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
     errno = 0;
-    return vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)a->addr, a->len,
-                           (dma_sg_t *)a->sgl, a->max, a->prot);
+    return vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)a->addr, a->len, (dma_sg_t *)a->sgl,
+                           a->max, a->prot);
 }
 
-static int call_sgl_get(vfu_ctx_t *ctx, void *arg)
+static int
+call_sgl_get(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
     return vfu_sgl_get(ctx, (dma_sg_t *)a->sgl, a->iov, a->cnt, a->flags);
 }
 
-static int call_sgl_read(vfu_ctx_t *ctx, void *arg)
+static int
+call_sgl_read(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
     return vfu_sgl_read(ctx, (dma_sg_t *)a->sgl, a->cnt, a->data, a->flags);
 }
 
-static int call_sgl_write(vfu_ctx_t *ctx, void *arg)
+static int
+call_sgl_write(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
     return vfu_sgl_write(ctx, (dma_sg_t *)a->sgl, a->cnt, a->data, a->flags);
 }
 
-static int call_is_mappable(vfu_ctx_t *ctx, void *arg)
+static int
+call_is_mappable(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
     return vfu_sg_is_mappable(ctx, (dma_sg_t *)a->sgl);
 }
 
-static int call_sgl_put(vfu_ctx_t *ctx, void *arg)
+static int
+call_sgl_put(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
@@ -249,8 +261,8 @@ static int call_sgl_put(vfu_ctx_t *ctx, void *arg)
 }
 
 /* One entry for [addr, addr + len) with prot, or a failed check. */
-static bool sgl_of(struct fixture *f, struct sgl_call *a, uint64_t addr,
-                   size_t len, int prot)
+static bool
+sgl_of(struct fixture *f, struct sgl_call *a, uint64_t addr, size_t len, int prot)
 {
     memset(a, 0, sizeof(*a));
     a->addr = addr;
@@ -263,7 +275,8 @@ static bool sgl_of(struct fixture *f, struct sgl_call *a, uint64_t addr,
 
 /* ------------------------------------------------------------------ tests */
 
-static void test_map_memfd(void)
+static void
+test_map_memfd(void)
 {
     struct fixture f;
     uint8_t *mem;
@@ -278,9 +291,9 @@ static void test_map_memfd(void)
 
     /* Page-aligned offset: the mapping is exactly the range. */
     nfds = open_fds(&f.c);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_WRITE, PAGE, 0x100000,
-                              2 * PAGE, fd), 0);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
+                              PAGE, 0x100000, 2 * PAGE, fd),
+             0);
     /* mmap mode keeps no fd: the received one was closed. */
     CHECK_EQ(open_fds(&f.c), nfds);
     REQUIRE_EQ(f.dev.nr_reg, 1);
@@ -301,8 +314,7 @@ static void test_map_memfd(void)
     }
 
     /* An offset inside a page: whole pages are mapped, vaddr points in. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0x800,
-                              0x200000, PAGE, fd), 0);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0x800, 0x200000, PAGE, fd), 0);
     REQUIRE_EQ(f.dev.nr_reg, 2);
     info = &f.dev.reg[1].info;
     CHECK_EQ((uintptr_t)info->vaddr - (uintptr_t)info->mapping.iov_base, 0x800);
@@ -314,8 +326,8 @@ static void test_map_memfd(void)
     }
 
     /* Explicit MMAP mode behaves the same. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_MMAP, 0, 0x300000, PAGE, fd),
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_MMAP, 0,
+                              0x300000, PAGE, fd),
              0);
     REQUIRE_EQ(f.dev.nr_reg, 3);
     CHECK(f.dev.reg[2].info.vaddr != NULL);
@@ -327,7 +339,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_map_message_mode(void)
+static void
+test_map_message_mode(void)
 {
     struct fixture f;
     const vfu_dma_info_t *info;
@@ -335,8 +348,8 @@ static void test_map_message_mode(void)
     if (!fixture_open(&f, "dma-msg", 16, NULL)) {
         goto out;
     }
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_WRITE, 0, 0x10000, 0x3000, -1),
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0,
+                              0x10000, 0x3000, -1),
              0);
     REQUIRE_EQ(f.dev.nr_reg, 1);
     info = &f.dev.reg[0].info;
@@ -357,19 +370,23 @@ out:
 }
 
 /* Sends DMA_MAP with an arbitrary payload length. */
-static int raw_map(struct vfu_test_client *c, const struct vfio_user_dma_map *req,
-                   size_t len, int fd)
+static int
+raw_map(struct vfu_test_client *c, const struct vfio_user_dma_map *req, size_t len, int fd)
 {
-    return vfu_test_request(c, VFIO_USER_DMA_MAP, req, len, fd >= 0 ? &fd : NULL,
-                            fd >= 0 ? 1 : 0, NULL, 0, NULL, NULL, NULL);
+    return vfu_test_request(c, VFIO_USER_DMA_MAP, req, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
+                            NULL, 0, NULL, NULL, NULL);
 }
 
-static void test_map_errors(void)
+static void
+test_map_errors(void)
 {
     struct fixture f;
     struct vfio_user_dma_map req = {
-        .argsz = sizeof(req), .flags = VFIO_USER_F_DMA_REGION_READ,
-        .offset = 0, .addr = 0x10000, .size = PAGE,
+        .argsz = sizeof(req),
+        .flags = VFIO_USER_F_DMA_REGION_READ,
+        .offset = 0,
+        .addr = 0x10000,
+        .size = PAGE,
     };
     uint8_t *mem;
     int fd, ro_fd, efd, nfds;
@@ -390,54 +407,56 @@ static void test_map_errors(void)
     {
         uint8_t longer[sizeof(req) + 8] = { 0 };
         memcpy(longer, &req, sizeof(req));
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DMA_MAP, longer, sizeof(longer),
-                                  NULL, 0, NULL, 0, NULL, NULL, NULL), 0);
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DMA_MAP, longer, sizeof(longer), NULL, 0, NULL, 0,
+                                  NULL, NULL, NULL),
+                 0);
         CHECK_EQ(vfu_test_dma_unmap(&f.c, 0, 0x10000, PAGE), 0);
     }
 
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | (1u << 4), 0,
-                              0x10000, PAGE, -1), EINVAL);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | (1u << 4), 0, 0x10000, PAGE, -1),
+             EINVAL);
     CHECK_EQ(vfu_test_dma_map(&f.c, 0x80000000u, 0, 0x10000, PAGE, -1), EINVAL);
     /* An access mode that needs an fd, without one. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_MMAP, 0, 0x10000, PAGE, -1),
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_MMAP, 0,
+                              0x10000, PAGE, -1),
              EINVAL);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_FILE_IO, 0, 0x10000, PAGE, -1),
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_FILE_IO, 0,
+                              0x10000, PAGE, -1),
              EINVAL);
     /* Two access modes at once. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_MMAP |
-                              VFIO_USER_F_DMA_REGION_FILE_IO, 0, 0x10000, PAGE, fd),
+    CHECK_EQ(vfu_test_dma_map(&f.c,
+                              VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_MMAP |
+                                  VFIO_USER_F_DMA_REGION_FILE_IO,
+                              0, 0x10000, PAGE, fd),
              EINVAL);
     /* Empty, wrapping and oversized ranges. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, 0, -1),
-             EINVAL);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0,
-                              UINT64_MAX - PAGE + 2, PAGE, -1), EINVAL);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0,
-                              (UINT64_C(8) << 40) + PAGE, -1), ENOSPC);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, UINT64_MAX - 10,
-                              0x10000, PAGE, fd), EINVAL);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, 0, -1), EINVAL);
+    CHECK_EQ(
+        vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, UINT64_MAX - PAGE + 2, PAGE, -1),
+        EINVAL);
+    CHECK_EQ(
+        vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0, (UINT64_C(8) << 40) + PAGE, -1),
+        ENOSPC);
+    CHECK_EQ(
+        vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, UINT64_MAX - 10, 0x10000, PAGE, fd),
+        EINVAL);
     /* Past the end of the file: touching it would raise SIGBUS. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, PAGE, 0x10000,
-                              2 * PAGE, fd), EINVAL);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, PAGE, 0x10000, 2 * PAGE, fd),
+             EINVAL);
     /* An fd that cannot be mapped. */
     efd = vfu_test_eventfd_new();
     REQUIRE(efd >= 0);
-    CHECK_NE(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, PAGE,
-                              efd), 0);
+    CHECK_NE(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, PAGE, efd), 0);
     close(efd);
     /* A read-only fd: readable mappings only. */
     snprintf(procpath, sizeof(procpath), "/proc/self/fd/%d", fd);
     ro_fd = open(procpath, O_RDONLY);
     REQUIRE(ro_fd >= 0);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                              VFIO_USER_F_DMA_REGION_WRITE, 0, 0x10000, PAGE, ro_fd),
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0,
+                              0x10000, PAGE, ro_fd),
              EACCES);
     CHECK_EQ(f.dev.nr_reg, 1);
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, PAGE,
-                              ro_fd), 0);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, PAGE, ro_fd), 0);
     CHECK_EQ(f.dev.nr_reg, 2);
     close(ro_fd);
 
@@ -449,7 +468,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_overlap_and_duplicates(void)
+static void
+test_overlap_and_duplicates(void)
 {
     struct fixture f;
     uint8_t *mem, *mem2;
@@ -479,22 +499,22 @@ static void test_overlap_and_duplicates(void)
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, 0, 0x10000, 0x2000, -1), 0);
     CHECK_EQ(f.dev.nr_reg, 3);
     /* Same range, different prot or backing: EEXIST. */
-    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000,
-                              0x2000, -1), EEXIST);
+    CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, 0x2000, -1), EEXIST);
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, 0, 0x10000, 0x2000, fd), EEXIST);
 
     /* fd-backed: same file and offset succeeds, anything else does not. */
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, PAGE, 0x40000, 2 * PAGE, fd), 0);
     CHECK_EQ(f.dev.nr_reg, 4);
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, PAGE, 0x40000, 2 * PAGE, fd), 0);
-    CHECK_EQ(vfu_test_dma_map(&f.c, rw | VFIO_USER_F_DMA_REGION_MMAP, PAGE,
-                              0x40000, 2 * PAGE, fd), 0);
+    CHECK_EQ(vfu_test_dma_map(&f.c, rw | VFIO_USER_F_DMA_REGION_MMAP, PAGE, 0x40000, 2 * PAGE, fd),
+             0);
     CHECK_EQ(f.dev.nr_reg, 4);
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, 0, 0x40000, 2 * PAGE, fd), EEXIST);
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, PAGE, 0x40000, 2 * PAGE, fd2), EEXIST);
     CHECK_EQ(vfu_test_dma_map(&f.c, rw, 0, 0x40000, 2 * PAGE, -1), EEXIST);
-    CHECK_EQ(vfu_test_dma_map(&f.c, rw | VFIO_USER_F_DMA_REGION_FILE_IO, PAGE,
-                              0x40000, 2 * PAGE, fd), EEXIST);
+    CHECK_EQ(
+        vfu_test_dma_map(&f.c, rw | VFIO_USER_F_DMA_REGION_FILE_IO, PAGE, 0x40000, 2 * PAGE, fd),
+        EEXIST);
     CHECK_EQ(f.dev.nr_reg, 4);
     CHECK_EQ(f.dev.nr_unreg, 0);
 
@@ -506,7 +526,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_max_maps(void)
+static void
+test_max_maps(void)
 {
     struct fixture f;
 
@@ -533,17 +554,17 @@ static void test_max_maps(void)
     fixture_close(&f);
 }
 
-static int raw_unmap(struct vfu_test_client *c, const void *req, size_t len)
+static int
+raw_unmap(struct vfu_test_client *c, const void *req, size_t len)
 {
-    return vfu_test_request(c, VFIO_USER_DMA_UNMAP, req, len, NULL, 0, NULL, 0,
-                            NULL, NULL, NULL);
+    return vfu_test_request(c, VFIO_USER_DMA_UNMAP, req, len, NULL, 0, NULL, 0, NULL, NULL, NULL);
 }
 
-static void test_unmap(void)
+static void
+test_unmap(void)
 {
     struct fixture f;
-    struct vfio_user_dma_unmap req = { .argsz = sizeof(req), .addr = 0x10000,
-                                       .size = 0x2000 };
+    struct vfio_user_dma_unmap req = { .argsz = sizeof(req), .addr = 0x10000, .size = 0x2000 };
     struct vfio_user_dma_unmap echo;
     size_t len = 0;
     uint8_t *mem;
@@ -581,14 +602,15 @@ static void test_unmap(void)
     CHECK_EQ(vfu_test_dma_unmap(&f.c, VFIO_DMA_UNMAP_FLAG_ALL, 0x10000, 0), EINVAL);
     CHECK_EQ(vfu_test_dma_unmap(&f.c, VFIO_DMA_UNMAP_FLAG_ALL, 0, 0x2000), EINVAL);
     /* Dirty-page logging does not exist yet. */
-    CHECK_EQ(vfu_test_dma_unmap(&f.c, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-                                0x10000, 0x2000), ENOTSUP);
+    CHECK_EQ(vfu_test_dma_unmap(&f.c, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, 0x10000, 0x2000),
+             ENOTSUP);
     CHECK_EQ(f.dev.nr_unreg, 0);
 
     /* Exact: the reply echoes the request; unregister runs while mapped. */
     req.argsz = 64;
-    CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DMA_UNMAP, &req, sizeof(req), NULL,
-                              0, &echo, sizeof(echo), &len, NULL, NULL), 0);
+    CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DMA_UNMAP, &req, sizeof(req), NULL, 0, &echo,
+                              sizeof(echo), &len, NULL, NULL),
+             0);
     CHECK_EQ(len, sizeof(req));
     CHECK_MEM(&echo, &req, sizeof(req));
     REQUIRE_EQ(f.dev.nr_unreg, 1);
@@ -615,7 +637,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_disconnect(void)
+static void
+test_disconnect(void)
 {
     struct fixture f;
     struct sgl_call a;
@@ -636,8 +659,7 @@ static void test_disconnect(void)
     vfu_test_client_close(&f.c);
     CHECK_OK(vfu_test_server_wait_disconnects(&f.srv, 1, 5000));
     CHECK_EQ(f.dev.nr_unreg, 2);
-    CHECK_EQ(f.dev.unreg[0].first_byte == mem[0] ||
-             f.dev.unreg[1].first_byte == mem[0], 1);
+    CHECK_EQ(f.dev.unreg[0].first_byte == mem[0] || f.dev.unreg[1].first_byte == mem[0], 1);
     CHECK(!is_mapped(vaddr));
 
     /* A new client starts with no mappings. */
@@ -659,7 +681,8 @@ out:
     CHECK_EQ(f.dev.nr_unreg, 3);
 }
 
-static void test_without_dma_setup(void)
+static void
+test_without_dma_setup(void)
 {
     struct fixture f;
     struct sgl_call a;
@@ -697,7 +720,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_setup_dma_twice(void)
+static void
+test_setup_dma_twice(void)
 {
     char path[108];
     struct device dev = { 0 };
@@ -713,7 +737,8 @@ static void test_setup_dma_twice(void)
     vfu_destroy_ctx(ctx);
 }
 
-static void test_sgl_split_and_errors(void)
+static void
+test_sgl_split_and_errors(void)
 {
     struct fixture f;
     struct sgl_call a;
@@ -789,19 +814,19 @@ static void test_sgl_split_and_errors(void)
     /* Gaps and unmapped ranges: ENOENT. */
     a.max = 8;
     a.addr = 0x11800;
-    a.len = PAGE;               /* runs into the gap at 0x12000 */
+    a.len = PAGE; /* runs into the gap at 0x12000 */
     CHECK_ERRNO(vfu_test_server_call(&f.srv, call_addr_to_sgl, &a), ENOENT);
     a.addr = 0x10000;
-    a.len = 4 * PAGE;           /* covers the gap */
+    a.len = 4 * PAGE; /* covers the gap */
     CHECK_ERRNO(vfu_test_server_call(&f.srv, call_addr_to_sgl, &a), ENOENT);
     a.addr = 0x12000;
     a.len = 1;
     CHECK_ERRNO(vfu_test_server_call(&f.srv, call_addr_to_sgl, &a), ENOENT);
     a.addr = 0xf000;
-    a.len = 0x1001;             /* starts before the first mapping */
+    a.len = 0x1001; /* starts before the first mapping */
     CHECK_ERRNO(vfu_test_server_call(&f.srv, call_addr_to_sgl, &a), ENOENT);
     a.addr = 0x13000;
-    a.len = PAGE + 1;           /* past the end of the last mapping */
+    a.len = PAGE + 1; /* past the end of the last mapping */
     CHECK_ERRNO(vfu_test_server_call(&f.srv, call_addr_to_sgl, &a), ENOENT);
     a.addr = UINT64_MAX;
     a.len = 2;
@@ -841,7 +866,8 @@ out:
     fixture_close(&f);
 }
 
-static void test_sgl_read_write(void)
+static void
+test_sgl_read_write(void)
 {
     struct fixture f;
     struct sgl_call a;
@@ -917,8 +943,8 @@ static void test_sgl_read_write(void)
 
     /* File I/O mode: pread/pwrite on the kept fd, nothing to point at. */
     nfds = open_fds(&f.c);
-    CHECK_EQ(vfu_test_dma_map(&f.c, 3 | VFIO_USER_F_DMA_REGION_FILE_IO, PAGE,
-                              0x40000, PAGE, fd), 0);
+    CHECK_EQ(vfu_test_dma_map(&f.c, 3 | VFIO_USER_F_DMA_REGION_FILE_IO, PAGE, 0x40000, PAGE, fd),
+             0);
     CHECK_EQ(open_fds(&f.c), nfds + 1);
     REQUIRE_EQ(f.dev.nr_reg, 4);
     CHECK(f.dev.reg[3].info.vaddr == NULL);
@@ -944,7 +970,8 @@ out:
     fixture_close(&f);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(100);
     RUN_TEST(test_setup_dma_twice);

@@ -27,8 +27,8 @@
 #define NR_READS 256
 
 struct device {
-    uint8_t *dest;              /* where the transfer lands */
-    atomic_int done_error;      /* -1 until done runs */
+    uint8_t *dest;         /* where the transfer lands */
+    atomic_int done_error; /* -1 until done runs */
 };
 
 static ssize_t
@@ -103,8 +103,8 @@ fill(uint8_t *p, size_t len)
 static vfu_ctx_t *
 create_device(const char *path, struct device *dev)
 {
-    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                                    dev, VFU_DEV_TYPE_PCI);
+    vfu_ctx_t *ctx =
+        vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
 
     if (!CHECK(ctx != NULL)) {
         return NULL;
@@ -112,10 +112,8 @@ create_device(const char *path, struct device *dev)
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
     if (!CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) ||
         !CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE, bar_access,
-                                   VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                                   NULL, 0, -1, 0)) ||
-        !CHECK_OK(vfu_setup_device_dma(ctx, 16, NULL, NULL)) ||
-        !CHECK_OK(vfu_realize_ctx(ctx))) {
+                                   VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) ||
+        !CHECK_OK(vfu_setup_device_dma(ctx, 16, NULL, NULL)) || !CHECK_OK(vfu_realize_ctx(ctx))) {
         vfu_destroy_ctx(ctx);
         return NULL;
     }
@@ -133,7 +131,8 @@ test_reply_taken_while_output_queued(void)
     struct vfio_user_dma_region_access req;
     const size_t reply_len = sizeof(hdr) + sizeof(req) + DMA_READ_CHUNK_MAX;
     struct vfio_user_region_access rd = {
-        .region = VFU_PCI_DEV_BAR0_REGION_IDX, .count = PAGE,
+        .region = VFU_PCI_DEV_BAR0_REGION_IDX,
+        .count = PAGE,
     };
     uint8_t *replies_out = malloc(NR_CHUNKS * reply_len);
     uint8_t *data = malloc(READ_LEN);
@@ -151,8 +150,7 @@ test_reply_taken_while_output_queued(void)
     REQUIRE_OK(vfu_test_server_call(&srv, poll_without_timeout, &srv));
     REQUIRE_OK(vfu_test_client_open(&c, path));
     /* Memory without an fd: the server reaches it by DMA messages only. */
-    REQUIRE_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA,
-                                READ_LEN, -1), 0);
+    REQUIRE_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA, READ_LEN, -1), 0);
 
     /*
      * The device starts a read; its DMA_READs, none larger than a reply QEMU
@@ -167,19 +165,21 @@ test_reply_taken_while_output_queued(void)
         REQUIRE_EQ(hdr.cmd, VFIO_USER_DMA_READ);
         REQUIRE_EQ(req.addr, IOVA + i * DMA_READ_CHUNK_MAX);
         REQUIRE_EQ(req.count, DMA_READ_CHUNK_MAX);
-        memcpy(out, &(struct vfio_user_header) {
-            .msg_id = hdr.msg_id, .cmd = hdr.cmd, .flags = VFIO_USER_F_TYPE_REPLY,
-            .msg_size = (uint32_t)reply_len,
-        }, sizeof(hdr));
+        memcpy(out,
+               &(struct vfio_user_header){
+                   .msg_id = hdr.msg_id,
+                   .cmd = hdr.cmd,
+                   .flags = VFIO_USER_F_TYPE_REPLY,
+                   .msg_size = (uint32_t)reply_len,
+               },
+               sizeof(hdr));
         memcpy(out + sizeof(hdr), &req, sizeof(req));
-        memcpy(out + sizeof(hdr) + sizeof(req), data + i * DMA_READ_CHUNK_MAX,
-               DMA_READ_CHUNK_MAX);
+        memcpy(out + sizeof(hdr) + sizeof(req), data + i * DMA_READ_CHUNK_MAX, DMA_READ_CHUNK_MAX);
     }
 
     /* Requests whose replies we leave unread until the server queues them. */
     for (int i = 0; i < NR_READS; i++) {
-        REQUIRE(vfu_test_send_cmd(&c, VFIO_USER_REGION_READ, 0, &rd, sizeof(rd),
-                                  NULL, 0) >= 0);
+        REQUIRE(vfu_test_send_cmd(&c, VFIO_USER_REGION_READ, 0, &rd, sizeof(rd), NULL, 0) >= 0);
     }
     CHECK(vfu_test_wait_until(queue_backed_up, &srv, 5000));
 
@@ -241,8 +241,7 @@ test_replies_go_whole_in_one_write(void)
     REQUIRE(ctx != NULL);
     REQUIRE_OK(vfu_test_server_start(&srv, ctx));
     REQUIRE_OK(vfu_test_client_open(&c, path));
-    REQUIRE_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA,
-                                READ_LEN, -1), 0);
+    REQUIRE_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA, READ_LEN, -1), 0);
     /* From here this thread is the server too: it runs only when we say. */
     vfu_test_server_stop(&srv);
     REQUIRE_OK(start_read(ctx, NULL));
@@ -255,10 +254,14 @@ test_replies_go_whole_in_one_write(void)
         REQUIRE_EQ(hdr.cmd, VFIO_USER_DMA_READ);
         REQUIRE(req.addr >= IOVA && req.count <= READ_LEN - (req.addr - IOVA));
         reply_len = sizeof(hdr) + sizeof(req) + req.count;
-        memcpy(reply, &(struct vfio_user_header) {
-            .msg_id = hdr.msg_id, .cmd = hdr.cmd, .flags = VFIO_USER_F_TYPE_REPLY,
-            .msg_size = (uint32_t)reply_len,
-        }, sizeof(hdr));
+        memcpy(reply,
+               &(struct vfio_user_header){
+                   .msg_id = hdr.msg_id,
+                   .cmd = hdr.cmd,
+                   .flags = VFIO_USER_F_TYPE_REPLY,
+                   .msg_size = (uint32_t)reply_len,
+               },
+               sizeof(hdr));
         memcpy(reply + sizeof(hdr), &req, sizeof(req));
         memcpy(reply + sizeof(hdr) + sizeof(req), data + (req.addr - IOVA), req.count);
         while ((sent = send(c.fd, reply, reply_len, MSG_DONTWAIT)) < 0 &&

@@ -23,10 +23,10 @@
 
 /* Doorbells in BAR0, written by the client. */
 enum {
-    DOORBELL_MAKE_SGL = 0,      /* vfu_addr_to_sgl(op.iova, op.len, op.prot) */
-    DOORBELL_SGL_IO = 4,        /* vfu_sgl_read/write of that list */
-    DOORBELL_ASYNC = 8,         /* dma_transfer_start(op...) */
-    DOORBELL_LOG = 12,          /* recorded in the write log, nothing else */
+    DOORBELL_MAKE_SGL = 0, /* vfu_addr_to_sgl(op.iova, op.len, op.prot) */
+    DOORBELL_SGL_IO = 4,   /* vfu_sgl_read/write of that list */
+    DOORBELL_ASYNC = 8,    /* dma_transfer_start(op...) */
+    DOORBELL_LOG = 12,     /* recorded in the write log, nothing else */
 };
 
 struct dma_op {
@@ -40,7 +40,7 @@ struct dma_op {
 
 struct done_record {
     int error;
-    unsigned seq;               /* of the device's events */
+    unsigned seq; /* of the device's events */
 };
 
 struct device {
@@ -54,7 +54,7 @@ struct device {
     atomic_uint nr_done;
     struct done_record done[MAX_DONE];
     unsigned seq;
-    uint32_t log[64];           /* values written to DOORBELL_LOG */
+    uint32_t log[64]; /* values written to DOORBELL_LOG */
     unsigned nr_log;
 };
 
@@ -68,8 +68,8 @@ static int
 start_async(vfu_ctx_t *ctx, struct device *dev)
 {
     void *cookie = malloc(1);
-    int ret = dma_transfer_start(ctx, dev->op.iova, dev->op.len, dev->op.buf,
-                                 dev->op.is_write, on_done, cookie);
+    int ret = dma_transfer_start(ctx, dev->op.iova, dev->op.len, dev->op.buf, dev->op.is_write,
+                                 on_done, cookie);
 
     if (ret < 0) {
         free(cookie);
@@ -105,18 +105,17 @@ bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write
     switch (offset) {
     case DOORBELL_MAKE_SGL:
         errno = 0;
-        dev->nr_sgs = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)dev->op.iova,
-                                      dev->op.len, (dma_sg_t *)dev->sgl, MAX_SGS,
-                                      dev->op.prot);
+        dev->nr_sgs = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)dev->op.iova, dev->op.len,
+                                      (dma_sg_t *)dev->sgl, MAX_SGS, dev->op.prot);
         dev->sgl_errno = errno;
         break;
     case DOORBELL_SGL_IO:
         errno = 0;
-        dev->io_ret = dev->op.is_write ?
-            vfu_sgl_write(ctx, (dma_sg_t *)dev->sgl, (size_t)dev->nr_sgs,
-                          dev->op.buf, dev->op.flags) :
-            vfu_sgl_read(ctx, (dma_sg_t *)dev->sgl, (size_t)dev->nr_sgs,
-                         dev->op.buf, dev->op.flags);
+        dev->io_ret = dev->op.is_write
+                          ? vfu_sgl_write(ctx, (dma_sg_t *)dev->sgl, (size_t)dev->nr_sgs,
+                                          dev->op.buf, dev->op.flags)
+                          : vfu_sgl_read(ctx, (dma_sg_t *)dev->sgl, (size_t)dev->nr_sgs,
+                                         dev->op.buf, dev->op.flags);
         dev->io_errno = errno;
         dev->io_seq = ++dev->seq;
         break;
@@ -148,20 +147,17 @@ fixture_open(struct fixture *f, const char *name, const char *json)
     f->c.fd = -1;
     f->c.twin_fd = -1;
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (!CHECK(f->ctx != NULL)) {
         return false;
     }
     vfu_setup_log(f->ctx, vfu_test_log_stderr, LOG_DEBUG);
-    return CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL,
-                                 PCI_HEADER_TYPE_NORMAL, 0)) &&
-           CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE,
-                                     bar_access, VFU_REGION_FLAG_RW |
-                                     VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) &&
+    return CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) &&
+           CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE, bar_access,
+                                     VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) &&
            CHECK_OK(vfu_setup_device_dma(f->ctx, 16, NULL, NULL)) &&
-           CHECK_OK(vfu_realize_ctx(f->ctx)) &&
-           CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
+           CHECK_OK(vfu_realize_ctx(f->ctx)) && CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
            CHECK_OK(vfu_test_client_connect(&f->c, f->path, -1)) &&
            CHECK_EQ(vfu_test_negotiate(&f->c, 0, 1, json ? json : VFU_TEST_DEFAULT_JSON), 0);
 }
@@ -206,8 +202,7 @@ call_set_timeout(vfu_ctx_t *ctx, void *arg)
 static int
 ring(struct fixture *f, unsigned doorbell)
 {
-    return vfu_test_region_write_val(&f->c, VFU_PCI_DEV_BAR0_REGION_IDX,
-                                     doorbell, 4, 1);
+    return vfu_test_region_write_val(&f->c, VFU_PCI_DEV_BAR0_REGION_IDX, doorbell, 4, 1);
 }
 
 /* Client memory at iova: served by messages (fd < 0) or mapped from a memfd. */
@@ -218,16 +213,15 @@ struct client_mem {
 };
 
 static bool
-client_mem_map(struct fixture *f, struct client_mem *m, uint64_t iova,
-               size_t size, bool with_fd, bool writable, uint8_t seed)
+client_mem_map(struct fixture *f, struct client_mem *m, uint64_t iova, size_t size, bool with_fd,
+               bool writable, uint8_t seed)
 {
-    uint32_t flags = VFIO_USER_F_DMA_REGION_READ |
-                     (writable ? VFIO_USER_F_DMA_REGION_WRITE : 0);
+    uint32_t flags = VFIO_USER_F_DMA_REGION_READ | (writable ? VFIO_USER_F_DMA_REGION_WRITE : 0);
 
     m->size = size;
     m->fd = with_fd ? vfu_test_memfd(size) : -1;
-    m->ptr = with_fd ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0)
-                     : malloc(size);
+    m->ptr =
+        with_fd ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0) : malloc(size);
     if (!CHECK(m->ptr != NULL && m->ptr != MAP_FAILED)) {
         return false;
     }
@@ -252,11 +246,14 @@ client_mem_free(struct client_mem *m)
 
 /* Sets the device's operation; the buffer is the device's (server side). */
 static void
-set_op(struct fixture *f, uint64_t iova, size_t len, bool is_write, int flags,
-       uint8_t *buf)
+set_op(struct fixture *f, uint64_t iova, size_t len, bool is_write, int flags, uint8_t *buf)
 {
-    f->dev.op = (struct dma_op) {
-        .iova = iova, .len = len, .is_write = is_write, .flags = flags, .buf = buf,
+    f->dev.op = (struct dma_op){
+        .iova = iova,
+        .len = len,
+        .is_write = is_write,
+        .flags = flags,
+        .buf = buf,
         .prot = PROT_READ | (is_write ? PROT_WRITE : 0),
     };
 }
@@ -485,11 +482,13 @@ enum bad_reply { WRONG_ADDR, SHORT_COUNT, LARGER_COUNT, SHORT_PAYLOAD, WRONG_CMD
 
 static int
 serve_badly(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
-            const void *payload, size_t len, const int *fds, size_t nfds,
-            void *opaque)
+            const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     enum bad_reply how = *(enum bad_reply *)opaque;
-    struct { uint64_t addr, count; uint8_t data[64]; } reply;
+    struct {
+        uint64_t addr, count;
+        uint8_t data[64];
+    } reply;
     size_t reply_len = 16;
 
     memcpy(&reply, payload, 16);
@@ -514,8 +513,8 @@ serve_badly(struct vfu_test_client *c, int fd, const struct vfio_user_header *hd
         break;
     case WRONG_CMD:
         return vfu_test_send_reply(c, fd, hdr->msg_id,
-                                   hdr->cmd == VFIO_USER_DMA_READ ?
-                                   VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ,
+                                   hdr->cmd == VFIO_USER_DMA_READ ? VFIO_USER_DMA_WRITE
+                                                                  : VFIO_USER_DMA_READ,
                                    0, &reply, 16);
     }
     return vfu_test_send_reply(c, fd, hdr->msg_id, hdr->cmd, 0, &reply, reply_len);
@@ -524,8 +523,11 @@ serve_badly(struct vfu_test_client *c, int fd, const struct vfio_user_header *hd
 static void
 test_malformed_replies(void)
 {
-    static const struct { enum bad_reply how; int err; } cases[] = {
-        { WRONG_ADDR, EINVAL }, { SHORT_COUNT, EIO }, { LARGER_COUNT, EINVAL },
+    static const struct {
+        enum bad_reply how;
+        int err;
+    } cases[] = {
+        { WRONG_ADDR, EINVAL },    { SHORT_COUNT, EIO },  { LARGER_COUNT, EINVAL },
         { SHORT_PAYLOAD, EINVAL }, { WRONG_CMD, EINVAL },
     };
     struct fixture f;
@@ -546,10 +548,10 @@ test_malformed_replies(void)
             set_op(&f, 0x10020, sizeof(buf), is_write, 0, buf);
             CHECK_EQ(sgl_io(&f), 1);
             CHECK_MSG(f.dev.io_ret == -1 && f.dev.io_errno == cases[i].err,
-                      "bad reply %d, %s: %d/%d", how, is_write ? "write" : "read",
-                      f.dev.io_ret, f.dev.io_errno);
+                      "bad reply %d, %s: %d/%d", how, is_write ? "write" : "read", f.dev.io_ret,
+                      f.dev.io_errno);
             if (!is_write) {
-                CHECK_EQ(buf[0], 0);    /* nothing taken from it */
+                CHECK_EQ(buf[0], 0); /* nothing taken from it */
             }
             /* The device keeps serving, and good replies work again. */
             f.c.server_cmd_fn = NULL;
@@ -564,17 +566,16 @@ out:
 
 /* Sends posted doorbell-log writes first, then answers. */
 static int
-serve_after_writes(struct vfu_test_client *c, int fd,
-                   const struct vfio_user_header *hdr, const void *payload,
-                   size_t len, const int *fds, size_t nfds, void *opaque)
+serve_after_writes(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
+                   const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     unsigned *next_value = opaque;
 
     for (int i = 0; i < 3; i++) {
         uint32_t value = (*next_value)++;
 
-        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX,
-                                         DOORBELL_LOG, 4, &value) < 0) {
+        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX, DOORBELL_LOG, 4, &value) <
+            0) {
             return -1;
         }
     }
@@ -590,7 +591,8 @@ test_requests_during_wait(void)
     uint8_t buf[3 * PAGE];
     unsigned next_value = 1;
 
-    if (!fixture_open(&f, "dmamsg-during", "{\"capabilities\":{\"max_msg_fds\":16,"
+    if (!fixture_open(&f, "dmamsg-during",
+                      "{\"capabilities\":{\"max_msg_fds\":16,"
                       "\"max_data_xfer_size\":4096}}") ||
         !client_mem_map(&f, &mem, 0x10000, 4 * PAGE, false, true, 0x0f)) {
         goto out;
@@ -617,15 +619,13 @@ out:
 
 /* Floods the server with 9 MiB of posted writes before answering. */
 static int
-serve_after_flood(struct vfu_test_client *c, int fd,
-                  const struct vfio_user_header *hdr, const void *payload,
-                  size_t len, const int *fds, size_t nfds, void *opaque)
+serve_after_flood(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
+                  const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     const uint8_t *junk = opaque;
 
     for (int i = 0; i < 9; i++) {
-        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX, 0,
-                                         1u << 20, junk) < 0) {
+        if (vfu_test_region_write_posted(c, VFU_PCI_DEV_BAR0_REGION_IDX, 0, 1u << 20, junk) < 0) {
             return -1;
         }
     }
@@ -674,8 +674,7 @@ struct held_reply {
 
 static int
 hold_reply(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
-           const void *payload, size_t len, const int *fds, size_t nfds,
-           void *opaque)
+           const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     struct held_reply *h = opaque;
 
@@ -713,8 +712,8 @@ test_timeout_and_late_reply(void)
     CHECK_EQ(f.dev.io_ret, -1);
     CHECK_EQ(f.dev.io_errno, ETIMEDOUT);
     /* The reply comes after all: dropped, and the device serves on. */
-    CHECK_OK(vfu_test_send_reply(&f.c, f.c.fd, h.hdr.msg_id, h.hdr.cmd, 0,
-                                 h.access, sizeof(h.access)));
+    CHECK_OK(
+        vfu_test_send_reply(&f.c, f.c.fd, h.hdr.msg_id, h.hdr.cmd, 0, h.access, sizeof(h.access)));
     f.c.server_cmd_fn = NULL;
     CHECK_EQ(sgl_io(&f), 1);
     CHECK_EQ(f.dev.io_ret, 0);
@@ -776,7 +775,8 @@ test_async(void)
         bufs[i] = calloc(1, 3 * PAGE);
         REQUIRE(bufs[i] != NULL);
     }
-    if (!fixture_open(&f, "dmamsg-async", "{\"capabilities\":{\"max_msg_fds\":16,"
+    if (!fixture_open(&f, "dmamsg-async",
+                      "{\"capabilities\":{\"max_msg_fds\":16,"
                       "\"max_data_xfer_size\":4096}}") ||
         !client_mem_map(&f, &mem, 0x10000, 8 * PAGE, false, true, 0x0f)) {
         goto out;
@@ -828,8 +828,7 @@ struct pair {
 
 static int
 answer_in_pairs(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
-                const void *payload, size_t len, const int *fds, size_t nfds,
-                void *opaque)
+                const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     struct pair *p = opaque;
 
@@ -937,8 +936,7 @@ test_async_argument_errors(void)
     CHECK_EQ(dma_transfer_start(f.ctx, 0x10000, 8, buf, false, NULL, NULL), -EINVAL);
     CHECK_EQ(dma_transfer_start(f.ctx, 0x10000, 8, buf, true, on_done, NULL), -EACCES);
     CHECK_EQ(dma_transfer_start(f.ctx, 0x10ff9, 8, buf, false, on_done, NULL), -ENOENT);
-    CHECK_EQ(dma_transfer_start(f.ctx, UINT64_MAX - 3, 8, buf, false, on_done, NULL),
-             -ENOENT);
+    CHECK_EQ(dma_transfer_start(f.ctx, UINT64_MAX - 3, 8, buf, false, on_done, NULL), -ENOENT);
     CHECK_EQ(atomic_load(&f.dev.nr_done), 0);
 out:
     fixture_close(&f);
@@ -993,14 +991,13 @@ test_poll_fd_wakes_for_deferred_requests(void)
 
     memset(&f, 0, sizeof(f));
     vfu_test_sock_path(f.path, sizeof(f.path), "dmamsg-wake");
-    f.ctx = vfu_create_ctx(VFU_TRANS_SOCK, f.path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                           &f.dev, VFU_DEV_TYPE_PCI);
+    f.ctx = vfu_create_ctx(VFU_TRANS_SOCK, f.path, LIBVFIO_USER_FLAG_ATTACH_NB, &f.dev,
+                           VFU_DEV_TYPE_PCI);
     REQUIRE(f.ctx != NULL);
     vfu_setup_log(f.ctx, vfu_test_log_stderr, LOG_DEBUG);
     REQUIRE_OK(vfu_pci_init(f.ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
     REQUIRE_OK(vfu_setup_region(f.ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE, bar_access,
-                                VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                                -1, 0));
+                                VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     REQUIRE_OK(vfu_setup_device_dma(f.ctx, 4, NULL, NULL));
     REQUIRE_OK(vfu_realize_ctx(f.ctx));
     REQUIRE_OK(vfu_test_client_connect(&f.c, f.path, -1));
@@ -1016,12 +1013,13 @@ test_poll_fd_wakes_for_deferred_requests(void)
     REQUIRE_OK(vfu_test_client_add_dma_window(&f.c, 0x10000, mem.ptr, PAGE));
     {
         struct vfio_user_dma_map map = {
-            .argsz = sizeof(map), .addr = 0x10000, .size = PAGE,
+            .argsz = sizeof(map),
+            .addr = 0x10000,
+            .size = PAGE,
             .flags = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
         };
 
-        REQUIRE(vfu_test_send_cmd(&f.c, VFIO_USER_DMA_MAP, 0, &map, sizeof(map),
-                                  NULL, 0) >= 0);
+        REQUIRE(vfu_test_send_cmd(&f.c, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0) >= 0);
         vfu_test_sleep_ms(10);
         CHECK_EQ(vfu_run_ctx(f.ctx), 1);
         REQUIRE_OK(vfu_test_recv_msg(&f.c, &hdr, NULL, 0, &len, NULL, NULL));
@@ -1082,15 +1080,15 @@ test_blocking_mode(void)
     vfu_setup_log(b.ctx, vfu_test_log_stderr, LOG_DEBUG);
     REQUIRE_OK(vfu_pci_init(b.ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
     REQUIRE_OK(vfu_setup_region(b.ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PAGE, bar_access,
-                                VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                                -1, 0));
+                                VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     REQUIRE_OK(vfu_setup_device_dma(b.ctx, 4, NULL, NULL));
     REQUIRE_OK(vfu_realize_ctx(b.ctx));
     REQUIRE_OK(pthread_create(&thread, NULL, serve_blocking, &b));
     if (CHECK_OK(vfu_test_client_connect(&f.c, f.path, -1)) &&
         CHECK_EQ(vfu_test_negotiate(&f.c, 0, 1,
                                     "{\"capabilities\":{\"max_msg_fds\":16,"
-                                    "\"max_data_xfer_size\":4096}}"), 0) &&
+                                    "\"max_data_xfer_size\":4096}}"),
+                 0) &&
         client_mem_map(&f, &mem, 0x10000, 4 * PAGE, false, true, 0x2b)) {
         unsigned long before = f.c.server_cmds;
 

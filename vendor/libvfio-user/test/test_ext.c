@@ -27,7 +27,7 @@
 struct device {
     size_t msix_cap;
     size_t msi_cap;
-    atomic_int done_error;      /* of the last DMA transfer, -1 until done */
+    atomic_int done_error; /* of the last DMA transfer, -1 until done */
     atomic_int done_calls;
 };
 
@@ -40,8 +40,7 @@ struct fixture {
 };
 
 static ssize_t
-bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
-           bool is_write)
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     (void)ctx;
     (void)offset;
@@ -107,18 +106,16 @@ fixture_start(struct fixture *f, const char *name)
     memset(f, 0, sizeof(*f));
     atomic_store(&f->dev.done_error, -1);
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (f->ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return false;
     }
     vfu_setup_log(f->ctx, vfu_test_log_stderr, LOG_DEBUG);
-    if (!CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL,
-                               PCI_HEADER_TYPE_NORMAL, 0)) ||
+    if (!CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) ||
         !CHECK_OK(vfu_setup_region(f->ctx, TABLE_BAR, BAR_SIZE, bar_access,
-                                   VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                                   NULL, 0, -1, 0))) {
+                                   VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0))) {
         return false;
     }
     pos = vfu_pci_add_capability(f->ctx, 0, 0, &msix);
@@ -134,8 +131,7 @@ fixture_start(struct fixture *f, const char *name)
     CHECK_OK(vfu_setup_device_nr_irqs(f->ctx, VFU_DEV_REQ_IRQ, 0));
     CHECK_OK(vfu_setup_device_dma(f->ctx, 16, NULL, NULL));
     CHECK_OK(vfu_setup_device_migration_callbacks(f->ctx, &migration));
-    return CHECK_OK(vfu_realize_ctx(f->ctx)) &&
-           CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
+    return CHECK_OK(vfu_realize_ctx(f->ctx)) && CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
            CHECK_OK(vfu_test_client_open(&f->c, f->path));
 }
 
@@ -152,23 +148,21 @@ fixture_stop(struct fixture *f)
 static void
 msix_control(struct fixture *f, uint16_t flags)
 {
-    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msix_cap + PCI_MSIX_FLAGS, 2,
-                                    flags), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msix_cap + PCI_MSIX_FLAGS, 2, flags), 0);
 }
 
 static void
 msi_control(struct fixture *f, uint16_t flags)
 {
-    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msi_cap + PCI_MSI_FLAGS, 2,
-                                    flags), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msi_cap + PCI_MSI_FLAGS, 2, flags), 0);
 }
 
 static void
-table_write(struct fixture *f, uint32_t vector, unsigned field, unsigned width,
-            uint64_t val)
+table_write(struct fixture *f, uint32_t vector, unsigned field, unsigned width, uint64_t val)
 {
-    CHECK_EQ(vfu_test_region_write_val(&f->c, TABLE_BAR,
-                                       TABLE_OFF + vector * 16 + field, width, val), 0);
+    CHECK_EQ(
+        vfu_test_region_write_val(&f->c, TABLE_BAR, TABLE_OFF + vector * 16 + field, width, val),
+        0);
 }
 
 static int
@@ -214,8 +208,7 @@ call_state(vfu_ctx_t *ctx, void *arg)
 {
     struct vector *v = arg;
 
-    return vfu_ext_irq_vector_state(ctx, v->type, v->vector, &v->masked,
-                                    &v->pending);
+    return vfu_ext_irq_vector_state(ctx, v->type, v->vector, &v->masked, &v->pending);
 }
 
 /* vfu_ext_irq_vector_state on the server thread into *v. */
@@ -341,15 +334,17 @@ test_irq_vector_state(void)
 
     /* The client's mask: the vector is held, then delivered on unmask. */
     CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ,
-                               VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_DATA_BOOL,
-                               2, 1, &on, 1, NULL, 0), 0);
+                               VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_DATA_BOOL, 2, 1, &on, 1,
+                               NULL, 0),
+             0);
     CHECK_EQ(trigger(&f, VFU_DEV_MSIX_IRQ, 2), 1);
     CHECK_EQ(state(&f, &v), 0);
     CHECK(v.masked && v.pending);
     CHECK_EQ(vfu_test_eventfd_read(msix[2]), 0);
     CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ,
-                               VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_NONE,
-                               2, 1, NULL, 0, NULL, 0), 0);
+                               VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_NONE, 2, 1, NULL, 0,
+                               NULL, 0),
+             0);
     CHECK_EQ(vfu_test_eventfd_read(msix[2]), 1);
     CHECK_EQ(state(&f, &v), 0);
     CHECK(!v.masked && !v.pending);
@@ -371,8 +366,7 @@ test_irq_vector_state(void)
     fixture_stop(&f);
     close_fds(msix, MSIX_VECTORS);
 
-    CHECK_EQ(vfu_ext_irq_vector_state(NULL, VFU_DEV_INTX_IRQ, 0, &masked, &pending),
-             -EINVAL);
+    CHECK_EQ(vfu_ext_irq_vector_state(NULL, VFU_DEV_INTX_IRQ, 0, &masked, &pending), -EINVAL);
 }
 
 static int
@@ -396,8 +390,7 @@ plain_device(char *path, size_t len, vfu_pci_type_t type)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, len, "ext-plain");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
     if (ctx != NULL && type != (vfu_pci_type_t)-1) {
         CHECK_OK(vfu_pci_init(ctx, type, PCI_HEADER_TYPE_NORMAL, 0));
     }
@@ -450,8 +443,7 @@ call_restore(vfu_ctx_t *ctx, void *arg)
 {
     struct restore *r = arg;
 
-    return vfu_ext_msix_restore(ctx, r->table, r->table_len, r->pending,
-                                r->nr_pending);
+    return vfu_ext_msix_restore(ctx, r->table, r->table_len, r->pending, r->nr_pending);
 }
 
 static void
@@ -577,8 +569,8 @@ call_transfer(vfu_ctx_t *ctx, void *arg)
 {
     struct transfer *t = arg;
 
-    return vfu_ext_dma_transfer(ctx, t->iova, t->len, t->data, t->is_write,
-                                t->done, vfu_get_private(ctx));
+    return vfu_ext_dma_transfer(ctx, t->iova, t->len, t->data, t->is_write, t->done,
+                                vfu_get_private(ctx));
 }
 
 /* Serves the device's DMA messages until its transfer is done. */
@@ -612,8 +604,9 @@ test_dma_transfer(void)
     REQUIRE(fixture_start(&f, "ext-dma"));
     /* Client memory without an fd: reached by DMA messages only. */
     REQUIRE_OK(vfu_test_client_add_dma_window(&f.c, IOVA, guest, DMA_LEN));
-    REQUIRE_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ |
-                                VFIO_USER_F_DMA_REGION_WRITE, 0, IOVA, DMA_LEN, -1), 0);
+    REQUIRE_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0,
+                                IOVA, DMA_LEN, -1),
+               0);
 
     /* A write, then a read back, each done exactly once with no error. */
     CHECK_EQ(vfu_test_server_call(&f.srv, call_transfer, &t), 0);
@@ -639,8 +632,7 @@ test_dma_transfer(void)
     t = (struct transfer){ IOVA, DMA_LEN + 1, in, false, on_done };
     CHECK_EQ(vfu_test_server_call(&f.srv, call_transfer, &t), -ENOENT);
     CHECK_EQ(vfu_test_dma_unmap(&f.c, 0, IOVA, DMA_LEN), 0);
-    REQUIRE_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA,
-                                DMA_LEN, -1), 0);
+    REQUIRE_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, IOVA, DMA_LEN, -1), 0);
     t = (struct transfer){ IOVA, DMA_LEN, out, true, on_done };
     CHECK_EQ(vfu_test_server_call(&f.srv, call_transfer, &t), -EACCES);
     CHECK_EQ(atomic_load(&f.dev.done_calls), 2);
@@ -651,11 +643,9 @@ test_dma_transfer(void)
     REQUIRE(ctx != NULL);
     CHECK_OK(vfu_setup_device_dma(ctx, 16, NULL, NULL));
     CHECK_OK(vfu_realize_ctx(ctx));
-    CHECK_EQ(vfu_ext_dma_transfer(ctx, IOVA, DMA_LEN, in, false, on_done, NULL),
-             -ENOTCONN);
+    CHECK_EQ(vfu_ext_dma_transfer(ctx, IOVA, DMA_LEN, in, false, on_done, NULL), -ENOTCONN);
     vfu_destroy_ctx(ctx);
-    CHECK_EQ(vfu_ext_dma_transfer(NULL, IOVA, DMA_LEN, in, false, on_done, NULL),
-             -EINVAL);
+    CHECK_EQ(vfu_ext_dma_transfer(NULL, IOVA, DMA_LEN, in, false, on_done, NULL), -EINVAL);
 }
 
 int

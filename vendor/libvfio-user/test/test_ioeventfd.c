@@ -20,8 +20,8 @@ struct reply {
     vfio_user_sub_region_ioeventfd_t entries[4];
 };
 
-static ssize_t bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
-                          bool is_write)
+static ssize_t
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     (void)ctx;
     (void)offset;
@@ -31,26 +31,25 @@ static ssize_t bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset
     return (ssize_t)count;
 }
 
-static vfu_ctx_t *make_device(const char *path)
+static vfu_ctx_t *
+make_device(const char *path)
 {
-    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path,
-                                    LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                                    VFU_DEV_TYPE_PCI);
+    vfu_ctx_t *ctx =
+        vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
 
     if (!CHECK(ctx != NULL)) {
         return NULL;
     }
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE,
-                              bar_access, VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                              NULL, 0, -1, 0));
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR2_REGION_IDX, BAR0_SIZE,
-                              bar_access, VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                              NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE, bar_access,
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR2_REGION_IDX, BAR0_SIZE, bar_access,
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     return ctx;
 }
 
-static void test_create_errors(void)
+static void
+test_create_errors(void)
 {
     char path[108];
     vfu_ctx_t *ctx;
@@ -62,27 +61,21 @@ static void test_create_errors(void)
     REQUIRE(ctx != NULL);
 
     CHECK_ERRNO(vfu_create_ioeventfd(NULL, 0, efd, 0, 4, 0, 0, -1, 0), EINVAL);
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_NUM_REGIONS, efd, 0, 4, 0, 0,
-                                     -1, 0), EINVAL);
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, UINT32_MAX, efd, 0, 4, 0, 0, -1, 0),
-                EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_NUM_REGIONS, efd, 0, 4, 0, 0, -1, 0), EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, UINT32_MAX, efd, 0, 4, 0, 0, -1, 0), EINVAL);
     /* No shadow ioeventfd support. */
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, 4, 0, 0, efd, 0), EINVAL);
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, 4, 0, 0, 0, 0), EINVAL);
     /* Not an fd at all; -1 is accepted (below), as upstream accepts it. */
     CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, -2, 0, 4, 0, 0, -1, 0), EINVAL);
     /* Outside the region, including by overflow. */
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, BAR0_SIZE - 2, 4, 0, 0, -1, 0),
-                EINVAL);
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, BAR0_SIZE + 1, 0, 0, 0, -1, 0),
-                EINVAL);
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, SIZE_MAX, 4, 0, 0, -1, 0),
-                EINVAL);
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, BAR0_SIZE + 1, 0, 0, -1, 0),
-                EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, BAR0_SIZE - 2, 4, 0, 0, -1, 0), EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, BAR0_SIZE + 1, 0, 0, 0, -1, 0), EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, SIZE_MAX, 4, 0, 0, -1, 0), EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, 0, efd, 0, BAR0_SIZE + 1, 0, 0, -1, 0), EINVAL);
     /* A region that was never set up has no room at all. */
-    CHECK_ERRNO(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, efd, 0, 4,
-                                     0, 0, -1, 0), EINVAL);
+    CHECK_ERRNO(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, efd, 0, 4, 0, 0, -1, 0),
+                EINVAL);
     CHECK(ctx->ioeventfds == NULL);
 
     /* The edges themselves are fine. */
@@ -100,7 +93,8 @@ static void test_create_errors(void)
     close(efd);
 }
 
-static void test_region_io_fds(void)
+static void
+test_region_io_fds(void)
 {
     char path[108];
     struct vfu_test_server srv;
@@ -118,8 +112,8 @@ static void test_region_io_fds(void)
     REQUIRE(ctx != NULL);
     /* Two on BAR0 (the second with datamatch), one on BAR2 sharing an fd. */
     CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd_a, 0x10, 4, 0, 0, -1, 0));
-    CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd_b, 0x20, 8,
-                                  KVM_IOEVENTFD_FLAG_DATAMATCH, 0x1234, -1, 0));
+    CHECK_OK(
+        vfu_create_ioeventfd(ctx, 0, efd_b, 0x20, 8, KVM_IOEVENTFD_FLAG_DATAMATCH, 0x1234, -1, 0));
     CHECK_OK(vfu_create_ioeventfd(ctx, 2, efd_a, 0x30, 2, 0, 0, -1, 0));
     /* Without an fd: recorded, but nothing a client could use, so not sent. */
     CHECK_OK(vfu_create_ioeventfd(ctx, 0, -1, 0x40, 4, 0, 0, -1, 0));
@@ -129,8 +123,9 @@ static void test_region_io_fds(void)
 
     /* argsz covering only the header: the count and size needed. */
     memset(&reply, 0, sizeof(reply));
-    CHECK_EQ(vfu_test_get_region_io_fds(&c, 0, sizeof(reply.head), &reply,
-                                        sizeof(reply), &len, fds, &nfds), 0);
+    CHECK_EQ(vfu_test_get_region_io_fds(&c, 0, sizeof(reply.head), &reply, sizeof(reply), &len, fds,
+                                        &nfds),
+             0);
     CHECK_EQ(len, sizeof(reply.head));
     CHECK_EQ(reply.head.count, 2);
     CHECK_EQ(reply.head.argsz, sizeof(reply.head) + 2 * 48);
@@ -138,8 +133,9 @@ static void test_region_io_fds(void)
 
     /* Enough room: the entries, newest first, with their fds. */
     memset(&reply, 0, sizeof(reply));
-    CHECK_EQ(vfu_test_get_region_io_fds(&c, 0, sizeof(reply), &reply,
-                                        sizeof(reply), &len, fds, &nfds), 0);
+    CHECK_EQ(
+        vfu_test_get_region_io_fds(&c, 0, sizeof(reply), &reply, sizeof(reply), &len, fds, &nfds),
+        0);
     CHECK_EQ(len, sizeof(reply.head) + 2 * 48);
     CHECK_EQ(reply.head.count, 2);
     CHECK_EQ(reply.head.index, 0);
@@ -166,8 +162,9 @@ static void test_region_io_fds(void)
 
     /* The other region's list is its own. */
     memset(&reply, 0, sizeof(reply));
-    CHECK_EQ(vfu_test_get_region_io_fds(&c, 2, sizeof(reply), &reply,
-                                        sizeof(reply), &len, fds, &nfds), 0);
+    CHECK_EQ(
+        vfu_test_get_region_io_fds(&c, 2, sizeof(reply), &reply, sizeof(reply), &len, fds, &nfds),
+        0);
     CHECK_EQ(reply.head.count, 1);
     REQUIRE_EQ(nfds, 1);
     CHECK_EQ(reply.entries[0].gpa_offset, 0x30);
@@ -177,9 +174,9 @@ static void test_region_io_fds(void)
 
     /* A set-up region without any: count 0, no fds. */
     memset(&reply, 0, sizeof(reply));
-    CHECK_EQ(vfu_test_get_region_io_fds(&c, VFU_PCI_DEV_CFG_REGION_IDX,
-                                        sizeof(reply), &reply, sizeof(reply),
-                                        &len, fds, &nfds), 0);
+    CHECK_EQ(vfu_test_get_region_io_fds(&c, VFU_PCI_DEV_CFG_REGION_IDX, sizeof(reply), &reply,
+                                        sizeof(reply), &len, fds, &nfds),
+             0);
     CHECK_EQ(reply.head.count, 0);
     CHECK_EQ(nfds, 0);
 
@@ -190,7 +187,8 @@ static void test_region_io_fds(void)
     close(efd_b);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_create_errors);

@@ -43,14 +43,14 @@ struct state_call {
 struct device {
     uint8_t bar[3][BAR_SIZE];
     int bar_calls[3];
-    uint64_t bar_offset[3];     /* of the last access */
+    uint64_t bar_offset[3]; /* of the last access */
     size_t bar_count[3];
     struct state_call calls[32];
     int nr_calls;
     size_t msix_cap;
     size_t msi_cap;
     int resets[VFU_RESET_PCI_FLR + 1];
-    int reset_errno;            /* the reset callback fails with it if set */
+    int reset_errno; /* the reset callback fails with it if set */
 };
 
 /* Everything one test needs. */
@@ -63,8 +63,7 @@ struct fixture {
 };
 
 static ssize_t
-bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, loff_t offset,
-           bool is_write)
+bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     struct device *dev = vfu_get_private(ctx);
 
@@ -160,19 +159,16 @@ fixture_start(struct fixture *f, const char *name, bool msi_caps)
         f->dev.bar[2][i] = (uint8_t)(0x50 + i % 16);
     }
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    ctx = f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                                  &f->dev, VFU_DEV_TYPE_PCI);
+    ctx = f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                                  VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return false;
     }
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
-    if (!CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL,
-                               0)) ||
-        !CHECK_OK(vfu_setup_region(ctx, TABLE_BAR, BAR_SIZE, bar1_cb, mem, NULL, 0,
-                                   -1, 0)) ||
-        !CHECK_OK(vfu_setup_region(ctx, PBA_BAR, BAR_SIZE, bar2_cb, mem, NULL, 0, -1,
-                                   0))) {
+    if (!CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) ||
+        !CHECK_OK(vfu_setup_region(ctx, TABLE_BAR, BAR_SIZE, bar1_cb, mem, NULL, 0, -1, 0)) ||
+        !CHECK_OK(vfu_setup_region(ctx, PBA_BAR, BAR_SIZE, bar2_cb, mem, NULL, 0, -1, 0))) {
         return false;
     }
     if (msi_caps) {
@@ -190,8 +186,7 @@ fixture_start(struct fixture *f, const char *name, bool msi_caps)
     CHECK_OK(vfu_setup_irq_state_callback(ctx, VFU_DEV_INTX_IRQ, intx_state));
     CHECK_OK(vfu_setup_irq_state_callback(ctx, VFU_DEV_MSI_IRQ, msi_state));
     CHECK_OK(vfu_setup_irq_state_callback(ctx, VFU_DEV_MSIX_IRQ, msix_state));
-    return CHECK_OK(vfu_realize_ctx(ctx)) &&
-           CHECK_OK(vfu_test_server_start(&f->srv, ctx)) &&
+    return CHECK_OK(vfu_realize_ctx(ctx)) && CHECK_OK(vfu_test_server_start(&f->srv, ctx)) &&
            CHECK_OK(vfu_test_client_open(&f->c, f->path));
 }
 
@@ -217,8 +212,8 @@ trigger(struct fixture *f, uint32_t subindex)
 }
 
 static int
-set_irqs(struct fixture *f, uint32_t index, uint32_t flags, uint32_t start,
-         uint32_t count, const void *data, size_t len)
+set_irqs(struct fixture *f, uint32_t index, uint32_t flags, uint32_t start, uint32_t count,
+         const void *data, size_t len)
 {
     return vfu_test_set_irqs(&f->c, index, flags, start, count, data, len, NULL, 0);
 }
@@ -276,15 +271,13 @@ cfg_read(struct fixture *f, size_t offset, unsigned width)
 static void
 msix_control(struct fixture *f, uint16_t flags)
 {
-    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msix_cap + PCI_MSIX_FLAGS, 2,
-                                    flags), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msix_cap + PCI_MSIX_FLAGS, 2, flags), 0);
 }
 
 static void
 msi_control(struct fixture *f, uint16_t flags)
 {
-    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msi_cap + PCI_MSI_FLAGS, 2,
-                                    flags), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&f->c, f->dev.msi_cap + PCI_MSI_FLAGS, 2, flags), 0);
 }
 
 static uint64_t
@@ -292,26 +285,25 @@ table_read(struct fixture *f, uint32_t vector, unsigned field, unsigned width)
 {
     uint64_t val = UINT64_MAX;
 
-    CHECK_EQ(vfu_test_region_read_val(&f->c, TABLE_BAR,
-                                      TABLE_OFF + vector * 16 + field, width, &val), 0);
+    CHECK_EQ(
+        vfu_test_region_read_val(&f->c, TABLE_BAR, TABLE_OFF + vector * 16 + field, width, &val),
+        0);
     return val;
 }
 
 static void
-table_write(struct fixture *f, uint32_t vector, unsigned field, unsigned width,
-            uint64_t val)
+table_write(struct fixture *f, uint32_t vector, unsigned field, unsigned width, uint64_t val)
 {
-    CHECK_EQ(vfu_test_region_write_val(&f->c, TABLE_BAR,
-                                       TABLE_OFF + vector * 16 + field, width, val), 0);
+    CHECK_EQ(
+        vfu_test_region_write_val(&f->c, TABLE_BAR, TABLE_OFF + vector * 16 + field, width, val),
+        0);
 }
 
 static bool
-state_call_is(struct device *dev, int i, int type, uint32_t start, uint32_t count,
-              bool mask)
+state_call_is(struct device *dev, int i, int type, uint32_t start, uint32_t count, bool mask)
 {
-    return i < dev->nr_calls && dev->calls[i].type == type &&
-           dev->calls[i].start == start && dev->calls[i].count == count &&
-           dev->calls[i].mask == mask;
+    return i < dev->nr_calls && dev->calls[i].type == type && dev->calls[i].start == start &&
+           dev->calls[i].count == count && dev->calls[i].mask == mask;
 }
 
 static void
@@ -327,12 +319,11 @@ test_setup_errors(void)
     CHECK_ERRNO(vfu_setup_irq_state_callback(NULL, VFU_DEV_MSI_IRQ, msi_state), EINVAL);
     CHECK_ERRNO(vfu_irq_trigger(NULL, 0), EINVAL);
     CHECK_ERRNO(vfu_setup_device_nr_irqs(ctx, VFU_DEV_NUM_IRQS, 1), EINVAL);
-    CHECK_ERRNO(vfu_setup_device_nr_irqs(ctx, (enum vfu_dev_irq_type)-1, 1), EINVAL);
+    CHECK_ERRNO(vfu_setup_device_nr_irqs(ctx, (enum vfu_dev_irq_type) - 1, 1), EINVAL);
     CHECK_ERRNO(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, 2049), EINVAL);
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, 2048));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, 0));
-    CHECK_ERRNO(vfu_setup_irq_state_callback(ctx, VFU_DEV_NUM_IRQS, msix_state),
-                EINVAL);
+    CHECK_ERRNO(vfu_setup_irq_state_callback(ctx, VFU_DEV_NUM_IRQS, msix_state), EINVAL);
     CHECK_OK(vfu_setup_irq_state_callback(ctx, VFU_DEV_REQ_IRQ, msix_state));
     /*
      * No capabilities, nothing installed: INTx, which has no vectors. ERR and
@@ -372,12 +363,13 @@ test_irq_info(void)
     {
         struct vfio_irq_info req = { .argsz = 15, .index = 0 };
 
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req,
-                                  sizeof(req), NULL, 0, NULL, 0, NULL, NULL, NULL),
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req, sizeof(req), NULL, 0,
+                                  NULL, 0, NULL, NULL, NULL),
                  EINVAL);
         req.argsz = 16;
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req, 12,
-                                  NULL, 0, NULL, 0, NULL, NULL, NULL), EINVAL);
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req, 12, NULL, 0, NULL, 0,
+                                  NULL, NULL, NULL),
+                 EINVAL);
     }
     CHECK_EQ(vfu_test_get_irq_info(&f.c, VFU_DEV_INTX_IRQ, &info), 0);
     fixture_stop(&f);
@@ -583,8 +575,7 @@ test_msix(void)
     {
         uint32_t entry[4] = { 0xfee00000, 0x1, 0x4022, 0x1 };
 
-        CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 2 * 16, 16, entry),
-                 0);
+        CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 2 * 16, 16, entry), 0);
         CHECK_EQ(vfu_test_region_read(&f.c, TABLE_BAR, TABLE_OFF + 2 * 16, 16, buf), 0);
         CHECK_MEM(buf, entry, 16);
     }
@@ -605,8 +596,7 @@ test_msix(void)
     {
         uint8_t two[2] = { 0xab, 0x01 };
 
-        CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 4 * 16 + 11, 2, two),
-                 0);
+        CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 4 * 16 + 11, 2, two), 0);
         CHECK_EQ(table_read(&f, 4, PCI_MSIX_ENTRY_DATA, 4), 0xab000000);
         CHECK_EQ(table_read(&f, 4, PCI_MSIX_ENTRY_VECTOR_CTRL, 4), 1);
         CHECK_OK(trigger(&f, 4));
@@ -625,8 +615,7 @@ test_msix(void)
     CHECK_MEM(buf, f.dev.bar[TABLE_BAR] + TABLE_OFF - 8, 8);
     CHECK_MEM(buf + 8, "\0\0\0\0\0\0\0\0", 8);
     memset(buf, 0x77, sizeof(buf));
-    CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 8 * 16 - 8, 16, buf),
-             0);
+    CHECK_EQ(vfu_test_region_write(&f.c, TABLE_BAR, TABLE_OFF + 8 * 16 - 8, 16, buf), 0);
     CHECK_EQ(f.dev.bar_offset[TABLE_BAR], TABLE_OFF + 8 * 16);
     CHECK_EQ(f.dev.bar_count[TABLE_BAR], 8);
     CHECK_EQ(f.dev.bar[TABLE_BAR][TABLE_OFF + 8 * 16], 0x77);
@@ -813,8 +802,7 @@ test_type_from_config(void)
         return;
     }
     REQUIRE(new_eventfds(&intx, 1) && new_eventfds(msi, NR_VECTORS) &&
-            new_eventfds(msix, NR_VECTORS) && new_eventfds(&err, 1) &&
-            new_eventfds(&req, 1));
+            new_eventfds(msix, NR_VECTORS) && new_eventfds(&err, 1) && new_eventfds(&req, 1));
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, msix), 0);
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSI_IRQ, 0, NR_VECTORS, msi), 0);
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_INTX_IRQ, 0, 1, &intx), 0);
@@ -895,8 +883,7 @@ test_type_from_eventfds(void)
     if (!fixture_start(&f, "type-eventfds", false)) {
         return;
     }
-    REQUIRE(new_eventfds(&intx, 1) && new_eventfds(&msi, 1) &&
-            new_eventfds(msix, NR_VECTORS));
+    REQUIRE(new_eventfds(&intx, 1) && new_eventfds(&msi, 1) && new_eventfds(msix, NR_VECTORS));
     /* Nothing installed yet: INTx. */
     CHECK_ERRNO(trigger(&f, 0), ENOENT);
     CHECK_ERRNO(trigger(&f, 1), ENOENT); /* another type has it */
@@ -1014,12 +1001,11 @@ test_device_reset(void)
     CHECK_EQ(vfu_test_set_irqs_eventfds(&f.c, VFU_DEV_MSIX_IRQ, 0, NR_VECTORS, efd), 0);
 
     /* What a driver leaves behind: all on, and interrupts held everywhere. */
-    CHECK_EQ(vfu_test_cfg_write_val(&f.c, PCI_COMMAND, 2,
-                                    PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&f.c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
+             0);
     CHECK_EQ(cfg_read(&f, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     msi_control(&f, MSI_ON);
-    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE),
-             MSI_ON);
+    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE), MSI_ON);
     CHECK_EQ(vfu_test_cfg_write_val(&f.c, msi_mask, 4, 0x4), 0);
     CHECK_EQ(set_irqs(&f, VFU_DEV_MSI_IRQ, TRIGGER_NONE, 2, 1, NULL, 0), 0);
     CHECK_EQ(cfg_read(&f, msi_pending, 4), 0x4);
@@ -1036,8 +1022,7 @@ test_device_reset(void)
     CHECK_EQ(f.dev.resets[VFU_RESET_DEVICE], 1);
     CHECK_EQ(f.dev.resets[VFU_RESET_PCI_FLR], 0);
     CHECK_EQ(cfg_read(&f, PCI_COMMAND, 2), 0);
-    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE),
-             0);
+    CHECK_EQ(cfg_read(&f, msi_flags, 2) & (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE), 0);
     CHECK_EQ(cfg_read(&f, msi_mask, 4), 0);
     CHECK_EQ(cfg_read(&f, msi_pending, 4), 0);
     CHECK_EQ(cfg_read(&f, msix_flags, 2), NR_VECTORS - 1);
@@ -1092,31 +1077,30 @@ test_set_irqs_errors(void)
     {
         struct vfio_irq_set req = { .argsz = 20, .flags = TRIGGER_NONE, .count = 1 };
 
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, 16, NULL, 0,
-                                  NULL, 0, NULL, NULL, NULL), EINVAL);
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, 16, NULL, 0, NULL, 0, NULL,
+                                  NULL, NULL),
+                 EINVAL);
         req.argsz = 19;
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, sizeof(req),
-                                  NULL, 0, NULL, 0, NULL, NULL, NULL), EINVAL);
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, sizeof(req), NULL, 0, NULL,
+                                  0, NULL, NULL, NULL),
+                 EINVAL);
         req.argsz = 20;
-        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, sizeof(req),
-                                  NULL, 0, NULL, 0, NULL, NULL, NULL), 0);
+        CHECK_EQ(vfu_test_request(&f.c, VFIO_USER_DEVICE_SET_IRQS, &req, sizeof(req), NULL, 0, NULL,
+                                  0, NULL, NULL, NULL),
+                 0);
     }
     CHECK_EQ(set_irqs(&f, VFU_DEV_NUM_IRQS, TRIGGER_NONE, 0, 1, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, UINT32_MAX, TRIGGER_NONE, 0, 1, NULL, 0), EINVAL);
     /* Exactly one action and one data type, and no other bits. */
     CHECK_EQ(set_irqs(&f, 0, VFIO_IRQ_SET_DATA_NONE, 0, 1, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, 0, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, NULL, 0), EINVAL);
-    CHECK_EQ(set_irqs(&f, 0, MASK_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, NULL, 0),
-             EINVAL);
-    CHECK_EQ(set_irqs(&f, 0, TRIGGER_NONE | VFIO_IRQ_SET_DATA_BOOL, 0, 1, bools, 1),
-             EINVAL);
+    CHECK_EQ(set_irqs(&f, 0, MASK_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, NULL, 0), EINVAL);
+    CHECK_EQ(set_irqs(&f, 0, TRIGGER_NONE | VFIO_IRQ_SET_DATA_BOOL, 0, 1, bools, 1), EINVAL);
     CHECK_EQ(set_irqs(&f, 0, TRIGGER_NONE | (1u << 6), 0, 1, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, 0, TRIGGER_NONE | (1u << 31), 0, 1, NULL, 0), EINVAL);
     /* The range must lie within the type's vectors. */
-    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, NR_VECTORS, 1, NULL, 0),
-             EINVAL);
-    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, NR_VECTORS - 1, 2, NULL, 0),
-             EINVAL);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, NR_VECTORS, 1, NULL, 0), EINVAL);
+    CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, NR_VECTORS - 1, 2, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, MASK_NONE, UINT32_MAX, 2, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, MASK_NONE, 1, UINT32_MAX, NULL, 0), EINVAL);
     CHECK_EQ(set_irqs(&f, VFU_DEV_INTX_IRQ, TRIGGER_NONE, 0, 2, NULL, 0), EINVAL);
@@ -1134,23 +1118,25 @@ test_set_irqs_errors(void)
     CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, TRIGGER_BOOL, 0, 2, bools, 3), EINVAL);
     CHECK_EQ(set_irqs(&f, VFU_DEV_MSIX_IRQ, MASK_BOOL, 0, 2, NULL, 0), EINVAL);
     /* Fds only with eventfd data, exactly one per vector; all are closed. */
-    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, 0, 1, NULL, 0,
-                               efd, 1), EINVAL);
-    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_BOOL, 0, 1, bools, 1,
-                               efd, 1), EINVAL);
-    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_EVENTFD, 0, 3, NULL, 0,
-                               efd, 2), EINVAL);
-    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_EVENTFD, 0, 1, NULL, 0,
-                               efd, 2), EINVAL);
-    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, 0, 0, NULL, 0,
-                               efd, 1), EINVAL);
+    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, 0, 1, NULL, 0, efd, 1),
+             EINVAL);
+    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_BOOL, 0, 1, bools, 1, efd, 1),
+             EINVAL);
+    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_EVENTFD, 0, 3, NULL, 0, efd, 2),
+             EINVAL);
+    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_EVENTFD, 0, 1, NULL, 0, efd, 2),
+             EINVAL);
+    CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ, TRIGGER_NONE, 0, 0, NULL, 0, efd, 1),
+             EINVAL);
     /* Eventfds told of mask changes are not supported. */
     CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_INTX_IRQ,
-                               VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_EVENTFD,
-                               0, 1, NULL, 0, efd, 1), ENOTSUP);
+                               VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_EVENTFD, 0, 1, NULL,
+                               0, efd, 1),
+             ENOTSUP);
     CHECK_EQ(vfu_test_set_irqs(&f.c, VFU_DEV_MSIX_IRQ,
-                               VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_DATA_EVENTFD,
-                               0, 1, NULL, 0, NULL, 0), ENOTSUP);
+                               VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_DATA_EVENTFD, 0, 1, NULL, 0,
+                               NULL, 0),
+             ENOTSUP);
     CHECK_EQ(vfu_test_count_open_fds(), base);
     CHECK_EQ(f.dev.nr_calls, 0);
 

@@ -30,23 +30,23 @@
 #define NBARS 3
 
 struct bar {
-    uint8_t *mem;               /* size bytes, then a PROT_NONE page */
+    uint8_t *mem; /* size bytes, then a PROT_NONE page */
     size_t size;
     unsigned calls;
-    unsigned outside;           /* accesses that reached past the region */
+    unsigned outside; /* accesses that reached past the region */
 };
 
 struct device {
     struct bar bars[NBARS];
-    int memfd;                  /* BAR1's mmap-able backing */
+    int memfd; /* BAR1's mmap-able backing */
 };
 
 /* size bytes that end exactly where an inaccessible page begins. */
 static uint8_t *
 guarded_alloc(size_t size)
 {
-    uint8_t *base = mmap(NULL, size + PAGE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *base =
+        mmap(NULL, size + PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
     if (base == MAP_FAILED) {
         return NULL;
@@ -77,9 +77,21 @@ bar_access(vfu_ctx_t *ctx, int idx, char *buf, size_t count, loff_t offset, bool
     return (ssize_t)count;
 }
 
-static ssize_t bar0_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w) { return bar_access(c, 0, b, n, o, w); }
-static ssize_t bar1_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w) { return bar_access(c, 1, b, n, o, w); }
-static ssize_t bar2_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w) { return bar_access(c, 2, b, n, o, w); }
+static ssize_t
+bar0_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w)
+{
+    return bar_access(c, 0, b, n, o, w);
+}
+static ssize_t
+bar1_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w)
+{
+    return bar_access(c, 1, b, n, o, w);
+}
+static ssize_t
+bar2_cb(vfu_ctx_t *c, char *b, size_t n, loff_t o, bool w)
+{
+    return bar_access(c, 2, b, n, o, w);
+}
 
 struct fixture {
     char path[108];
@@ -116,8 +128,8 @@ fixture_open(struct fixture *f, const char *name)
     }
     f->dev.memfd = vfu_test_memfd(BAR1_SIZE);
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (!CHECK(f->ctx != NULL) || !CHECK(f->dev.memfd >= 0)) {
         return false;
     }
@@ -133,8 +145,7 @@ fixture_open(struct fixture *f, const char *name)
            CHECK_GE(vfu_pci_add_capability(f->ctx, 0, 0, &msix), 0) &&
            CHECK_OK(vfu_setup_device_nr_irqs(f->ctx, VFU_DEV_MSIX_IRQ, MSIX_VECTORS)) &&
            CHECK_OK(vfu_setup_device_dma(f->ctx, 8, NULL, NULL)) &&
-           CHECK_OK(vfu_realize_ctx(f->ctx)) &&
-           CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
+           CHECK_OK(vfu_realize_ctx(f->ctx)) && CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
            CHECK_OK(vfu_test_client_open(&f->c, f->path));
 }
 
@@ -296,8 +307,8 @@ call_sgl_get(vfu_ctx_t *ctx, void *arg)
 {
     struct sgl_call *a = arg;
 
-    if (vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)a->addr, a->len,
-                        (dma_sg_t *)a->sgl, 1, a->prot) != 1) {
+    if (vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)a->addr, a->len, (dma_sg_t *)a->sgl, 1,
+                        a->prot) != 1) {
         return -1;
     }
     return vfu_sgl_get(ctx, (dma_sg_t *)a->sgl, &a->iov, 1, 0);
@@ -349,7 +360,8 @@ test_dma_protection(void)
     memset(mem, 0x11, 2 * PAGE);
     CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ, 0, 0x10000, PAGE, fd), 0);
     CHECK_EQ(vfu_test_dma_map(&f.c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
-                              PAGE, 0x20000, PAGE, fd), 0);
+                              PAGE, 0x20000, PAGE, fd),
+             0);
 
     /* Read-only: asking to write is refused, and the mapping itself faults. */
     memset(&a, 0, sizeof(a));

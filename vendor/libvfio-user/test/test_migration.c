@@ -20,30 +20,30 @@
 #define STATE_LEN (BAR0_SIZE + 64)
 #define PRECOPY_LEN 0x1800
 #define SMALL_XFER 4096
-#define SMALL_XFER_JSON \
-    "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":4096}}"
+#define SMALL_XFER_JSON "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":4096}}"
 #define LOG_MAX 16
 #define NO_STATE (-1)
 
 /* A device whose migration data is its memory, and which logs transitions. */
 struct mig_dev {
     uint8_t state[STATE_LEN];
-    uint8_t incoming[STATE_LEN];    /* loaded while RESUMING */
+    uint8_t incoming[STATE_LEN]; /* loaded while RESUMING */
     size_t read_pos;
     size_t write_pos;
     vfu_migr_state_t cur;
-    bool strict;                    /* refuse to leave RESUMING half-loaded */
+    bool strict; /* refuse to leave RESUMING half-loaded */
     vfu_migr_state_t log[LOG_MAX];
     size_t nr_log;
-    int fail_state;                 /* a transition to it fails... */
-    int fail_errno;                 /* ...with this errno */
-    int read_errno;                 /* read_data fails with it when set */
-    bool short_write;               /* write_data takes one byte too few */
-    bool quiesce_busy;              /* quiesce finishes later */
+    int fail_state;    /* a transition to it fails... */
+    int fail_errno;    /* ...with this errno */
+    int read_errno;    /* read_data fails with it when set */
+    bool short_write;  /* write_data takes one byte too few */
+    bool quiesce_busy; /* quiesce finishes later */
     unsigned quiesces;
 };
 
-static int transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
+static int
+transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 {
     struct mig_dev *d = vfu_get_private(ctx);
 
@@ -82,7 +82,8 @@ static int transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
     return 0;
 }
 
-static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     struct mig_dev *d = vfu_get_private(ctx);
     size_t end = d->cur == VFU_MIGR_STATE_PRE_COPY ? PRECOPY_LEN : STATE_LEN;
@@ -98,7 +99,8 @@ static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
     return (ssize_t)n;
 }
 
-static ssize_t write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     struct mig_dev *d = vfu_get_private(ctx);
 
@@ -111,8 +113,8 @@ static ssize_t write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
     return d->short_write ? (ssize_t)count - 1 : (ssize_t)count;
 }
 
-static ssize_t bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                           loff_t offset, bool is_write)
+static ssize_t
+bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     struct mig_dev *d = vfu_get_private(ctx);
 
@@ -125,8 +127,8 @@ static ssize_t bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
 }
 
 /* The MSI-X BAR: the library serves the table and PBA; nothing else. */
-static ssize_t msix_bar_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                               loff_t offset, bool is_write)
+static ssize_t
+msix_bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     (void)ctx;
     (void)offset;
@@ -136,7 +138,8 @@ static ssize_t msix_bar_access(vfu_ctx_t *ctx, char *buf, size_t count,
     return (ssize_t)count;
 }
 
-static int quiesce(vfu_ctx_t *ctx)
+static int
+quiesce(vfu_ctx_t *ctx)
 {
     struct mig_dev *d = vfu_get_private(ctx);
 
@@ -168,7 +171,8 @@ struct bed {
     size_t msix_cap;
 };
 
-static void dev_init(struct mig_dev *d, uint8_t seed)
+static void
+dev_init(struct mig_dev *d, uint8_t seed)
 {
     memset(d, 0, sizeof(*d));
     for (size_t i = 0; i < STATE_LEN; i++) {
@@ -179,8 +183,8 @@ static void dev_init(struct mig_dev *d, uint8_t seed)
 }
 
 /* Starts a device; with_migration false leaves the callbacks out. */
-static bool bed_start(struct bed *b, const char *name, bool with_migration,
-                      bool with_quiesce, uint8_t seed)
+static bool
+bed_start(struct bed *b, const char *name, bool with_migration, bool with_quiesce, uint8_t seed)
 {
     struct msixcap msix;
     uint32_t table = MSIX_BAR, pba = MSIX_PBA | MSIX_BAR;
@@ -188,17 +192,16 @@ static bool bed_start(struct bed *b, const char *name, bool with_migration,
 
     dev_init(&b->dev, seed);
     vfu_test_sock_path(b->path, sizeof(b->path), name);
-    b->ctx = vfu_create_ctx(VFU_TRANS_SOCK, b->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &b->dev, VFU_DEV_TYPE_PCI);
+    b->ctx = vfu_create_ctx(VFU_TRANS_SOCK, b->path, LIBVFIO_USER_FLAG_ATTACH_NB, &b->dev,
+                            VFU_DEV_TYPE_PCI);
     if (b->ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return false;
     }
     vfu_setup_log(b->ctx, vfu_test_log_stderr, LOG_DEBUG);
     CHECK_OK(vfu_pci_init(b->ctx, VFU_PCI_TYPE_EXPRESS, PCI_HEADER_TYPE_NORMAL, 0));
-    CHECK_OK(vfu_setup_region(b->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE,
-                              bar0_access, VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                              NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(b->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE, bar0_access,
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_region(b->ctx, MSIX_BAR, 0x2000, msix_bar_access,
                               VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_device_nr_irqs(b->ctx, VFU_DEV_MSIX_IRQ, MSIX_VECTORS));
@@ -217,23 +220,23 @@ static bool bed_start(struct bed *b, const char *name, bool with_migration,
     if (with_quiesce) {
         vfu_setup_device_quiesce_cb(b->ctx, quiesce);
     }
-    if (!CHECK_OK(vfu_realize_ctx(b->ctx)) ||
-        !CHECK_OK(vfu_test_server_start(&b->srv, b->ctx))) {
+    if (!CHECK_OK(vfu_realize_ctx(b->ctx)) || !CHECK_OK(vfu_test_server_start(&b->srv, b->ctx))) {
         vfu_destroy_ctx(b->ctx);
         return false;
     }
     return true;
 }
 
-static void bed_stop(struct bed *b)
+static void
+bed_stop(struct bed *b)
 {
     CHECK_EQ(vfu_test_server_run_errors(&b->srv), 0);
     vfu_test_server_stop(&b->srv);
     vfu_destroy_ctx(b->ctx);
 }
 
-static int open_client(struct vfu_test_client *c, const char *path,
-                       const char *json)
+static int
+open_client(struct vfu_test_client *c, const char *path, const char *json)
 {
     if (vfu_test_client_connect(c, path, -1) < 0) {
         return -1;
@@ -242,22 +245,25 @@ static int open_client(struct vfu_test_client *c, const char *path,
 }
 
 /* Requests with a raw payload; returns the reply's errno (0 on success). */
-static int raw(struct vfu_test_client *c, uint16_t cmd, const void *p, size_t len)
+static int
+raw(struct vfu_test_client *c, uint16_t cmd, const void *p, size_t len)
 {
     return vfu_test_request(c, cmd, p, len, NULL, 0, NULL, 0, NULL, NULL, NULL);
 }
 
-static int feature(struct vfu_test_client *c, uint32_t flags)
+static int
+feature(struct vfu_test_client *c, uint32_t flags)
 {
     uint8_t data[16] = { 0 };
     uint8_t reply[64];
     size_t len = 0;
 
-    return vfu_test_device_feature(c, 8 + sizeof(data), flags, data,
-                                   sizeof(data), reply, sizeof(reply), &len);
+    return vfu_test_device_feature(c, 8 + sizeof(data), flags, data, sizeof(data), reply,
+                                   sizeof(reply), &len);
 }
 
-static uint32_t get_state(struct vfu_test_client *c)
+static uint32_t
+get_state(struct vfu_test_client *c)
 {
     uint32_t state = 0xdead;
 
@@ -265,7 +271,8 @@ static uint32_t get_state(struct vfu_test_client *c)
     return state;
 }
 
-static void check_serving(struct vfu_test_client *c)
+static void
+check_serving(struct vfu_test_client *c)
 {
     struct vfio_user_device_info info;
 
@@ -276,7 +283,8 @@ static void check_serving(struct vfu_test_client *c)
 
 /* ------------------------------------------------------------ registration */
 
-static void test_setup_validation(void)
+static void
+test_setup_validation(void)
 {
     char path[108];
     vfu_migration_callbacks_t cbs;
@@ -320,7 +328,8 @@ static void test_setup_validation(void)
 }
 
 /* Without migration every feature and both data commands are invalid. */
-static void test_commands_without_migration(void)
+static void
+test_commands_without_migration(void)
 {
     struct bed b;
     struct vfu_test_client c;
@@ -334,9 +343,10 @@ static void test_commands_without_migration(void)
     for (uint32_t f = 0; f <= 9; f++) {
         CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_PROBE | f), EINVAL);
     }
-    CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_GET |
-                                     VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
-                                     reply, sizeof(reply), &len), EINVAL);
+    CHECK_EQ(vfu_test_device_feature(&c, 16,
+                                     VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL,
+                                     0, reply, sizeof(reply), &len),
+             EINVAL);
     CHECK_EQ(vfu_test_mig_get_state(&c, &state), EINVAL);
     CHECK_EQ(vfu_test_mig_set_state(&c, VFIO_USER_DEVICE_STATE_STOP), EINVAL);
     CHECK_EQ(vfu_test_mig_data_read(&c, sizeof(buf), buf, &got), EINVAL);
@@ -349,7 +359,8 @@ static void test_commands_without_migration(void)
 
 /* ---------------------------------------------------------------- features */
 
-static uint32_t supported_ops(uint32_t f)
+static uint32_t
+supported_ops(uint32_t f)
 {
     const uint32_t get = VFIO_DEVICE_FEATURE_GET, set = VFIO_DEVICE_FEATURE_SET,
                    probe = VFIO_DEVICE_FEATURE_PROBE;
@@ -368,7 +379,8 @@ static uint32_t supported_ops(uint32_t f)
     }
 }
 
-static void test_feature_query_and_probe(void)
+static void
+test_feature_query_and_probe(void)
 {
     static const uint32_t features[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xffff };
     struct bed b;
@@ -385,17 +397,20 @@ static void test_feature_query_and_probe(void)
     /* MIGRATION: stop-and-copy and pre-copy, no P2P. */
     CHECK_EQ(vfu_test_mig_get_flags(&c, &flags), 0);
     CHECK_EQ(flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY);
-    CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_GET | 1, NULL, 0,
-                                     reply, sizeof(reply), &len), 0);
+    CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_GET | 1, NULL, 0, reply,
+                                     sizeof(reply), &len),
+             0);
     CHECK_EQ(len, 16);
     memcpy(hdr, reply, 8);
     CHECK_EQ(hdr[0], 16);
     CHECK_EQ(hdr[1], VFIO_DEVICE_FEATURE_GET | 1);
     /* A GET whose argsz leaves no room for the data. */
-    CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_GET | 1, NULL, 0,
-                                     reply, sizeof(reply), &len), EINVAL);
-    CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_GET | 2, NULL, 0,
-                                     reply, sizeof(reply), &len), EINVAL);
+    CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_GET | 1, NULL, 0, reply,
+                                     sizeof(reply), &len),
+             EINVAL);
+    CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_GET | 2, NULL, 0, reply,
+                                     sizeof(reply), &len),
+             EINVAL);
     CHECK_EQ(get_state(&c), VFIO_USER_DEVICE_STATE_RUNNING);
 
     /* PROBE: success exactly when every operation named is supported. */
@@ -403,18 +418,16 @@ static void test_feature_query_and_probe(void)
         uint32_t f = features[i];
 
         for (uint32_t ops = 0; ops < 4; ops++) {
-            uint32_t asked = VFIO_DEVICE_FEATURE_PROBE |
-                             ((ops & 1) ? VFIO_DEVICE_FEATURE_GET : 0) |
+            uint32_t asked = VFIO_DEVICE_FEATURE_PROBE | ((ops & 1) ? VFIO_DEVICE_FEATURE_GET : 0) |
                              ((ops & 2) ? VFIO_DEVICE_FEATURE_SET : 0);
             bool ok = supported_ops(f) != 0 && (asked & ~supported_ops(f)) == 0;
             uint8_t data[16] = { 1, 2, 3, 4 };
             int ret;
 
             len = 0;
-            ret = vfu_test_device_feature(&c, 24, asked | f, data, sizeof(data),
-                                          reply, sizeof(reply), &len);
-            CHECK_MSG(ret == (ok ? 0 : EINVAL), "feature %u ops %#x: %d", f,
-                      asked, ret);
+            ret = vfu_test_device_feature(&c, 24, asked | f, data, sizeof(data), reply,
+                                          sizeof(reply), &len);
+            CHECK_MSG(ret == (ok ? 0 : EINVAL), "feature %u ops %#x: %d", f, asked, ret);
             if (ok) {
                 /* The reply is the request. */
                 CHECK_EQ(len, 24);
@@ -430,8 +443,7 @@ static void test_feature_query_and_probe(void)
     CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_GET | 6), EINVAL);
     CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_SET | 8), EINVAL);
     /* GET and SET together, or no operation at all. */
-    CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | 2),
-             EINVAL);
+    CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | 2), EINVAL);
     CHECK_EQ(feature(&c, 2), EINVAL);
     /* Flag bits no operation has. */
     CHECK_EQ(feature(&c, VFIO_DEVICE_FEATURE_PROBE | (1u << 19) | 2), EINVAL);
@@ -440,16 +452,18 @@ static void test_feature_query_and_probe(void)
     {
         uint32_t st[2] = { VFIO_USER_DEVICE_STATE_STOP, 0 };
 
-        CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_SET | 2, st,
-                                         sizeof(st), reply, sizeof(reply), &len),
+        CHECK_EQ(vfu_test_device_feature(&c, 15, VFIO_DEVICE_FEATURE_SET | 2, st, sizeof(st), reply,
+                                         sizeof(reply), &len),
                  EINVAL);
-        CHECK_EQ(vfu_test_device_feature(&c, 12, VFIO_DEVICE_FEATURE_SET | 2, st,
-                                         4, reply, sizeof(reply), &len), EINVAL);
-        CHECK_EQ(vfu_test_device_feature(&c, 8, VFIO_DEVICE_FEATURE_SET | 2, NULL,
-                                         0, reply, sizeof(reply), &len), EINVAL);
+        CHECK_EQ(vfu_test_device_feature(&c, 12, VFIO_DEVICE_FEATURE_SET | 2, st, 4, reply,
+                                         sizeof(reply), &len),
+                 EINVAL);
+        CHECK_EQ(vfu_test_device_feature(&c, 8, VFIO_DEVICE_FEATURE_SET | 2, NULL, 0, reply,
+                                         sizeof(reply), &len),
+                 EINVAL);
         /* A good SET echoes the request. */
-        CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_SET | 2, st,
-                                         sizeof(st), reply, sizeof(reply), &len),
+        CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_SET | 2, st, sizeof(st), reply,
+                                         sizeof(reply), &len),
                  0);
         CHECK_EQ(len, 16);
         CHECK_MEM(reply + 8, st, sizeof(st));
@@ -460,8 +474,7 @@ static void test_feature_query_and_probe(void)
     {
         const uint8_t short_payload[4] = { 8, 0, 0, 0 };
 
-        CHECK_EQ(raw(&c, VFIO_USER_DEVICE_FEATURE, short_payload,
-                     sizeof(short_payload)), EINVAL);
+        CHECK_EQ(raw(&c, VFIO_USER_DEVICE_FEATURE, short_payload, sizeof(short_payload)), EINVAL);
     }
     CHECK_EQ(vfu_test_mig_set_state(&c, VFIO_USER_DEVICE_STATE_RUNNING), 0);
     check_serving(&c);
@@ -474,7 +487,8 @@ static void test_feature_query_and_probe(void)
 enum { S = 1, R = 2, SC = 3, RES = 4, PC = 6 };
 
 /* The device's name for each state, as its transition callback hears it. */
-static int cb_name(int state)
+static int
+cb_name(int state)
 {
     switch (state) {
     case S:
@@ -492,7 +506,7 @@ static int cb_name(int state)
 
 struct arc_case {
     int from, to;
-    int path[4];                    /* states passed through, 0-terminated */
+    int path[4]; /* states passed through, 0-terminated */
     bool refused;
 };
 
@@ -502,31 +516,27 @@ struct arc_case {
  * is forbidden outright.
  */
 static const struct arc_case arc_cases[] = {
-    { S, S, { 0 }, false },        { S, R, { R }, false },
-    { S, SC, { SC }, false },      { S, RES, { RES }, false },
-    { S, PC, { R, PC }, false },
-    { R, S, { S }, false },        { R, R, { 0 }, false },
-    { R, SC, { S, SC }, false },   { R, RES, { S, RES }, false },
-    { R, PC, { PC }, false },
-    { SC, S, { S }, false },       { SC, R, { S, R }, false },
-    { SC, SC, { 0 }, false },      { SC, RES, { S, RES }, false },
-    { SC, PC, { 0 }, true },
-    { RES, S, { S }, false },      { RES, R, { S, R }, false },
-    { RES, SC, { S, SC }, false }, { RES, RES, { 0 }, false },
-    { RES, PC, { S, R, PC }, false },
-    { PC, S, { R, S }, false },    { PC, R, { R }, false },
-    { PC, SC, { SC }, false },     { PC, RES, { R, S, RES }, false },
+    { S, S, { 0 }, false },     { S, R, { R }, false },           { S, SC, { SC }, false },
+    { S, RES, { RES }, false }, { S, PC, { R, PC }, false },      { R, S, { S }, false },
+    { R, R, { 0 }, false },     { R, SC, { S, SC }, false },      { R, RES, { S, RES }, false },
+    { R, PC, { PC }, false },   { SC, S, { S }, false },          { SC, R, { S, R }, false },
+    { SC, SC, { 0 }, false },   { SC, RES, { S, RES }, false },   { SC, PC, { 0 }, true },
+    { RES, S, { S }, false },   { RES, R, { S, R }, false },      { RES, SC, { S, SC }, false },
+    { RES, RES, { 0 }, false }, { RES, PC, { S, R, PC }, false }, { PC, S, { R, S }, false },
+    { PC, R, { R }, false },    { PC, SC, { SC }, false },        { PC, RES, { R, S, RES }, false },
     { PC, PC, { 0 }, false },
 };
 
 /* From RUNNING to state, by a path the table above already checks. */
-static void reach(struct vfu_test_client *c, int state)
+static void
+reach(struct vfu_test_client *c, int state)
 {
     CHECK_EQ(vfu_test_mig_set_state(c, (uint32_t)state), 0);
     CHECK_EQ(get_state(c), state);
 }
 
-static void test_every_transition(void)
+static void
+test_every_transition(void)
 {
     /* Targets that are never accepted: ERROR, the P2P states, past the end. */
     static const uint32_t invalid[] = { 0, 5, 7, 8, 9, 0xffffffff };
@@ -543,18 +553,16 @@ static void test_every_transition(void)
         reach(&c, a->from);
         b.dev.nr_log = 0;
         ret = vfu_test_mig_set_state(&c, (uint32_t)a->to);
-        CHECK_MSG(ret == (a->refused ? EINVAL : 0), "%d -> %d: %d", a->from,
-                  a->to, ret);
+        CHECK_MSG(ret == (a->refused ? EINVAL : 0), "%d -> %d: %d", a->from, a->to, ret);
         CHECK_EQ(get_state(&c), a->refused ? a->from : a->to);
         while (n < 4 && a->path[n] != 0) {
             n++;
         }
-        CHECK_MSG(b.dev.nr_log == n, "%d -> %d: %zu callbacks, want %zu",
-                  a->from, a->to, b.dev.nr_log, n);
+        CHECK_MSG(b.dev.nr_log == n, "%d -> %d: %zu callbacks, want %zu", a->from, a->to,
+                  b.dev.nr_log, n);
         for (size_t k = 0; k < n && k < b.dev.nr_log; k++) {
-            CHECK_MSG((int)b.dev.log[k] == cb_name(a->path[k]),
-                      "%d -> %d step %zu: %d", a->from, a->to, k,
-                      (int)b.dev.log[k]);
+            CHECK_MSG((int)b.dev.log[k] == cb_name(a->path[k]), "%d -> %d step %zu: %d", a->from,
+                      a->to, k, (int)b.dev.log[k]);
         }
         for (size_t k = 0; k < VFU_ARRAY_LEN(invalid); k++) {
             b.dev.nr_log = 0;
@@ -570,7 +578,8 @@ static void test_every_transition(void)
 }
 
 /* A step the device refuses ends the walk there, its errno verbatim. */
-static void test_refused_step(void)
+static void
+test_refused_step(void)
 {
     struct bed b;
     struct vfu_test_client c;
@@ -597,7 +606,8 @@ static void test_refused_step(void)
 }
 
 /* STOP keeps the registers reachable; STOP_COPY only the migration. */
-static void test_commands_by_state(void)
+static void
+test_commands_by_state(void)
 {
     struct bed b;
     struct vfu_test_client c;
@@ -639,7 +649,8 @@ static void test_commands_by_state(void)
 
 /* ------------------------------------------------------------------- data */
 
-static void test_data_in_wrong_states(void)
+static void
+test_data_in_wrong_states(void)
 {
     struct bed b;
     struct vfu_test_client c;
@@ -710,8 +721,8 @@ static void test_data_in_wrong_states(void)
  * Reads the data stream until a short chunk ends it; the reply carries
  * exactly the bytes produced. Returns the bytes read.
  */
-static size_t read_stream(struct vfu_test_client *c, uint8_t *buf, size_t cap,
-                          unsigned *chunks)
+static size_t
+read_stream(struct vfu_test_client *c, uint8_t *buf, size_t cap, unsigned *chunks)
 {
     size_t total = 0;
 
@@ -730,18 +741,18 @@ static size_t read_stream(struct vfu_test_client *c, uint8_t *buf, size_t cap,
     }
 }
 
-static void write_stream(struct vfu_test_client *c, const uint8_t *buf,
-                         size_t len)
+static void
+write_stream(struct vfu_test_client *c, const uint8_t *buf, size_t len)
 {
     for (size_t off = 0; off < len; off += SMALL_XFER) {
-        CHECK_EQ(vfu_test_mig_data_write(c, buf + off,
-                                         (uint32_t)VFU_MIN(SMALL_XFER, len - off)),
+        CHECK_EQ(vfu_test_mig_data_write(c, buf + off, (uint32_t)VFU_MIN(SMALL_XFER, len - off)),
                  0);
     }
 }
 
 /* A -> B with the state in max_data_xfer_size chunks: pre-copy, then the rest. */
-static void test_migrate_in_chunks(void)
+static void
+test_migrate_in_chunks(void)
 {
     static uint8_t stream[STATE_LEN + SMALL_XFER];
     struct bed a, b;
@@ -801,14 +812,16 @@ static void test_migrate_in_chunks(void)
 
 /* --------------------------------------------------------- interruptions */
 
-static int read_migr_state(vfu_ctx_t *ctx, void *arg)
+static int
+read_migr_state(vfu_ctx_t *ctx, void *arg)
 {
     *(uint32_t *)arg = ctx->migr_state;
     return 0;
 }
 
 /* A client that leaves mid-migration leaves a running device behind. */
-static void test_disconnect_mid_migration(void)
+static void
+test_disconnect_mid_migration(void)
 {
     static uint8_t stream[STATE_LEN + SMALL_XFER];
     struct bed a;
@@ -827,8 +840,7 @@ static void test_disconnect_mid_migration(void)
         }
         a.dev.nr_log = 0;
         vfu_test_client_close(&c);
-        CHECK_OK(vfu_test_server_wait_disconnects(&a.srv, target == SC ? 1 : 2,
-                                                  5000));
+        CHECK_OK(vfu_test_server_wait_disconnects(&a.srv, target == SC ? 1 : 2, 5000));
         /* Told RUNNING straight away, not walked through STOP. */
         CHECK_EQ(a.dev.nr_log, 1);
         CHECK_EQ(a.dev.log[0], VFU_MIGR_STATE_RUNNING);
@@ -849,7 +861,8 @@ static void test_disconnect_mid_migration(void)
 }
 
 /* DEVICE_RESET abandons a migration too. */
-static void test_reset_abandons_migration(void)
+static void
+test_reset_abandons_migration(void)
 {
     struct bed a;
     struct vfu_test_client c;
@@ -872,19 +885,22 @@ static void test_reset_abandons_migration(void)
     bed_stop(&a);
 }
 
-static int call_quiesced(vfu_ctx_t *ctx, void *arg)
+static int
+call_quiesced(vfu_ctx_t *ctx, void *arg)
 {
     (void)arg;
     return vfu_device_quiesced(ctx, 0);
 }
 
-static bool server_busy(void *arg)
+static bool
+server_busy(void *arg)
 {
     return atomic_load(&((struct vfu_test_server *)arg)->busy) > 0;
 }
 
 /* A state change waits for the device to quiesce; GET and PROBE do not. */
-static void test_quiesce_before_set(void)
+static void
+test_quiesce_before_set(void)
 {
     struct bed a;
     struct vfu_test_client c;
@@ -898,13 +914,13 @@ static void test_quiesce_before_set(void)
     REQUIRE_OK(vfu_test_client_open(&c, a.path));
     a.dev.quiesce_busy = true;
     CHECK_EQ(get_state(&c), R);
-    CHECK_EQ(vfu_test_device_feature(&c, 16, VFIO_DEVICE_FEATURE_PROBE |
-                                     VFIO_DEVICE_FEATURE_SET | 2, st, sizeof(st),
-                                     reply, sizeof(reply), &len), 0);
+    CHECK_EQ(vfu_test_device_feature(&c, 16,
+                                     VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET | 2, st,
+                                     sizeof(st), reply, sizeof(reply), &len),
+             0);
     CHECK_EQ(a.dev.quiesces, 0);
 
-    REQUIRE(vfu_test_send_cmd(&c, VFIO_USER_DEVICE_FEATURE, 0, req, sizeof(req),
-                              NULL, 0) >= 0);
+    REQUIRE(vfu_test_send_cmd(&c, VFIO_USER_DEVICE_FEATURE, 0, req, sizeof(req), NULL, 0) >= 0);
     CHECK(vfu_test_wait_until(server_busy, &a.srv, 5000));
     CHECK_EQ(a.dev.quiesces, 1);
     CHECK_EQ(a.dev.nr_log, 0);
@@ -927,12 +943,14 @@ static void test_quiesce_before_set(void)
 
 /* ------------------------------------------------------------------- seed */
 
-static int trigger_vector(vfu_ctx_t *ctx, void *arg)
+static int
+trigger_vector(vfu_ctx_t *ctx, void *arg)
 {
     return vfu_irq_trigger(ctx, *(uint32_t *)arg);
 }
 
-static void open_eventfds(int *efds)
+static void
+open_eventfds(int *efds)
 {
     for (int i = 0; i < MSIX_VECTORS; i++) {
         efds[i] = vfu_test_eventfd_new();
@@ -940,7 +958,8 @@ static void open_eventfds(int *efds)
     }
 }
 
-static void close_eventfds(int *efds)
+static void
+close_eventfds(int *efds)
 {
     for (int i = 0; i < MSIX_VECTORS; i++) {
         close(efds[i]);
@@ -953,13 +972,14 @@ static void close_eventfds(int *efds)
  * QEMU restores it, with the 2-byte write at MSI-X cap + 3 carrying Enable
  * and Function Mask. B then matches A and delivers an interrupt.
  */
-static void test_seed_msix_migration(void)
+static void
+test_seed_msix_migration(void)
 {
     static uint8_t stream[STATE_LEN + SMALL_XFER];
     struct bed a, b;
     struct vfu_test_client ca, cb;
-    uint8_t cfg_a[256], cfg_b[256], table_a[MSIX_VECTORS * 16],
-            table_b[MSIX_VECTORS * 16], pba_a[8], pba_b[8], bar_b[BAR0_SIZE];
+    uint8_t cfg_a[256], cfg_b[256], table_a[MSIX_VECTORS * 16], table_b[MSIX_VECTORS * 16],
+        pba_a[8], pba_b[8], bar_b[BAR0_SIZE];
     int efd_a[MSIX_VECTORS], efd_b[MSIX_VECTORS];
     size_t cap, pre, rest;
     unsigned chunks = 0;
@@ -977,10 +997,9 @@ static void test_seed_msix_migration(void)
     open_eventfds(efd_a);
     CHECK_EQ(vfu_test_cfg_write_val(&ca, PCI_BASE_ADDRESS_0, 4, 0xfe000000), 0);
     CHECK_EQ(vfu_test_cfg_write_val(&ca, PCI_BASE_ADDRESS_1, 4, 0xfd000000), 0);
-    CHECK_EQ(vfu_test_cfg_write_val(&ca, PCI_COMMAND, 2,
-                                    PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
-    CHECK_EQ(vfu_test_set_irqs_eventfds(&ca, VFU_DEV_MSIX_IRQ, 0, MSIX_VECTORS,
-                                        efd_a), 0);
+    CHECK_EQ(vfu_test_cfg_write_val(&ca, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
+             0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&ca, VFU_DEV_MSIX_IRQ, 0, MSIX_VECTORS, efd_a), 0);
     CHECK_EQ(vfu_test_cfg_write_val(&ca, cap + 3, 1, 0x80), 0);
     for (uint32_t v = 0; v < MSIX_VECTORS; v++) {
         uint32_t entry[4] = { 0xfee00000 + v * 0x10, 0, 0x4000 + v, v == 0 ? 0 : 1 };
@@ -1032,8 +1051,7 @@ static void test_seed_msix_migration(void)
     CHECK_EQ(vfu_test_cfg_write(&cb, cap + 2, 2, cfg_a + cap + 2), 0);
     CHECK_EQ(vfu_test_cfg_write(&cb, PCI_COMMAND, 2, cfg_a + PCI_COMMAND), 0);
     open_eventfds(efd_b);
-    CHECK_EQ(vfu_test_set_irqs_eventfds(&cb, VFU_DEV_MSIX_IRQ, 0, MSIX_VECTORS,
-                                        efd_b), 0);
+    CHECK_EQ(vfu_test_set_irqs_eventfds(&cb, VFU_DEV_MSIX_IRQ, 0, MSIX_VECTORS, efd_b), 0);
     CHECK_EQ(vfu_test_mig_set_state(&cb, R), 0);
 
     /* B is A: config space, table, PBA, BAR and the state behind it. */
@@ -1066,7 +1084,8 @@ static void test_seed_msix_migration(void)
     bed_stop(&b);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(120);
     RUN_TEST(test_setup_validation);

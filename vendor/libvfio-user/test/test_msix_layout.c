@@ -14,8 +14,8 @@
 #define PBA_OFFSET 0x800
 #define DEVICE_BYTE 0xab
 
-static ssize_t bar_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                          loff_t offset, bool is_write)
+static ssize_t
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     (void)ctx;
     (void)offset;
@@ -25,18 +25,20 @@ static ssize_t bar_access(vfu_ctx_t *ctx, char *buf, size_t count,
     return (ssize_t)count;
 }
 
-static void add_msix(vfu_ctx_t *ctx)
+static void
+add_msix(vfu_ctx_t *ctx)
 {
     struct msixcap cap = { .hdr = { .id = PCI_CAP_ID_MSIX } };
 
-    cap.mxc.ts = 3;                             /* four vectors */
+    cap.mxc.ts = 3; /* four vectors */
     cap.mtab.tbir = MSIX_BAR;
     cap.mpba.pbir = MSIX_BAR;
     cap.mpba.pbao = PBA_OFFSET >> 3;
     CHECK_GT(vfu_pci_add_capability(ctx, 0, 0, &cap), 0);
 }
 
-static void check_emulated(struct vfu_test_client *c)
+static void
+check_emulated(struct vfu_test_client *c)
 {
     uint64_t v = 0;
 
@@ -51,7 +53,8 @@ static void check_emulated(struct vfu_test_client *c)
     CHECK_EQ(v, DEVICE_BYTE);
 }
 
-static void run(bool add_after_realize)
+static void
+run(bool add_after_realize)
 {
     struct vfu_test_server srv;
     struct vfu_test_client c;
@@ -59,14 +62,12 @@ static void run(bool add_after_realize)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, sizeof(path), "msix-layout");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_EXPRESS, PCI_HEADER_TYPE_NORMAL, 0));
     CHECK_OK(vfu_setup_region(ctx, MSIX_BAR, 0x2000, bar_access,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                              -1, 0));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, 4));
     if (!add_after_realize) {
         add_msix(ctx);
@@ -83,17 +84,20 @@ static void run(bool add_after_realize)
     vfu_destroy_ctx(ctx);
 }
 
-static void test_capability_added_before_realize(void)
+static void
+test_capability_added_before_realize(void)
 {
     run(false);
 }
 
-static void test_capability_added_after_realize(void)
+static void
+test_capability_added_after_realize(void)
 {
     run(true);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_capability_added_before_realize);

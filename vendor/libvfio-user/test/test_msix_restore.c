@@ -12,8 +12,7 @@
 #include "private.h"
 
 static ssize_t
-bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
-           bool is_write)
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     if (!is_write) {
         memset(buf, 0, count);
@@ -43,8 +42,7 @@ make_device(char *path, size_t len, const struct layout *l, size_t *msix_off)
     ssize_t off;
 
     vfu_test_sock_path(path, len, "msix-restore");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return NULL;
@@ -128,9 +126,8 @@ restore(const struct layout *l)
         REQUIRE_OK(vfu_test_cfg_read(&c, 0, sizeof(after), after));
         expected_cap(l, 0xc0, want);
         CHECK_MSG(memcmp(after + msix, want, sizeof(want)) == 0,
-                  "second byte %#x: MSI-X cap %02x%02x %08x %08x", second[i],
-                  after[msix + 3], after[msix + 2], pci_get32(after + msix + 4),
-                  pci_get32(after + msix + 8));
+                  "second byte %#x: MSI-X cap %02x%02x %08x %08x", second[i], after[msix + 3],
+                  after[msix + 2], pci_get32(after + msix + 4), pci_get32(after + msix + 8));
         /* Nothing else in config space moved. */
         CHECK_MEM(after, before, msix);
         CHECK_MEM(after + msix + 12, before + msix + 12, sizeof(after) - msix - 12);

@@ -15,14 +15,13 @@
 #include "private.h"
 
 struct device {
-    atomic_int resets[3];       /* by vfu_reset_type_t */
+    atomic_int resets[3]; /* by vfu_reset_type_t */
     atomic_int quiesces;
-    atomic_int reset_errno;     /* non-zero: the reset callback fails */
+    atomic_int reset_errno; /* non-zero: the reset callback fails */
 };
 
 static ssize_t
-bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
-           bool is_write)
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     if (!is_write) {
         memset(buf, 0, count);
@@ -53,14 +52,12 @@ on_quiesce(vfu_ctx_t *ctx)
 }
 
 static vfu_ctx_t *
-new_ctx(const char *name, char *path, size_t len, struct device *dev,
-        vfu_pci_type_t type)
+new_ctx(const char *name, char *path, size_t len, struct device *dev, vfu_pci_type_t type)
 {
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, len, name);
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return NULL;
@@ -82,7 +79,7 @@ pm_data(uint16_t pmc, uint16_t pmcsr)
 
     memset(&pm, 0, sizeof(pm));
     pm.hdr.id = PCI_CAP_ID_PM;
-    pm.hdr.next = 0xee;         /* must be replaced by the library */
+    pm.hdr.next = 0xee; /* must be replaced by the library */
     memcpy(&pm.pc, &pmc, 2);
     pm.pmcs.raw = pmcsr;
     pm.pmcsr_bse = 0x5a;
@@ -134,7 +131,7 @@ exp_data(bool flr)
     }
     px.hdr.id = PCI_CAP_ID_EXP;
     px.hdr.next = 0;
-    raw[2] = 0x02;              /* version 2, endpoint */
+    raw[2] = 0x02; /* version 2, endpoint */
     raw[3] = 0x00;
     devcap = pci_get32(raw + PCI_EXP_DEVCAP) & ~PCI_EXP_DEVCAP_FLR;
     if (flr) {
@@ -170,7 +167,7 @@ dsn_data(void)
     memset(&dsn, 0, sizeof(dsn));
     dsn.hdr.id = PCI_EXT_CAP_ID_DSN;
     dsn.hdr.version = 1;
-    dsn.hdr.next = 0x123;       /* must be replaced by the library */
+    dsn.hdr.next = 0x123; /* must be replaced by the library */
     dsn.sn_lo = 0x89abcdef;
     dsn.sn_hi = 0x01234567;
     return dsn;
@@ -208,8 +205,7 @@ test_add_errors(void)
 
     /* No config space yet. */
     vfu_test_sock_path(path, sizeof(path), "caps-noinit");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &dev, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
     CHECK(vfu_pci_get_config_space(ctx) == NULL);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, 0, &pm), EINVAL);
@@ -219,14 +215,11 @@ test_add_errors(void)
     vfu_pci_set_id(ctx, 1, 2, 3, 4);
     vfu_pci_set_class(ctx, 1, 2, 3);
     CHECK(vfu_pci_get_config_space(ctx) == NULL);
-    CHECK_ERRNO(vfu_pci_init(ctx, (vfu_pci_type_t)4, PCI_HEADER_TYPE_NORMAL, 0),
-                EINVAL);
-    CHECK_ERRNO(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_BRIDGE, 0),
-                EINVAL);
+    CHECK_ERRNO(vfu_pci_init(ctx, (vfu_pci_type_t)4, PCI_HEADER_TYPE_NORMAL, 0), EINVAL);
+    CHECK_ERRNO(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_BRIDGE, 0), EINVAL);
     CHECK(vfu_pci_get_config_space(ctx) == NULL);
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
-    CHECK_ERRNO(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0),
-                EEXIST);
+    CHECK_ERRNO(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0), EEXIST);
     CHECK_EQ(ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size, 256);
     CHECK_EQ(ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags, VFU_REGION_FLAG_RW);
 
@@ -237,7 +230,7 @@ test_add_errors(void)
     /* Extended capabilities need a PCI-X 2.0 or Express device. */
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, &dsn), EINVAL);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, 0, bad), ENOTSUP);
-    vsc_data(vsc, 2);           /* shorter than its own header */
+    vsc_data(vsc, 2); /* shorter than its own header */
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, 0, vsc), EINVAL);
     /* Inside the header, misaligned, past 256, overlapping. */
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0x3c, 0, &pm), EINVAL);
@@ -353,8 +346,7 @@ test_add_limits(void)
     REQUIRE(ctx != NULL);
     ext_vsc_data(ext, 8);
     for (i = 0; i < 128; i++) {
-        if (!CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext),
-                      0x100 + 8 * i)) {
+        if (!CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), 0x100 + 8 * i)) {
             break;
         }
     }
@@ -369,13 +361,13 @@ test_add_limits(void)
     CHECK_EQ(vfu_pci_find_capability(ctx, true, PCI_EXT_CAP_ID_DSN), 0);
     CHECK_EQ(errno, ENOENT);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0x104, VFU_CAP_FLAG_EXTENDED, &dsn),
-                EINVAL);        /* the first one must be at 0x100 */
+                EINVAL); /* the first one must be at 0x100 */
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0x80, VFU_CAP_FLAG_EXTENDED, &dsn), EINVAL);
     ext_vsc_data(ext, 4095);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), ENOSPC);
     ext_vsc_data(ext, 7);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), EINVAL);
-    ext[0] = 0x01;              /* AER: not supported */
+    ext[0] = 0x01; /* AER: not supported */
     ext[1] = 0x00;
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), ENOTSUP);
 
@@ -385,9 +377,9 @@ test_add_limits(void)
     CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), 0x11c);
     CHECK_EQ(vfu_pci_add_capability(ctx, 0x400, VFU_CAP_FLAG_EXTENDED, &dsn), 0x400);
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0x120, VFU_CAP_FLAG_EXTENDED, &dsn),
-                EINVAL);        /* overlaps 0x11c..0x128 */
+                EINVAL); /* overlaps 0x11c..0x128 */
     CHECK_ERRNO(vfu_pci_add_capability(ctx, 0xff8, VFU_CAP_FLAG_EXTENDED, &dsn),
-                EINVAL);        /* past the end */
+                EINVAL); /* past the end */
     {
         uint8_t *cfg = (uint8_t *)vfu_pci_get_config_space(ctx);
 
@@ -417,9 +409,18 @@ test_add_limits(void)
 
 /* Where sweep_device put each capability (checked against placement). */
 enum {
-    PM_OFF = 0x40, MSI32_OFF = 0x48, MSI64_OFF = 0x60, MSI32PVM_OFF = 0x78,
-    MSI64PVM_OFF = 0x90, MSIX_OFF = 0xa8, EXP_OFF = 0xb4, VSC_OFF = 0xf0,
-    ROVSC_OFF = 0xfc, DSN_OFF = 0x100, EXTVSC_OFF = 0x10c, ROEXT_OFF = 0x120,
+    PM_OFF = 0x40,
+    MSI32_OFF = 0x48,
+    MSI64_OFF = 0x60,
+    MSI32PVM_OFF = 0x78,
+    MSI64PVM_OFF = 0x90,
+    MSIX_OFF = 0xa8,
+    EXP_OFF = 0xb4,
+    VSC_OFF = 0xf0,
+    ROVSC_OFF = 0xfc,
+    DSN_OFF = 0x100,
+    EXTVSC_OFF = 0x10c,
+    ROEXT_OFF = 0x120,
     CAPS_END = 0x12c,
 };
 
@@ -462,8 +463,8 @@ sweep_device(char *path, size_t len, struct device *dev)
     CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_READONLY, rovsc), ROVSC_OFF);
     CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, &dsn), DSN_OFF);
     CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, ext), EXTVSC_OFF);
-    CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED | VFU_CAP_FLAG_READONLY,
-                                    roext), ROEXT_OFF);
+    CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED | VFU_CAP_FLAG_READONLY, roext),
+             ROEXT_OFF);
     if (!CHECK_OK(vfu_realize_ctx(ctx))) {
         vfu_destroy_ctx(ctx);
         return NULL;

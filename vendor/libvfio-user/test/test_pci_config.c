@@ -18,12 +18,12 @@
 
 /* The device's own view of config accesses routed to its callback. */
 struct device {
-    uint8_t cfg[4096];          /* what the callback serves */
+    uint8_t cfg[4096]; /* what the callback serves */
     atomic_int calls;
     atomic_ullong last_offset;
     atomic_uint last_count;
     atomic_bool last_write;
-    atomic_ullong fail_offset;  /* the callback fails here, with ENOTTY */
+    atomic_ullong fail_offset; /* the callback fails here, with ENOTTY */
 };
 
 static ssize_t
@@ -74,8 +74,7 @@ new_ctx(const char *name, char *path, size_t len, struct device *dev)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, len, name);
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return NULL;
@@ -87,8 +86,7 @@ new_ctx(const char *name, char *path, size_t len, struct device *dev)
 static int
 setup_bar(vfu_ctx_t *ctx, int idx, size_t size, int flags)
 {
-    return vfu_setup_region(ctx, idx, size, bar_cb, VFU_REGION_FLAG_RW | flags,
-                            NULL, 0, -1, 0);
+    return vfu_setup_region(ctx, idx, size, bar_cb, VFU_REGION_FLAG_RW | flags, NULL, 0, -1, 0);
 }
 
 /* ------------------------------------------------------------- the header */
@@ -118,11 +116,11 @@ header_device(char *path, size_t len, struct device *dev)
     cs->hdr.mgnt = 0x11;
     cs->hdr.mlat = 0x22;
     cs->hdr.ccptr = 0x12345678;
-    cs->raw[0x80] = 0x77;       /* nobody's byte */
+    cs->raw[0x80] = 0x77; /* nobody's byte */
     CHECK_OK(setup_bar(ctx, 0, 0x1000, VFU_REGION_FLAG_MEM));
     CHECK_OK(setup_bar(ctx, 1, 0x100, 0));
-    CHECK_OK(setup_bar(ctx, 2, 8 * GIB, VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_64_BITS |
-                                        VFU_REGION_FLAG_PREFETCH));
+    CHECK_OK(setup_bar(ctx, 2, 8 * GIB,
+                       VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_64_BITS | VFU_REGION_FLAG_PREFETCH));
     CHECK_OK(setup_bar(ctx, 5, 16, VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_PREFETCH));
     CHECK_OK(setup_bar(ctx, VFU_PCI_DEV_ROM_REGION_IDX, 0x10000, 0));
     CHECK_OK(vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1));
@@ -156,8 +154,7 @@ rearm_status(struct cfg_model *m, void *srv)
 static void
 test_header_sweep(void)
 {
-    static const uint32_t bars[6] = { 0xfffff000, 0xffffff00, 0, 0xfffffffe, 0,
-                                      0xfffffff0 };
+    static const uint32_t bars[6] = { 0xfffff000, 0xffffff00, 0, 0xfffffffe, 0, 0xfffffff0 };
     static struct cfg_model m;
     static struct device dev;
     struct vfu_test_server srv;
@@ -226,8 +223,7 @@ cfg_rw(struct vfu_test_client *c, size_t off, unsigned width, uint64_t val)
 static int
 resize_bars(vfu_ctx_t *ctx, void *arg)
 {
-    if (setup_bar(ctx, 0, 0x10000, VFU_REGION_FLAG_MEM) < 0 ||
-        setup_bar(ctx, 1, 4, 0) < 0 ||
+    if (setup_bar(ctx, 0, 0x10000, VFU_REGION_FLAG_MEM) < 0 || setup_bar(ctx, 1, 4, 0) < 0 ||
         setup_bar(ctx, 4, 0x100000, VFU_REGION_FLAG_MEM) < 0) {
         return -1;
     }
@@ -396,8 +392,7 @@ test_bounds(void)
 /* ------------------------------------------------------------- routing */
 
 static void
-check_call(struct device *dev, int calls, uint64_t off, unsigned count,
-           bool is_write)
+check_call(struct device *dev, int calls, uint64_t off, unsigned count, bool is_write)
 {
     CHECK_EQ(atomic_load(&dev->calls), calls);
     CHECK_EQ(atomic_load(&dev->last_offset), off);
@@ -422,8 +417,7 @@ test_always_cb(void)
     vfu_pci_set_id(ctx, 0x1111, 0x2222, 0, 0);
     CHECK_OK(setup_bar(ctx, 0, 0x1000, VFU_REGION_FLAG_MEM));
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, cfg_cb,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_ALWAYS_CB, NULL, 0,
-                              -1, 0));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_ALWAYS_CB, NULL, 0, -1, 0));
     REQUIRE_OK(vfu_realize_ctx(ctx));
     REQUIRE_OK(vfu_test_server_start(&srv, ctx));
     REQUIRE_OK(vfu_test_client_open(&c, path));
@@ -469,8 +463,8 @@ test_callback_cap(void)
     REQUIRE(ctx != NULL);
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
     vfu_pci_set_id(ctx, 0x1111, 0x2222, 0, 0);
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, cfg_cb,
-                              VFU_REGION_FLAG_RW, NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, cfg_cb, VFU_REGION_FLAG_RW,
+                              NULL, 0, -1, 0));
     CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_CALLBACK, vsc), 0x40);
     memset(&pm, 0, sizeof(pm));
     pm.hdr.id = PCI_CAP_ID_PM;
@@ -584,8 +578,8 @@ test_config_sizes(void)
     REQUIRE(ctx != NULL);
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
     vfu_pci_set_id(ctx, 0xabcd, 0x0123, 0, 0);
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 4096, NULL,
-                              VFU_REGION_FLAG_RW, NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 4096, NULL, VFU_REGION_FLAG_RW, NULL,
+                              0, -1, 0));
     REQUIRE_OK(vfu_realize_ctx(ctx));
     REQUIRE_OK(vfu_test_server_start(&srv, ctx));
     REQUIRE_OK(vfu_test_client_open(&c, path));
@@ -608,8 +602,8 @@ test_config_sizes(void)
 
         CHECK_EQ(vfu_pci_add_capability(ctx, 0, VFU_CAP_FLAG_EXTENDED, &dsn), 0x100);
     }
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL,
-                              VFU_REGION_FLAG_RW, NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL, VFU_REGION_FLAG_RW, NULL,
+                              0, -1, 0));
     CHECK_ERRNO(vfu_realize_ctx(ctx), EINVAL);
     vfu_destroy_ctx(ctx);
 }

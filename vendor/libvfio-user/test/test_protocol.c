@@ -20,7 +20,7 @@
 
 struct device {
     uint32_t scratch;
-    int resets[3];              /* by vfu_reset_type_t */
+    int resets[3]; /* by vfu_reset_type_t */
     int quiesces;
     bool quiesce_async;
 };
@@ -67,8 +67,7 @@ on_quiesce(vfu_ctx_t *ctx)
 static vfu_ctx_t *
 make_device(const char *path, struct device *dev, int flags)
 {
-    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, flags, dev,
-                                    VFU_DEV_TYPE_PCI);
+    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, flags, dev, VFU_DEV_TYPE_PCI);
 
     if (ctx == NULL) {
         FAIL("vfu_create_ctx(%s): %s", path, strerror(errno));
@@ -102,12 +101,9 @@ test_create_errors(void)
     int fd;
 
     vfu_test_sock_path(path, sizeof(path), "create");
-    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0x2, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1,
-                EINVAL);
-    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_MAX, path, 0, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1,
-                ENOTSUP);
-    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0, NULL, (vfu_dev_type_t)1) ? 0 : -1,
-                ENOTSUP);
+    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0x2, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1, EINVAL);
+    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_MAX, path, 0, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1, ENOTSUP);
+    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0, NULL, (vfu_dev_type_t)1) ? 0 : -1, ENOTSUP);
     memset(longpath, 'x', sizeof(longpath) - 1);
     longpath[0] = '/';
     longpath[sizeof(longpath) - 1] = '\0';
@@ -118,13 +114,11 @@ test_create_errors(void)
     fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
     REQUIRE(fd >= 0);
     close(fd);
-    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1,
-                EEXIST);
+    CHECK_ERRNO(vfu_create_ctx(VFU_TRANS_SOCK, path, 0, NULL, VFU_DEV_TYPE_PCI) ? 0 : -1, EEXIST);
     unlink(path);
 
     /* A live server is not replaced; its socket is private to its owner. */
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, NULL, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
     CHECK_OK(stat(path, &st));
     CHECK(S_ISSOCK(st.st_mode));
@@ -159,14 +153,15 @@ test_negotiation(void)
 
     /* Good: minor is the lower of the two, our limits are announced. */
     REQUIRE_OK(vfu_test_client_connect(&c, path, -1));
-    CHECK_EQ(vfu_test_negotiate(&c, 0, 7, "{\"capabilities\":{\"max_msg_fds\":4,"
-                                "\"pgsizes\":4096,\"unknown\":[1,{\"a\":null}]}}"), 0);
+    CHECK_EQ(vfu_test_negotiate(&c, 0, 7,
+                                "{\"capabilities\":{\"max_msg_fds\":4,"
+                                "\"pgsizes\":4096,\"unknown\":[1,{\"a\":null}]}}"),
+             0);
     CHECK_EQ(c.major, 0);
     CHECK_EQ(c.minor, 2);
     CHECK(c.server_json != NULL);
     CHECK(vfu_test_json_get_u64(c.server_json, "max_msg_fds", &v) == 0 && v == 8);
-    CHECK(vfu_test_json_get_u64(c.server_json, "max_data_xfer_size", &v) == 0 &&
-          v == 1048576);
+    CHECK(vfu_test_json_get_u64(c.server_json, "max_data_xfer_size", &v) == 0 && v == 1048576);
     CHECK(vfu_test_json_get_u64(c.server_json, "pgsizes", &v) == 0 && v == 4096);
     CHECK(!vfu_test_json_has_key(c.server_json, "migration"));
     CHECK(!vfu_test_json_has_key(c.server_json, "write_multiple"));
@@ -182,19 +177,22 @@ test_negotiation(void)
 
     /* Each bad VERSION is answered EINVAL and the connection closed. */
     static const char *const bad_json[] = {
-        "garbage", "{", "{\"capabilities\":{\"max_msg_fds\":2000}}",
+        "garbage",
+        "{",
+        "{\"capabilities\":{\"max_msg_fds\":2000}}",
         "{\"capabilities\":{\"max_msg_fds\":\"8\"}}",
         "{\"capabilities\":{\"max_msg_fds\":-1}}",
         "{\"capabilities\":{\"max_msg_fds\":1.5}}",
-        "{\"capabilities\":[]}", "{\"capabilities\":{},}", "{} {}",
+        "{\"capabilities\":[]}",
+        "{\"capabilities\":{},}",
+        "{} {}",
         "{\"capabilities\":{\"twin_socket\":{\"supported\":1}}}",
         "{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}",
         "{\"a\":\"\\x\"}",
     };
     for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
         REQUIRE_OK(vfu_test_client_connect(&c, path, -1));
-        CHECK_MSG(vfu_test_negotiate(&c, 0, 1, bad_json[i]) == EINVAL, "json %s",
-                  bad_json[i]);
+        CHECK_MSG(vfu_test_negotiate(&c, 0, 1, bad_json[i]) == EINVAL, "json %s", bad_json[i]);
         CHECK_OK(vfu_test_wait_closed(&c, 2000));
         vfu_test_client_close(&c);
     }
@@ -242,8 +240,8 @@ test_negotiation(void)
 
 /* Sends raw bytes and expects an error reply carrying err. */
 static void
-expect_error_reply(struct vfu_test_client *c, const void *msg, size_t len,
-                   const int *fds, size_t nfds, uint32_t err)
+expect_error_reply(struct vfu_test_client *c, const void *msg, size_t len, const int *fds,
+                   size_t nfds, uint32_t err)
 {
     struct vfio_user_header hdr;
     size_t reply_len;
@@ -276,8 +274,7 @@ test_malformed_requests(void)
     REQUIRE_OK(vfu_test_client_open(&c, path));
 
     /* A header that claims to be shorter than itself. */
-    hdr = (struct vfio_user_header) { .msg_id = 7, .cmd = VFIO_USER_DEVICE_GET_INFO,
-                                      .msg_size = 8 };
+    hdr = (struct vfio_user_header){ .msg_id = 7, .cmd = VFIO_USER_DEVICE_GET_INFO, .msg_size = 8 };
     expect_error_reply(&c, &hdr, sizeof(hdr), NULL, 0, EINVAL);
     check_serving(&c);
 
@@ -288,16 +285,18 @@ test_malformed_requests(void)
         struct vfio_user_header *h = (struct vfio_user_header *)buf;
 
         REQUIRE(buf != NULL);
-        *h = (struct vfio_user_header) { .msg_id = 8, .cmd = VFIO_USER_REGION_WRITE,
-                                         .msg_size = (uint32_t)big };
+        *h = (struct vfio_user_header){ .msg_id = 8,
+                                        .cmd = VFIO_USER_REGION_WRITE,
+                                        .msg_size = (uint32_t)big };
         expect_error_reply(&c, buf, big, NULL, 0, EINVAL);
         free(buf);
         check_serving(&c);
     }
 
     /* Unknown commands, server-to-client commands, replies, bare payloads. */
-    static const uint16_t bad_cmds[] = { 0, 14, 99, VFIO_USER_MAX, VFIO_USER_VERSION,
-                                         VFIO_USER_DMA_READ, VFIO_USER_DMA_WRITE };
+    static const uint16_t bad_cmds[] = {
+        0, 14, 99, VFIO_USER_MAX, VFIO_USER_VERSION, VFIO_USER_DMA_READ, VFIO_USER_DMA_WRITE
+    };
     for (size_t i = 0; i < sizeof(bad_cmds) / sizeof(bad_cmds[0]); i++) {
         struct {
             struct vfio_user_header hdr;
@@ -307,16 +306,19 @@ test_malformed_requests(void)
         };
         expect_error_reply(&c, &m, sizeof(m), NULL, 0, EINVAL);
     }
-    hdr = (struct vfio_user_header) { .msg_id = 10, .cmd = VFIO_USER_DEVICE_GET_INFO,
-                                      .msg_size = sizeof(hdr) };
+    hdr = (struct vfio_user_header){ .msg_id = 10,
+                                     .cmd = VFIO_USER_DEVICE_GET_INFO,
+                                     .msg_size = sizeof(hdr) };
     expect_error_reply(&c, &hdr, sizeof(hdr), NULL, 0, EINVAL);
     {
         struct {
             struct vfio_user_header hdr;
             struct vfio_user_device_info info;
         } __attribute__((packed)) m = {
-            .hdr = { .msg_id = 11, .cmd = VFIO_USER_DEVICE_GET_INFO,
-                     .msg_size = sizeof(m), .flags = VFIO_USER_F_TYPE_REPLY },
+            .hdr = { .msg_id = 11,
+                     .cmd = VFIO_USER_DEVICE_GET_INFO,
+                     .msg_size = sizeof(m),
+                     .flags = VFIO_USER_F_TYPE_REPLY },
             .info = { .argsz = sizeof(m.info) },
         };
         expect_error_reply(&c, &m, sizeof(m), NULL, 0, EINVAL);
@@ -348,8 +350,7 @@ test_malformed_requests(void)
             struct vfio_user_header hdr;
             struct vfio_user_device_info info;
         } __attribute__((packed)) m = {
-            .hdr = { .msg_id = 13, .cmd = VFIO_USER_DEVICE_GET_INFO,
-                     .msg_size = sizeof(m) },
+            .hdr = { .msg_id = 13, .cmd = VFIO_USER_DEVICE_GET_INFO, .msg_size = sizeof(m) },
             .info = { .argsz = sizeof(m.info) },
         };
         struct vfio_user_device_info info;
@@ -485,8 +486,8 @@ test_async_quiesce(void)
     REQUIRE_OK(vfu_attach_ctx(ctx));
     {
         char version_reply[512];
-        CHECK_OK(vfu_test_recv_msg(&c, &hdr, version_reply, sizeof(version_reply),
-                                   &len, NULL, NULL));
+        CHECK_OK(
+            vfu_test_recv_msg(&c, &hdr, version_reply, sizeof(version_reply), &len, NULL, NULL));
     }
 
     id = vfu_test_send_cmd(&c, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0);
@@ -556,7 +557,9 @@ test_large_reply_never_blocks(void)
     const uint32_t size = 1u << 20;
     struct vfu_test_client c;
     struct vfio_user_region_access ra = {
-        .offset = 0, .region = VFU_PCI_DEV_BAR1_REGION_IDX, .count = size,
+        .offset = 0,
+        .region = VFU_PCI_DEV_BAR1_REGION_IDX,
+        .count = size,
     };
     struct vfio_user_header hdr;
     struct device dev = { 0 };
@@ -567,8 +570,7 @@ test_large_reply_never_blocks(void)
     int rounds = 0;
 
     vfu_test_sock_path(path, sizeof(path), "large-reply");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &dev, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, size, big_bar_access,
                               VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
@@ -591,14 +593,14 @@ test_large_reply_never_blocks(void)
         CHECK_OK(vfu_test_send_raw(&c, &m, sizeof(m), NULL, 0));
         vfu_test_sleep_ms(10);
         REQUIRE_OK(vfu_attach_ctx(ctx));
-        CHECK_OK(vfu_test_recv_msg(&c, &hdr, version_reply, sizeof(version_reply), &len,
-                                   NULL, NULL));
+        CHECK_OK(
+            vfu_test_recv_msg(&c, &hdr, version_reply, sizeof(version_reply), &len, NULL, NULL));
     }
     CHECK_GE(vfu_test_send_cmd(&c, VFIO_USER_REGION_READ, 0, &ra, sizeof(ra), NULL, 0), 0);
     CHECK_GE(vfu_test_send_cmd(&c, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0), 0);
     vfu_test_sleep_ms(10);
-    CHECK_EQ(vfu_run_ctx(ctx), 1);      /* the read, not the reset behind it */
-    CHECK(!poll_fd_ready(ctx));         /* the socket is full: nothing to do */
+    CHECK_EQ(vfu_run_ctx(ctx), 1); /* the read, not the reset behind it */
+    CHECK(!poll_fd_ready(ctx));    /* the socket is full: nothing to do */
     CHECK_EQ(dev.resets[VFU_RESET_DEVICE], 0);
 
     while (got < want && rounds++ < 100000) {
@@ -710,7 +712,7 @@ test_logging(void)
     vfu_log(ctx, LOG_ERR, "nobody listens");
     CHECK_EQ(log_calls, 1);
     CHECK(vfu_get_private(ctx) == NULL);
-    CHECK_ERRNO(vfu_run_ctx(ctx), EINVAL);   /* not realized */
+    CHECK_ERRNO(vfu_run_ctx(ctx), EINVAL); /* not realized */
     vfu_destroy_ctx(ctx);
 }
 

@@ -46,9 +46,11 @@ bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write
     if (is_write) {
         memcpy(dev->bar + offset, buf, count);
         if (dev->nr_writes < MAX_LOG) {
-            dev->writes[dev->nr_writes++] = (struct write_record) {
-                .offset = (uint64_t)offset, .count = count,
-                .first = (uint8_t)buf[0], .last = (uint8_t)buf[count - 1],
+            dev->writes[dev->nr_writes++] = (struct write_record){
+                .offset = (uint64_t)offset,
+                .count = count,
+                .first = (uint8_t)buf[0],
+                .last = (uint8_t)buf[count - 1],
             };
         }
     } else {
@@ -63,7 +65,7 @@ on_dma_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
     struct device *dev = vfu_get_private(ctx);
 
     if (dev->nr_maps < MAX_LOG) {
-        dev->maps[dev->nr_maps++] = (struct map_record) {
+        dev->maps[dev->nr_maps++] = (struct map_record){
             .iova = (uint64_t)(uintptr_t)info->iova.iov_base,
             .has_vaddr = info->vaddr != NULL,
             .first_byte = info->vaddr != NULL ? *(uint8_t *)info->vaddr : 0,
@@ -99,17 +101,15 @@ fixture_open(struct fixture *f, const char *name)
         return false;
     }
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (!CHECK(f->ctx != NULL)) {
         return false;
     }
     vfu_setup_log(f->ctx, vfu_test_log_stderr, LOG_DEBUG);
-    if (!CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL,
-                               PCI_HEADER_TYPE_NORMAL, 0)) ||
-        !CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR_SIZE,
-                                   bar_access, VFU_REGION_FLAG_RW |
-                                   VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) ||
+    if (!CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) ||
+        !CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR_SIZE, bar_access,
+                                   VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) ||
         !CHECK_OK(vfu_setup_device_dma(f->ctx, 16, on_dma_register, NULL)) ||
         !CHECK_OK(vfu_realize_ctx(f->ctx)) ||
         !CHECK_OK(vfu_test_client_connect(&f->c, f->path, -1)) ||
@@ -118,8 +118,7 @@ fixture_open(struct fixture *f, const char *name)
     }
     vfu_test_sleep_ms(10);
     return CHECK_OK(vfu_attach_ctx(f->ctx)) &&
-           CHECK_OK(vfu_test_recv_msg(&f->c, &hdr, reply, sizeof(reply), &len,
-                                      NULL, NULL));
+           CHECK_OK(vfu_test_recv_msg(&f->c, &hdr, reply, sizeof(reply), &len, NULL, NULL));
 }
 
 static void
@@ -132,17 +131,18 @@ fixture_close(struct fixture *f)
 
 /* A REGION_WRITE to BAR0 without a reply, as bytes to send. */
 static size_t
-posted_write(uint8_t *out, uint16_t id, uint64_t offset, const void *data,
-             uint32_t count)
+posted_write(uint8_t *out, uint16_t id, uint64_t offset, const void *data, uint32_t count)
 {
     struct vfio_user_header hdr = {
-        .msg_id = id, .cmd = VFIO_USER_REGION_WRITE,
-        .msg_size = (uint32_t)(sizeof(hdr) + sizeof(struct vfio_user_region_access) +
-                               count),
+        .msg_id = id,
+        .cmd = VFIO_USER_REGION_WRITE,
+        .msg_size = (uint32_t)(sizeof(hdr) + sizeof(struct vfio_user_region_access) + count),
         .flags = VFIO_USER_F_NO_REPLY,
     };
     struct vfio_user_region_access ra = {
-        .offset = offset, .region = VFU_PCI_DEV_BAR0_REGION_IDX, .count = count,
+        .offset = offset,
+        .region = VFU_PCI_DEV_BAR0_REGION_IDX,
+        .count = count,
     };
 
     memcpy(out, &hdr, sizeof(hdr));
@@ -156,8 +156,7 @@ send_posted_write(struct fixture *f, uint16_t id, uint64_t offset, uint8_t value
 {
     uint8_t msg[64];
 
-    return vfu_test_send_raw(&f->c, msg, posted_write(msg, id, offset, &value, 1),
-                             NULL, 0);
+    return vfu_test_send_raw(&f->c, msg, posted_write(msg, id, offset, &value, 1), NULL, 0);
 }
 
 /* A DMA_MAP (read/write) of a page at iova, with fd unless it is -1. */
@@ -169,12 +168,13 @@ send_dma_map(struct fixture *f, uint16_t id, uint64_t iova, int fd)
         struct vfio_user_dma_map map;
     } __attribute__((packed)) m = {
         .hdr = { .msg_id = id, .cmd = VFIO_USER_DMA_MAP, .msg_size = sizeof(m) },
-        .map = { .argsz = sizeof(m.map), .flags = VFIO_USER_F_DMA_REGION_READ |
-                 VFIO_USER_F_DMA_REGION_WRITE, .addr = iova, .size = 4096 },
+        .map = { .argsz = sizeof(m.map),
+                 .flags = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
+                 .addr = iova,
+                 .size = 4096 },
     };
 
-    return vfu_test_send_raw(&f->c, &m, sizeof(m), fd >= 0 ? &fd : NULL,
-                             fd >= 0 ? 1 : 0);
+    return vfu_test_send_raw(&f->c, &m, sizeof(m), fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
 }
 
 /* A page of client memory whose first byte is tag. */
@@ -227,12 +227,12 @@ test_fds_follow_their_message(void)
     fds_before = vfu_test_count_open_fds();
     /* Everything is in the socket before the server reads anything. */
     CHECK_OK(send_posted_write(&f, 1, 0, 0x11));
-    CHECK_OK(send_dma_map(&f, 2, 0x10000, fd_a));  /* after a message without fds */
-    CHECK_OK(send_dma_map(&f, 3, 0x20000, fd_b));  /* two with fds back to back */
+    CHECK_OK(send_dma_map(&f, 2, 0x10000, fd_a)); /* after a message without fds */
+    CHECK_OK(send_dma_map(&f, 3, 0x20000, fd_b)); /* two with fds back to back */
     CHECK_OK(send_posted_write(&f, 4, 1, 0x22));
-    CHECK_OK(send_dma_map(&f, 5, 0x30000, -1));    /* no fd: message mode */
+    CHECK_OK(send_dma_map(&f, 5, 0x30000, -1)); /* no fd: message mode */
     CHECK_OK(send_dma_map(&f, 6, 0x40000, fd_c));
-    CHECK_OK(send_posted_write(&f, 7, 2, 0x33));   /* right behind one with an fd */
+    CHECK_OK(send_posted_write(&f, 7, 2, 0x33)); /* right behind one with an fd */
     CHECK_OK(send_dma_map(&f, 8, 0x50000, fd_d));
     vfu_test_sleep_ms(10);
 
@@ -336,8 +336,8 @@ static void
 test_large_messages_in_pieces(void)
 {
     static const uint32_t counts[] = {
-        RX_BUF_SIZE - 32,           /* exactly fills the buffer */
-        RX_BUF_SIZE - 31,           /* one byte more than it holds */
+        RX_BUF_SIZE - 32, /* exactly fills the buffer */
+        RX_BUF_SIZE - 31, /* one byte more than it holds */
         40000,
         BAR_SIZE,
     };

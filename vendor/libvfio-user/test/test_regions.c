@@ -38,12 +38,12 @@ struct device {
     uint8_t *bar2;
     uint8_t bar4[BAR4_SIZE];
     struct access_log log[VFU_PCI_DEV_NUM_REGIONS];
-    int fail_errno;             /* != 0: callbacks fail with it */
-    bool short_count;           /* callbacks handle one byte less */
-    uint64_t fail_offset;       /* only accesses at this offset fail */
+    int fail_errno;       /* != 0: callbacks fail with it */
+    bool short_count;     /* callbacks handle one byte less */
+    uint64_t fail_offset; /* only accesses at this offset fail */
     bool fail_at_offset;
     int memfd;
-    uint8_t *mem;               /* the device's own mapping of memfd */
+    uint8_t *mem; /* the device's own mapping of memfd */
 };
 
 static struct device *
@@ -53,8 +53,8 @@ dev_of(vfu_ctx_t *ctx)
 }
 
 static ssize_t
-access_buf(vfu_ctx_t *ctx, int idx, uint8_t *mem, char *buf, size_t count,
-           loff_t offset, bool is_write)
+access_buf(vfu_ctx_t *ctx, int idx, uint8_t *mem, char *buf, size_t count, loff_t offset,
+           bool is_write)
 {
     struct device *dev = dev_of(ctx);
     struct access_log *log = &dev->log[idx];
@@ -63,8 +63,7 @@ access_buf(vfu_ctx_t *ctx, int idx, uint8_t *mem, char *buf, size_t count,
     log->offset = (uint64_t)offset;
     log->count = count;
     log->is_write = is_write;
-    if (dev->fail_errno != 0 &&
-        (!dev->fail_at_offset || dev->fail_offset == (uint64_t)offset)) {
+    if (dev->fail_errno != 0 && (!dev->fail_at_offset || dev->fail_offset == (uint64_t)offset)) {
         errno = dev->fail_errno;
         return -1;
     }
@@ -119,15 +118,13 @@ make_device(const char *path, struct device *dev)
         FAIL("memfd: %s", strerror(errno));
         return NULL;
     }
-    dev->mem = mmap(NULL, MEMFD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    dev->memfd, 0);
+    dev->mem = mmap(NULL, MEMFD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, dev->memfd, 0);
     dev->bar2 = calloc(1, BAR2_SIZE);
     if (dev->mem == MAP_FAILED || dev->bar2 == NULL) {
         FAIL("device memory: %s", strerror(errno));
         return NULL;
     }
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx: %s", strerror(errno));
         return NULL;
@@ -136,23 +133,21 @@ make_device(const char *path, struct device *dev)
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
     vfu_pci_set_id(ctx, 0x1b36, 0x0100, 0, 0);
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR0_REGION_IDX, BAR0_SIZE, bar0_cb,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                              -1, 0));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, BAR1_SIZE, bar1_cb,
                               VFU_REGION_FLAG_READ, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR2_REGION_IDX, BAR2_SIZE, bar2_cb,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                              -1, 0));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR3_REGION_IDX, BAR3_SIZE, NULL,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
-                              dev->memfd, BAR3_FD_OFFSET));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, dev->memfd,
+                              BAR3_FD_OFFSET));
     CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR4_REGION_IDX, BAR4_SIZE, bar4_cb,
-                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, bar4_areas,
-                              2, dev->memfd, BAR4_FD_OFFSET));
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_ROM_REGION_IDX, 0, NULL,
-                              VFU_REGION_FLAG_READ, NULL, 0, dev->memfd, 0));
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_VGA_REGION_IDX, 0x1000, NULL,
-                              VFU_REGION_FLAG_RW, NULL, 0, -1, 0));
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, bar4_areas, 2, dev->memfd,
+                              BAR4_FD_OFFSET));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_ROM_REGION_IDX, 0, NULL, VFU_REGION_FLAG_READ, NULL,
+                              0, dev->memfd, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_VGA_REGION_IDX, 0x1000, NULL, VFU_REGION_FLAG_RW,
+                              NULL, 0, -1, 0));
     return ctx;
 }
 
@@ -167,8 +162,8 @@ free_device(vfu_ctx_t *ctx, struct device *dev)
 
 /* Connects a client to a freshly served device; false on failure. */
 static bool
-start(struct device *dev, vfu_ctx_t **ctx, struct vfu_test_server *srv,
-      struct vfu_test_client *c, const char *name)
+start(struct device *dev, vfu_ctx_t **ctx, struct vfu_test_server *srv, struct vfu_test_client *c,
+      const char *name)
 {
     char path[108];
 
@@ -183,8 +178,7 @@ start(struct device *dev, vfu_ctx_t **ctx, struct vfu_test_server *srv,
 }
 
 static void
-stop(struct device *dev, vfu_ctx_t *ctx, struct vfu_test_server *srv,
-     struct vfu_test_client *c)
+stop(struct device *dev, vfu_ctx_t *ctx, struct vfu_test_server *srv, struct vfu_test_client *c)
 {
     vfu_test_client_close(c);
     vfu_test_server_stop(srv);
@@ -203,16 +197,15 @@ check_serving(struct vfu_test_client *c)
 
 /* Sends a raw payload for cmd and returns the reply's errno (0: success). */
 static int
-raw_request(struct vfu_test_client *c, uint16_t cmd, const void *req, size_t len,
-            void *reply, size_t cap, size_t *reply_len)
+raw_request(struct vfu_test_client *c, uint16_t cmd, const void *req, size_t len, void *reply,
+            size_t cap, size_t *reply_len)
 {
-    return vfu_test_request(c, cmd, req, len, NULL, 0, reply, cap, reply_len,
-                            NULL, NULL);
+    return vfu_test_request(c, cmd, req, len, NULL, 0, reply, cap, reply_len, NULL, NULL);
 }
 
 static int
-setup(vfu_ctx_t *ctx, int idx, size_t size, vfu_region_access_cb_t *cb,
-      int flags, struct iovec *areas, uint32_t nr, int fd)
+setup(vfu_ctx_t *ctx, int idx, size_t size, vfu_region_access_cb_t *cb, int flags,
+      struct iovec *areas, uint32_t nr, int fd)
 {
     return vfu_setup_region(ctx, idx, size, cb, flags, areas, nr, fd, 0);
 }
@@ -232,26 +225,22 @@ test_setup_region_errors(void)
     ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, 0, NULL, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
 
-    CHECK_ERRNO(vfu_setup_region(NULL, 0, 0x1000, bar0_cb, mem, NULL, 0, -1, 0),
-                EINVAL);
+    CHECK_ERRNO(vfu_setup_region(NULL, 0, 0x1000, bar0_cb, mem, NULL, 0, -1, 0), EINVAL);
     CHECK_ERRNO(setup(ctx, -1, 0x1000, bar0_cb, mem, NULL, 0, -1), EINVAL);
-    CHECK_ERRNO(setup(ctx, VFU_PCI_DEV_NUM_REGIONS, 0x1000, bar0_cb, mem, NULL, 0, -1),
-                EINVAL);
+    CHECK_ERRNO(setup(ctx, VFU_PCI_DEV_NUM_REGIONS, 0x1000, bar0_cb, mem, NULL, 0, -1), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, 0x40 | rw, NULL, 0, -1), EINVAL);
-    CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, VFU_REGION_FLAG_MEM, NULL, 0, -1),
-                EINVAL);
-    CHECK_ERRNO(setup(ctx, 0, 0x1000, NULL, mem | VFU_REGION_FLAG_ALWAYS_CB, NULL,
-                      0, -1), EINVAL);
+    CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, VFU_REGION_FLAG_MEM, NULL, 0, -1), EINVAL);
+    CHECK_ERRNO(setup(ctx, 0, 0x1000, NULL, mem | VFU_REGION_FLAG_ALWAYS_CB, NULL, 0, -1), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, mem, NULL, 1, 3), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, mem, &area, 0, 3), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, mem, &area, 1, -1), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, mem, &past_end, 1, 3), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 0x1000, bar0_cb, mem, &wraps, 1, 3), EINVAL);
     /* Config space: read-write, never memory. */
-    CHECK_ERRNO(setup(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL,
-                      VFU_REGION_FLAG_READ, NULL, 0, -1), EINVAL);
-    CHECK_ERRNO(setup(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL, mem, NULL, 0, -1),
-                EINVAL);
+    CHECK_ERRNO(
+        setup(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL, VFU_REGION_FLAG_READ, NULL, 0, -1),
+        EINVAL);
+    CHECK_ERRNO(setup(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL, mem, NULL, 0, -1), EINVAL);
     /* BAR sizes: powers of two, at least 16 (memory) or 4 (I/O). */
     CHECK_ERRNO(setup(ctx, 0, 0x1800, bar0_cb, mem, NULL, 0, -1), EINVAL);
     CHECK_ERRNO(setup(ctx, 0, 8, bar0_cb, mem, NULL, 0, -1), EINVAL);
@@ -262,14 +251,12 @@ test_setup_region_errors(void)
     /* Not a BAR: any size. */
     CHECK_OK(setup(ctx, VFU_PCI_DEV_VGA_REGION_IDX, 0x1800, NULL, rw, NULL, 0, -1));
     /* 64-bit BARs take their odd neighbour. */
-    CHECK_ERRNO(setup(ctx, 1, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL,
-                      0, -1), EINVAL);
+    CHECK_ERRNO(setup(ctx, 1, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL, 0, -1), EINVAL);
     CHECK_OK(setup(ctx, 0, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL, 0, -1));
     CHECK_ERRNO(setup(ctx, 1, 0x1000, bar0_cb, mem, NULL, 0, -1), EINVAL);
     CHECK_ERRNO(setup(ctx, 1, 0, bar0_cb, mem, NULL, 0, -1), EINVAL);
     CHECK_OK(setup(ctx, 3, 0x1000, bar0_cb, mem, NULL, 0, -1));
-    CHECK_ERRNO(setup(ctx, 2, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL,
-                      0, -1), EINVAL);
+    CHECK_ERRNO(setup(ctx, 2, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL, 0, -1), EINVAL);
     CHECK_OK(setup(ctx, 5, 0, bar0_cb, mem, NULL, 0, -1));
     CHECK_OK(setup(ctx, 4, 0x1000, bar0_cb, mem | VFU_REGION_FLAG_64_BITS, NULL, 0, -1));
 
@@ -311,15 +298,15 @@ test_device_info(void)
     CHECK_EQ(info.num_irqs, 5);
 
     info.argsz = 15;
-    CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, sizeof(info), NULL, 0,
-                         NULL), EINVAL);
-    info.argsz = 16;
-    CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, 8, NULL, 0, NULL),
+    CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, sizeof(info), NULL, 0, NULL),
              EINVAL);
+    info.argsz = 16;
+    CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, 8, NULL, 0, NULL), EINVAL);
     /* A larger argsz gets the 16 bytes there are. */
     info.argsz = 4096;
-    CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, sizeof(info), &info,
-                         sizeof(info), &len), 0);
+    CHECK_EQ(
+        raw_request(&c, VFIO_USER_DEVICE_GET_INFO, &info, sizeof(info), &info, sizeof(info), &len),
+        0);
     CHECK_EQ(len, 16);
     CHECK_EQ(info.argsz, 16);
     check_serving(&c);
@@ -333,8 +320,8 @@ struct region_reply {
 };
 
 static int
-region_info(struct vfu_test_client *c, uint32_t index, uint32_t argsz,
-            struct region_reply *r, size_t *len, int *fd)
+region_info(struct vfu_test_client *c, uint32_t index, uint32_t argsz, struct region_reply *r,
+            size_t *len, int *fd)
 {
     memset(r, 0xee, sizeof(*r));
     return vfu_test_get_region_info(c, index, argsz, r, sizeof(*r), len, fd);
@@ -397,7 +384,7 @@ test_region_info(void)
     CHECK_EQ(len, 64);
     CHECK_EQ(r.info.argsz, 64);
     CHECK_EQ(r.info.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-                           VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS);
+                               VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS);
     CHECK_EQ(r.info.cap_offset, 32);
     CHECK_EQ(r.info.offset, BAR3_FD_OFFSET);
     CHECK_EQ(r.sparse.header.id, VFIO_REGION_INFO_CAP_SPARSE_MMAP);
@@ -408,8 +395,8 @@ test_region_info(void)
     CHECK_EQ(r.areas[0].size, BAR3_SIZE);
     CHECK(fd >= 0);
     if (fd >= 0) {
-        uint8_t *p = mmap(NULL, BAR3_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                          (off_t)r.info.offset);
+        uint8_t *p =
+            mmap(NULL, BAR3_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r.info.offset);
 
         CHECK(p != MAP_FAILED);
         if (p != MAP_FAILED) {
@@ -436,8 +423,8 @@ test_region_info(void)
     if (fd >= 0) {
         for (int i = 0; i < 2; i++) {
             uint64_t off = r.info.offset + r.areas[i].offset;
-            uint8_t *p = mmap(NULL, r.areas[i].size, PROT_READ | PROT_WRITE,
-                              MAP_SHARED, fd, (off_t)off);
+            uint8_t *p =
+                mmap(NULL, r.areas[i].size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 
             CHECK(p != MAP_FAILED);
             if (p != MAP_FAILED) {
@@ -455,8 +442,8 @@ test_region_info(void)
     CHECK_EQ(region_info(&c, 4, 79, &r, &len, &fd), 0);
     CHECK_EQ(len, 79);
     CHECK_EQ(r.info.argsz, 80);
-    CHECK_EQ(r.info.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-                           VFIO_REGION_INFO_FLAG_MMAP);
+    CHECK_EQ(r.info.flags,
+             VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP);
     CHECK_EQ(r.info.cap_offset, 0);
     CHECK_EQ(fd, -1);
     CHECK_EQ(region_info(&c, 4, 32, &r, &len, &fd), 0);
@@ -479,8 +466,8 @@ test_region_info(void)
     {
         struct vfio_region_info req = { .argsz = 32, .index = 0 };
 
-        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_INFO, &req, 31, NULL, 0,
-                             NULL), EINVAL);
+        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_INFO, &req, 31, NULL, 0, NULL),
+                 EINVAL);
     }
     check_serving(&c);
     stop(&dev, ctx, &srv, &c);
@@ -519,8 +506,7 @@ test_read_write_sizes(void)
         }
     }
     /* The last bytes of a region. */
-    CHECK_EQ(vfu_test_region_write_val(&c, 0, BAR0_SIZE - 8, 8, 0x1122334455667788ull),
-             0);
+    CHECK_EQ(vfu_test_region_write_val(&c, 0, BAR0_SIZE - 8, 8, 0x1122334455667788ull), 0);
     CHECK_EQ(dev.log[0].offset, BAR0_SIZE - 8);
 
     /* Large accesses: 64 KiB and the 1 MiB limit, at an offset. */
@@ -551,16 +537,13 @@ test_read_write_sizes(void)
         int calls = dev.log[0].calls;
         size_t len = 99;
 
-        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0,
-                             &len), 0);
+        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0, &len), 0);
         CHECK_EQ(len, 0);
-        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_WRITE, &req, sizeof(req), NULL, 0,
-                             &len), 0);
+        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_WRITE, &req, sizeof(req), NULL, 0, &len), 0);
         CHECK_EQ(len, 0);
         req.region = 5;
         req.offset = 0;
-        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0,
-                             &len), 0);
+        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0, &len), 0);
         CHECK_EQ(dev.log[0].calls, calls);
     }
 
@@ -582,8 +565,8 @@ test_read_write_sizes(void)
 
 /* A REGION_READ/WRITE request with an arbitrary header and data length. */
 static int
-access_request(struct vfu_test_client *c, uint16_t cmd, uint32_t region,
-               uint64_t offset, uint32_t count, size_t data_len)
+access_request(struct vfu_test_client *c, uint16_t cmd, uint32_t region, uint64_t offset,
+               uint32_t count, size_t data_len)
 {
     size_t len = sizeof(struct vfio_user_region_access) + data_len;
     struct vfio_user_region_access *req = calloc(1, len);
@@ -679,8 +662,8 @@ test_read_write_errors(void)
 
 /* REGION_WRITE_MULTI with arbitrary wr_cnt and n entries. */
 static int
-write_multi_raw(struct vfu_test_client *c, uint64_t wr_cnt,
-                const struct vfu_test_write_entry *wrs, size_t n, uint64_t *done)
+write_multi_raw(struct vfu_test_client *c, uint64_t wr_cnt, const struct vfu_test_write_entry *wrs,
+                size_t n, uint64_t *done)
 {
     uint8_t buf[8 + 8 * sizeof(*wrs)];
     size_t len;
@@ -690,8 +673,8 @@ write_multi_raw(struct vfu_test_client *c, uint64_t wr_cnt,
     if (n > 0) {
         memcpy(buf + 8, wrs, n * sizeof(*wrs));
     }
-    ret = raw_request(c, VFIO_USER_REGION_WRITE_MULTI, buf, 8 + n * sizeof(*wrs),
-                      done, sizeof(*done), &len);
+    ret = raw_request(c, VFIO_USER_REGION_WRITE_MULTI, buf, 8 + n * sizeof(*wrs), done,
+                      sizeof(*done), &len);
     if (ret == 0 && len != sizeof(*done)) {
         FAIL("REGION_WRITE_MULTI reply of %zu bytes", len);
         return -1;
@@ -732,7 +715,9 @@ test_write_multi(void)
     /* Config space too: memory and bus master enable. */
     {
         struct vfu_test_write_entry cfg = {
-            .offset = PCI_COMMAND, .region = VFU_PCI_DEV_CFG_REGION_IDX, .count = 2,
+            .offset = PCI_COMMAND,
+            .region = VFU_PCI_DEV_CFG_REGION_IDX,
+            .count = 2,
             .data = { PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER },
         };
 
@@ -760,10 +745,10 @@ test_write_multi(void)
 
         memcpy(partial, &one, 8);
         memcpy(partial + 8, wrs, 24);
-        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_WRITE_MULTI, partial,
-                             sizeof(partial), NULL, 0, NULL), EINVAL);
-        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_WRITE_MULTI, partial, 4, NULL, 0,
-                             NULL), EINVAL);
+        CHECK_EQ(
+            raw_request(&c, VFIO_USER_REGION_WRITE_MULTI, partial, sizeof(partial), NULL, 0, NULL),
+            EINVAL);
+        CHECK_EQ(raw_request(&c, VFIO_USER_REGION_WRITE_MULTI, partial, 4, NULL, 0, NULL), EINVAL);
     }
     {
         struct vfu_test_write_entry bad[2] = { wrs[0], wrs[1] };
@@ -797,8 +782,8 @@ test_write_multi(void)
 }
 
 static int
-io_fds(struct vfu_test_client *c, uint32_t index, uint32_t argsz, void *reply,
-       size_t cap, size_t *len, int *fds, size_t *nfds)
+io_fds(struct vfu_test_client *c, uint32_t index, uint32_t argsz, void *reply, size_t cap,
+       size_t *len, int *fds, size_t *nfds)
 {
     return vfu_test_get_region_io_fds(c, index, argsz, reply, cap, len, fds, nfds);
 }
@@ -827,16 +812,16 @@ test_region_io_fds(void)
     REQUIRE(efd[0] >= 0 && efd[1] >= 0);
     /* Two on BAR0 sharing one eventfd, one on BAR2. */
     CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd[0], 0x100, 4, 0, 0, -1, 0));
-    CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd[0], 0x200, 8, KVM_IOEVENTFD_FLAG_DATAMATCH,
-                                  0x1234, -1, 0));
+    CHECK_OK(vfu_create_ioeventfd(ctx, 0, efd[0], 0x200, 8, KVM_IOEVENTFD_FLAG_DATAMATCH, 0x1234,
+                                  -1, 0));
     CHECK_OK(vfu_create_ioeventfd(ctx, 2, efd[1], 0x0, 4, 0, 0, -1, 0));
     /* BAR1: two eventfds; VGA: one more than a reply may carry. */
     CHECK_OK(vfu_create_ioeventfd(ctx, 1, efd[0], 0x0, 4, 0, 0, -1, 0));
     CHECK_OK(vfu_create_ioeventfd(ctx, 1, efd[1], 0x4, 4, 0, 0, -1, 0));
     for (int i = 0; i <= SERVER_MAX_MSG_FDS; i++) {
         vga_efd[i] = vfu_test_eventfd_new();
-        CHECK_OK(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_VGA_REGION_IDX, vga_efd[i],
-                                      (size_t)i * 4, 4, 0, 0, -1, 0));
+        CHECK_OK(vfu_create_ioeventfd(ctx, VFU_PCI_DEV_VGA_REGION_IDX, vga_efd[i], (size_t)i * 4, 4,
+                                      0, 0, -1, 0));
     }
     REQUIRE_OK(vfu_realize_ctx(ctx));
     REQUIRE_OK(vfu_test_server_start(&srv, ctx));
@@ -890,10 +875,8 @@ test_region_io_fds(void)
     close(fds[0]);
     close(fds[1]);
     /* More fds than a reply may carry. */
-    CHECK_EQ(io_fds(&c, VFU_PCI_DEV_VGA_REGION_IDX, 4096, &r, sizeof(r), &len, fds,
-                    &nfds), ENOSPC);
-    CHECK_EQ(io_fds(&c, VFU_PCI_DEV_VGA_REGION_IDX, 16, &r, sizeof(r), &len, fds,
-                    &nfds), 0);
+    CHECK_EQ(io_fds(&c, VFU_PCI_DEV_VGA_REGION_IDX, 4096, &r, sizeof(r), &len, fds, &nfds), ENOSPC);
+    CHECK_EQ(io_fds(&c, VFU_PCI_DEV_VGA_REGION_IDX, 16, &r, sizeof(r), &len, fds, &nfds), 0);
     CHECK_EQ(r.head.count, SERVER_MAX_MSG_FDS + 1);
 
     /* No ioeventfds: an empty answer. */
@@ -912,15 +895,17 @@ test_region_io_fds(void)
         vfio_user_region_io_fds_request_t req = { .argsz = 4096, .index = 0 };
 
         req.flags = 1;
-        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, sizeof(req),
-                             NULL, 0, NULL), EINVAL);
+        CHECK_EQ(
+            raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, sizeof(req), NULL, 0, NULL),
+            EINVAL);
         req.flags = 0;
         req.count = 1;
-        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, sizeof(req),
-                             NULL, 0, NULL), EINVAL);
+        CHECK_EQ(
+            raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, sizeof(req), NULL, 0, NULL),
+            EINVAL);
         req.count = 0;
-        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, 12, NULL, 0,
-                             NULL), EINVAL);
+        CHECK_EQ(raw_request(&c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, 12, NULL, 0, NULL),
+                 EINVAL);
     }
     check_serving(&c);
     vfu_test_client_close(&c);

@@ -19,7 +19,7 @@
 #define BIG_BAR_SIZE (1u << 20)
 
 struct device {
-    atomic_int resets[3];       /* by vfu_reset_type_t */
+    atomic_int resets[3]; /* by vfu_reset_type_t */
     bool quiesce_async;
 };
 
@@ -62,17 +62,15 @@ make_device(const char *name, struct device *dev)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, sizeof(path), name);
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, dev, VFU_DEV_TYPE_PCI);
     if (ctx == NULL) {
         FAIL("vfu_create_ctx(%s): %s", path, strerror(errno));
         return NULL;
     }
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
     CHECK_OK(vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0));
-    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, BIG_BAR_SIZE,
-                              big_bar_access, VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM,
-                              NULL, 0, -1, 0));
+    CHECK_OK(vfu_setup_region(ctx, VFU_PCI_DEV_BAR1_REGION_IDX, BIG_BAR_SIZE, big_bar_access,
+                              VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0));
     CHECK_OK(vfu_setup_device_reset_cb(ctx, on_reset));
     CHECK_OK(vfu_realize_ctx(ctx));
     return ctx;
@@ -148,7 +146,7 @@ test_stalled_first_message(void)
 {
     static const struct {
         const char *what;
-        size_t len;             /* bytes of version_msg sent before stalling */
+        size_t len; /* bytes of version_msg sent before stalling */
     } stalls[] = {
         { "nothing", 0 },
         { "half a header", 7 },
@@ -169,8 +167,7 @@ test_stalled_first_message(void)
         if (stalls[i].len > 0) {
             CHECK_OK(vfu_test_send_raw(&stalled, &version_msg, stalls[i].len, NULL, 0));
         }
-        CHECK_MSG(wait_pending_client(&srv), "stalled on %s: never accepted",
-                  stalls[i].what);
+        CHECK_MSG(wait_pending_client(&srv), "stalled on %s: never accepted", stalls[i].what);
 
         REQUIRE_OK(vfu_test_client_connect(&next, ctx_path(ctx), -1));
         CHECK_MSG(vfu_test_negotiate(&next, 0, 2, VFU_TEST_DEFAULT_JSON) == 0,
@@ -213,8 +210,8 @@ test_many_stalled_clients(void)
     REQUIRE_OK(vfu_test_client_open(&good, ctx_path(ctx)));
     check_serving(&good);
     for (int i = 0; i < STALLED; i++) {
-        CHECK_MSG(vfu_test_wait_closed(&stalled[i], 2000) == 0,
-                  "stalled client %d is not dropped", i);
+        CHECK_MSG(vfu_test_wait_closed(&stalled[i], 2000) == 0, "stalled client %d is not dropped",
+                  i);
         vfu_test_client_close(&stalled[i]);
     }
     vfu_test_client_close(&good);
@@ -231,13 +228,19 @@ static void
 test_bad_first_messages(void)
 {
     struct vfio_user_header not_version = {
-        .msg_id = 9, .cmd = VFIO_USER_DEVICE_GET_INFO, .msg_size = sizeof(not_version),
+        .msg_id = 9,
+        .cmd = VFIO_USER_DEVICE_GET_INFO,
+        .msg_size = sizeof(not_version),
     };
     struct vfio_user_header too_short = {
-        .msg_id = 9, .cmd = VFIO_USER_VERSION, .msg_size = 8,
+        .msg_id = 9,
+        .cmd = VFIO_USER_VERSION,
+        .msg_size = 8,
     };
     struct vfio_user_header too_long = {
-        .msg_id = 9, .cmd = VFIO_USER_VERSION, .msg_size = 0xffffffff,
+        .msg_id = 9,
+        .cmd = VFIO_USER_VERSION,
+        .msg_size = 0xffffffff,
     };
     struct version_msg a_reply = version_msg;
     uint8_t noise[64], sized_noise[64];
@@ -245,12 +248,11 @@ test_bad_first_messages(void)
         const char *what;
         const void *bytes;
         size_t len;
-        bool answered;          /* an error reply comes before the close */
+        bool answered; /* an error reply comes before the close */
     } bad[] = {
         { "connect and close", NULL, 0, false },
         { "half a header and close", &version_msg, 9, false },
-        { "a header and half its body, then close", &version_msg,
-          sizeof(version_msg) - 2, false },
+        { "a header and half its body, then close", &version_msg, sizeof(version_msg) - 2, false },
         { "a command other than VERSION", &not_version, sizeof(not_version), true },
         { "a size smaller than the header", &too_short, sizeof(too_short), true },
         { "a size past the limit", &too_long, sizeof(too_long), true },
@@ -289,14 +291,14 @@ test_bad_first_messages(void)
                 CHECK_EQ(hdr.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
                 CHECK_EQ(hdr.error_no, EINVAL);
             }
-            CHECK_MSG(vfu_test_wait_closed(&c, 2000) == 0,
-                      "client that sent %s is not dropped", bad[i].what);
+            CHECK_MSG(vfu_test_wait_closed(&c, 2000) == 0, "client that sent %s is not dropped",
+                      bad[i].what);
         }
         vfu_test_client_close(&c);
 
         REQUIRE_OK(vfu_test_client_connect(&next, ctx_path(ctx), -1));
-        CHECK_MSG(vfu_test_negotiate(&next, 0, 2, NULL) == 0,
-                  "client after %s is not served", bad[i].what);
+        CHECK_MSG(vfu_test_negotiate(&next, 0, 2, NULL) == 0, "client after %s is not served",
+                  bad[i].what);
         check_serving(&next);
         vfu_test_client_close(&next);
         CHECK_OK(vfu_test_server_wait_disconnects(&srv, (unsigned)i + 1, 2000));
@@ -327,7 +329,7 @@ test_poll_set_follows_negotiation(void)
     CHECK(!poll_fd_ready(ctx));
     REQUIRE_OK(vfu_test_client_connect(&first, ctx_path(ctx), -1));
     CHECK(poll_fd_ready(ctx));
-    CHECK_ERRNO(vfu_attach_ctx(ctx), EAGAIN);       /* accepted, nothing sent */
+    CHECK_ERRNO(vfu_attach_ctx(ctx), EAGAIN); /* accepted, nothing sent */
     CHECK(!poll_fd_ready(ctx));
 
     /* The newcomer wakes the poll fd and replaces the silent one. */
@@ -407,10 +409,11 @@ static void
 test_unread_replies(void)
 {
     enum { READS = 24 };
-    const size_t reply_size = sizeof(struct vfio_user_header) +
-                              sizeof(struct vfio_user_region_access) + BIG_BAR_SIZE;
+    const size_t reply_size =
+        sizeof(struct vfio_user_header) + sizeof(struct vfio_user_region_access) + BIG_BAR_SIZE;
     struct vfio_user_region_access ra = {
-        .region = VFU_PCI_DEV_BAR1_REGION_IDX, .count = BIG_BAR_SIZE,
+        .region = VFU_PCI_DEV_BAR1_REGION_IDX,
+        .count = BIG_BAR_SIZE,
     };
     struct device dev = { 0 };
     struct vfu_test_server srv;
@@ -474,8 +477,7 @@ test_reply_queue_bound(void)
 {
     const size_t chunk = 1u << 20;
     struct device dev = { .quiesce_async = true };
-    struct vfio_user_header hdr = { .cmd = VFIO_USER_REGION_READ,
-                                    .flags = VFIO_USER_F_TYPE_REPLY };
+    struct vfio_user_header hdr = { .cmd = VFIO_USER_REGION_READ, .flags = VFIO_USER_F_TYPE_REPLY };
     struct vfu_test_client c;
     char reply[512];
     size_t len;
@@ -565,8 +567,10 @@ test_reply_queue_order(void)
 
     for (int i = 0; i < MESSAGES; i++) {
         struct vfio_user_header out = {
-            .msg_id = (uint16_t)i, .cmd = VFIO_USER_REGION_READ,
-            .msg_size = (uint32_t)msg_size, .flags = VFIO_USER_F_TYPE_REPLY,
+            .msg_id = (uint16_t)i,
+            .cmd = VFIO_USER_REGION_READ,
+            .msg_size = (uint32_t)msg_size,
+            .flags = VFIO_USER_F_TYPE_REPLY,
         };
 
         memset(payload, i, PAYLOAD);

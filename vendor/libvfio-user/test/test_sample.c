@@ -62,11 +62,13 @@ test_sample_device(void)
     CHECK_EQ(info.num_irqs, VFU_DEV_NUM_IRQS);
     CHECK_EQ(vfu_test_cfg_read_val(&c, 0, 4, &cfg), 0);
     CHECK_EQ(cfg, 0x11001b36);
-    CHECK_EQ(vfu_test_get_region_info(&c, VFU_PCI_DEV_BAR0_REGION_IDX, 32, reply,
-                                      sizeof(reply), &len, NULL), 0);
+    CHECK_EQ(vfu_test_get_region_info(&c, VFU_PCI_DEV_BAR0_REGION_IDX, 32, reply, sizeof(reply),
+                                      &len, NULL),
+             0);
     CHECK_EQ(((struct vfio_region_info *)reply)->size, 0x1000);
-    CHECK_EQ(vfu_test_get_region_info(&c, VFU_PCI_DEV_CFG_REGION_IDX, 32, reply,
-                                      sizeof(reply), &len, NULL), 0);
+    CHECK_EQ(vfu_test_get_region_info(&c, VFU_PCI_DEV_CFG_REGION_IDX, 32, reply, sizeof(reply),
+                                      &len, NULL),
+             0);
     CHECK_EQ(((struct vfio_region_info *)reply)->size, 4096);
 
     /* Registers and RAM behind BAR0 and the I/O BAR. */
@@ -87,7 +89,7 @@ test_sample_device(void)
         int fds[4] = { -1, efd, -1, -1 };
         CHECK_EQ(vfu_test_set_irqs_eventfds(&c, VFU_DEV_MSIX_IRQ, 1, 1, &fds[1]), 0);
     }
-    CHECK_EQ(vfu_test_cfg_write_val(&c, 0x62, 2, 0x8000), 0);  /* MSI-X enable */
+    CHECK_EQ(vfu_test_cfg_write_val(&c, 0x62, 2, 0x8000), 0); /* MSI-X enable */
     CHECK_EQ(vfu_test_region_write_val(&c, 0, 0x8, 4, 1), 0);
     CHECK_EQ(vfu_test_eventfd_wait(efd, 2000), 1);
 
@@ -102,8 +104,9 @@ test_sample_device(void)
         }
         munmap(mem, 4096);
     }
-    CHECK_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
-                              0, 0x100000, 4096, memfd), 0);
+    CHECK_EQ(vfu_test_dma_map(&c, VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0,
+                              0x100000, 4096, memfd),
+             0);
     CHECK_EQ(read32(&c, 0, 0x10), 255 * 128 * 16);
     CHECK_EQ(vfu_test_dma_unmap(&c, 0, 0x100000, 4096), 0);
     CHECK_EQ(read32(&c, 0, 0x10), 0);
@@ -118,7 +121,7 @@ test_sample_device(void)
     vfu_test_client_close(&c);
     REQUIRE_OK(vfu_test_client_open(&c, path));
     CHECK_EQ(read32(&c, 0, 0x100), 0x00beef00);
-    CHECK_EQ(read32(&c, 0, 0xc), 2);    /* plus the lost-connection reset */
+    CHECK_EQ(read32(&c, 0, 0xc), 2); /* plus the lost-connection reset */
     vfu_test_client_close(&c);
     close(efd);
 

@@ -18,21 +18,22 @@
 #include "private.h"
 
 #define IOVA 0x10000
-#define DMA_LEN 0x3000          /* several messages at the client's 4 KiB */
-#define DOORBELL_READ 0x0       /* the device reads client memory, blocking */
-#define DOORBELL_WRITE 0x4      /* the device writes it, blocking */
-#define TWIN_JSON \
+#define DMA_LEN 0x3000     /* several messages at the client's 4 KiB */
+#define DOORBELL_READ 0x0  /* the device reads client memory, blocking */
+#define DOORBELL_WRITE 0x4 /* the device writes it, blocking */
+#define TWIN_JSON                                                       \
     "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":4096," \
     "\"twin_socket\":{\"supported\":true}}}"
 
 struct device {
     uint8_t data[DMA_LEN];
     int io_ret;
-    atomic_int done;            /* asynchronous transfers ended... */
-    atomic_int done_error;      /* ...and the last one's error */
+    atomic_int done;       /* asynchronous transfers ended... */
+    atomic_int done_error; /* ...and the last one's error */
 };
 
-static int device_dma(vfu_ctx_t *ctx, struct device *d, bool is_write)
+static int
+device_dma(vfu_ctx_t *ctx, struct device *d, bool is_write)
 {
     dma_sg_t *sg = calloc(1, dma_sg_size());
     int ret;
@@ -43,15 +44,15 @@ static int device_dma(vfu_ctx_t *ctx, struct device *d, bool is_write)
     ret = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)IOVA, DMA_LEN, sg, 1,
                           is_write ? PROT_WRITE : PROT_READ);
     if (ret == 1) {
-        ret = is_write ? vfu_sgl_write(ctx, sg, 1, d->data, 0)
-                       : vfu_sgl_read(ctx, sg, 1, d->data, 0);
+        ret =
+            is_write ? vfu_sgl_write(ctx, sg, 1, d->data, 0) : vfu_sgl_read(ctx, sg, 1, d->data, 0);
     }
     free(sg);
     return ret;
 }
 
-static ssize_t bar_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                          loff_t offset, bool is_write)
+static ssize_t
+bar_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset, bool is_write)
 {
     struct device *d = vfu_get_private(ctx);
 
@@ -69,14 +70,13 @@ struct fixture {
     vfu_ctx_t *ctx;
     struct vfu_test_server srv;
     struct vfu_test_client c;
-    uint8_t memory[DMA_LEN];    /* the client's memory at IOVA */
-    unsigned on_twin, on_main;  /* our commands, by the socket they came on */
+    uint8_t memory[DMA_LEN];   /* the client's memory at IOVA */
+    unsigned on_twin, on_main; /* our commands, by the socket they came on */
 };
 
-static int count_and_serve(struct vfu_test_client *c, int fd,
-                           const struct vfio_user_header *hdr,
-                           const void *payload, size_t len, const int *fds,
-                           size_t nfds, void *opaque)
+static int
+count_and_serve(struct vfu_test_client *c, int fd, const struct vfio_user_header *hdr,
+                const void *payload, size_t len, const int *fds, size_t nfds, void *opaque)
 {
     struct fixture *f = opaque;
 
@@ -90,25 +90,23 @@ static int count_and_serve(struct vfu_test_client *c, int fd,
     return vfu_test_serve_dma_cmd(c, fd, hdr, payload, len);
 }
 
-static bool fixture_open(struct fixture *f, const char *name, const char *json)
+static bool
+fixture_open(struct fixture *f, const char *name, const char *json)
 {
     memset(f, 0, sizeof(*f));
     vfu_test_client_init(&f->c);
     vfu_test_sock_path(f->path, sizeof(f->path), name);
-    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB,
-                            &f->dev, VFU_DEV_TYPE_PCI);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->path, LIBVFIO_USER_FLAG_ATTACH_NB, &f->dev,
+                            VFU_DEV_TYPE_PCI);
     if (!CHECK(f->ctx != NULL)) {
         return false;
     }
     vfu_setup_log(f->ctx, vfu_test_log_stderr, LOG_DEBUG);
-    if (!(CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL,
-                                PCI_HEADER_TYPE_NORMAL, 0)) &&
-          CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, 0x1000,
-                                    bar_access, VFU_REGION_FLAG_RW |
-                                    VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) &&
+    if (!(CHECK_OK(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, PCI_HEADER_TYPE_NORMAL, 0)) &&
+          CHECK_OK(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, 0x1000, bar_access,
+                                    VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0, -1, 0)) &&
           CHECK_OK(vfu_setup_device_dma(f->ctx, 16, NULL, NULL)) &&
-          CHECK_OK(vfu_realize_ctx(f->ctx)) &&
-          CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
+          CHECK_OK(vfu_realize_ctx(f->ctx)) && CHECK_OK(vfu_test_server_start(&f->srv, f->ctx)) &&
           CHECK_OK(vfu_test_client_connect(&f->c, f->path, -1)) &&
           CHECK_EQ(vfu_test_negotiate(&f->c, 0, 1, json), 0))) {
         return false;
@@ -116,14 +114,15 @@ static bool fixture_open(struct fixture *f, const char *name, const char *json)
     f->c.server_cmd_fn = count_and_serve;
     f->c.server_cmd_opaque = f;
     /* Client memory without an fd: every access is a message. */
-    return CHECK_OK(vfu_test_client_add_dma_window(&f->c, IOVA, f->memory,
-                                                   DMA_LEN)) &&
-           CHECK_EQ(vfu_test_dma_map(&f->c, VFIO_USER_F_DMA_REGION_READ |
-                                     VFIO_USER_F_DMA_REGION_WRITE, 0, IOVA,
-                                     DMA_LEN, -1), 0);
+    return CHECK_OK(vfu_test_client_add_dma_window(&f->c, IOVA, f->memory, DMA_LEN)) &&
+           CHECK_EQ(vfu_test_dma_map(&f->c,
+                                     VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0,
+                                     IOVA, DMA_LEN, -1),
+                    0);
 }
 
-static void fixture_close(struct fixture *f)
+static void
+fixture_close(struct fixture *f)
 {
     vfu_test_client_close(&f->c);
     CHECK_EQ(vfu_test_server_run_errors(&f->srv), 0);
@@ -131,7 +130,8 @@ static void fixture_close(struct fixture *f)
     vfu_destroy_ctx(f->ctx);
 }
 
-static void test_granted_only_when_asked(void)
+static void
+test_granted_only_when_asked(void)
 {
     static const char *const not_granted[] = {
         VFU_TEST_DEFAULT_JSON,
@@ -159,7 +159,8 @@ static void test_granted_only_when_asked(void)
     }
 }
 
-static void test_blocking_transfers_use_it(void)
+static void
+test_blocking_transfers_use_it(void)
 {
     struct fixture f;
 
@@ -185,7 +186,8 @@ static void test_blocking_transfers_use_it(void)
 }
 
 /* Without a twin socket the same transfers share the main socket. */
-static void test_main_socket_without_it(void)
+static void
+test_main_socket_without_it(void)
 {
     struct fixture f;
 
@@ -201,7 +203,8 @@ static void test_main_socket_without_it(void)
     fixture_close(&f);
 }
 
-static void on_done(vfu_ctx_t *ctx, void *cookie, int error)
+static void
+on_done(vfu_ctx_t *ctx, void *cookie, int error)
 {
     struct device *d = vfu_get_private(ctx);
 
@@ -210,7 +213,8 @@ static void on_done(vfu_ctx_t *ctx, void *cookie, int error)
     atomic_fetch_add(&d->done, 1);
 }
 
-static int start_async_write(vfu_ctx_t *ctx, void *arg)
+static int
+start_async_write(vfu_ctx_t *ctx, void *arg)
 {
     struct device *d = vfu_get_private(ctx);
 
@@ -218,7 +222,8 @@ static int start_async_write(vfu_ctx_t *ctx, void *arg)
     return dma_transfer_start(ctx, IOVA, DMA_LEN, d->data, true, on_done, NULL);
 }
 
-static bool async_done(void *arg)
+static bool
+async_done(void *arg)
 {
     struct fixture *f = arg;
 
@@ -228,7 +233,8 @@ static bool async_done(void *arg)
 }
 
 /* The run loop takes the replies of an asynchronous transfer from it. */
-static void test_async_transfer_replies_come_back_on_it(void)
+static void
+test_async_transfer_replies_come_back_on_it(void)
 {
     struct fixture f;
 
@@ -244,10 +250,13 @@ static void test_async_transfer_replies_come_back_on_it(void)
 }
 
 /* A command on the twin socket is refused there; the device keeps serving. */
-static void test_command_on_it_is_refused(void)
+static void
+test_command_on_it_is_refused(void)
 {
     struct vfio_user_header hdr = {
-        .msg_id = 0x77, .cmd = VFIO_USER_DEVICE_GET_INFO, .msg_size = 32,
+        .msg_id = 0x77,
+        .cmd = VFIO_USER_DEVICE_GET_INFO,
+        .msg_size = 32,
     };
     struct vfio_user_device_info info = { .argsz = sizeof(info) };
     struct vfio_user_header reply;
@@ -259,8 +268,7 @@ static void test_command_on_it_is_refused(void)
     memcpy(msg, &hdr, sizeof(hdr));
     memcpy(msg + sizeof(hdr), &info, sizeof(info));
     REQUIRE_OK(vfu_test_send_raw_fd(f.c.twin_fd, 1000, msg, sizeof(msg), NULL, 0));
-    REQUIRE_OK(vfu_test_recv_msg_fd(f.c.twin_fd, 5000, &reply, NULL, 0, &len,
-                                    NULL, NULL));
+    REQUIRE_OK(vfu_test_recv_msg_fd(f.c.twin_fd, 5000, &reply, NULL, 0, &len, NULL, NULL));
     CHECK_EQ(reply.msg_id, 0x77);
     CHECK_EQ(reply.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
     CHECK_EQ(reply.error_no, EINVAL);
@@ -272,7 +280,8 @@ static void test_command_on_it_is_refused(void)
 }
 
 /* The client closing its end counts as the client leaving. */
-static void test_closed_twin_ends_the_connection(void)
+static void
+test_closed_twin_ends_the_connection(void)
 {
     struct fixture f;
 
@@ -284,7 +293,8 @@ static void test_closed_twin_ends_the_connection(void)
     fixture_close(&f);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_granted_only_when_asked);

@@ -16,16 +16,18 @@
 #include "harness.h"
 #include "libvfio-user.h"
 
-#define MIG_BYTES 10            /* what read_data produces per call */
+#define MIG_BYTES 10 /* what read_data produces per call */
 
-static int transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
+static int
+transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 {
     (void)ctx;
     (void)state;
     return 0;
 }
 
-static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     size_t n = count < MIG_BYTES ? (size_t)count : MIG_BYTES;
 
@@ -34,7 +36,8 @@ static ssize_t read_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
     return (ssize_t)n;
 }
 
-static ssize_t write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
+static ssize_t
+write_data(vfu_ctx_t *ctx, void *buf, uint64_t count)
 {
     (void)ctx;
     (void)buf;
@@ -48,10 +51,10 @@ static const vfu_migration_callbacks_t callbacks = {
     .write_data = write_data,
 };
 
-static vfu_ctx_t *make_device(const char *path, int flags)
+static vfu_ctx_t *
+make_device(const char *path, int flags)
 {
-    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, flags, NULL,
-                                    VFU_DEV_TYPE_PCI);
+    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, flags, NULL, VFU_DEV_TYPE_PCI);
 
     if (!CHECK(ctx != NULL)) {
         return NULL;
@@ -68,17 +71,19 @@ static vfu_ctx_t *make_device(const char *path, int flags)
 struct blocking_server {
     vfu_ctx_t *ctx;
     pthread_t thread;
-    atomic_int interrupted;     /* vfu_run_ctx returned -1/EINTR */
-    atomic_int last_errno;      /* the errno that ended the loop */
-    atomic_bool running;        /* between attach and the end of the loop */
+    atomic_int interrupted; /* vfu_run_ctx returned -1/EINTR */
+    atomic_int last_errno;  /* the errno that ended the loop */
+    atomic_bool running;    /* between attach and the end of the loop */
 };
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
     (void)sig;
 }
 
-static void *serve_blocking(void *arg)
+static void *
+serve_blocking(void *arg)
 {
     struct blocking_server *s = arg;
 
@@ -103,7 +108,8 @@ static void *serve_blocking(void *arg)
     return NULL;
 }
 
-static void test_blocking_run_returns_on_signal(void)
+static void
+test_blocking_run_returns_on_signal(void)
 {
     struct sigaction sa = { .sa_handler = on_signal };
     struct blocking_server s = { 0 };
@@ -148,7 +154,8 @@ struct bed {
     struct vfu_test_client c;
 };
 
-static bool bed_start(struct bed *b, const char *name)
+static bool
+bed_start(struct bed *b, const char *name)
 {
     vfu_test_sock_path(b->path, sizeof(b->path), name);
     b->ctx = make_device(b->path, LIBVFIO_USER_FLAG_ATTACH_NB);
@@ -158,7 +165,8 @@ static bool bed_start(struct bed *b, const char *name)
     return CHECK_OK(vfu_test_client_open(&b->c, b->path));
 }
 
-static void bed_stop(struct bed *b)
+static void
+bed_stop(struct bed *b)
 {
     vfu_test_client_close(&b->c);
     CHECK_EQ(vfu_test_server_run_errors(&b->srv), 0);
@@ -166,7 +174,8 @@ static void bed_stop(struct bed *b)
     vfu_destroy_ctx(b->ctx);
 }
 
-static void test_mig_data_read_reply_has_the_size_asked(void)
+static void
+test_mig_data_read_reply_has_the_size_asked(void)
 {
     const uint32_t asked = 64;
     uint32_t req[2] = { 8 + asked, asked };
@@ -178,8 +187,9 @@ static void test_mig_data_read_reply_has_the_size_asked(void)
     REQUIRE(bed_start(&b, "mig-read-padded"));
     CHECK_EQ(vfu_test_mig_set_state(&b.c, VFIO_USER_DEVICE_STATE_PRE_COPY), 0);
     memset(reply, 0xee, sizeof(reply));
-    CHECK_EQ(vfu_test_request(&b.c, VFIO_USER_MIG_DATA_READ, req, sizeof(req),
-                              NULL, 0, reply, sizeof(reply), &len, NULL, NULL), 0);
+    CHECK_EQ(vfu_test_request(&b.c, VFIO_USER_MIG_DATA_READ, req, sizeof(req), NULL, 0, reply,
+                              sizeof(reply), &len, NULL, NULL),
+             0);
     /* All the bytes asked for; size and argsz say how many are data. */
     CHECK_EQ(len, 8 + asked);
     memcpy(&argsz, reply, sizeof(argsz));
@@ -205,7 +215,8 @@ static void test_mig_data_read_reply_has_the_size_asked(void)
     bed_stop(&b);
 }
 
-static void test_feature_argsz_below_its_structure(void)
+static void
+test_feature_argsz_below_its_structure(void)
 {
     const uint32_t probe = VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_MIGRATION;
     uint8_t reply[64];
@@ -214,11 +225,10 @@ static void test_feature_argsz_below_its_structure(void)
 
     REQUIRE(bed_start(&b, "feature-argsz"));
     for (uint32_t argsz = 0; argsz < 8; argsz++) {
-        CHECK_EQ(vfu_test_device_feature(&b.c, argsz, probe, NULL, 0, reply,
-                                         sizeof(reply), &len), EINVAL);
+        CHECK_EQ(vfu_test_device_feature(&b.c, argsz, probe, NULL, 0, reply, sizeof(reply), &len),
+                 EINVAL);
     }
-    CHECK_EQ(vfu_test_device_feature(&b.c, 8, probe, NULL, 0, reply,
-                                     sizeof(reply), &len), 0);
+    CHECK_EQ(vfu_test_device_feature(&b.c, 8, probe, NULL, 0, reply, sizeof(reply), &len), 0);
     /* Still serving after the refusals. */
     CHECK_EQ(vfu_test_mig_set_state(&b.c, VFIO_USER_DEVICE_STATE_STOP), 0);
     CHECK_EQ(vfu_test_mig_set_state(&b.c, VFIO_USER_DEVICE_STATE_RUNNING), 0);
@@ -232,7 +242,8 @@ struct counts {
     unsigned resets[3];
 };
 
-static int quiesce_later(vfu_ctx_t *ctx)
+static int
+quiesce_later(vfu_ctx_t *ctx)
 {
     struct counts *n = vfu_get_private(ctx);
 
@@ -241,7 +252,8 @@ static int quiesce_later(vfu_ctx_t *ctx)
     return -1;
 }
 
-static int count_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
+static int
+count_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
 {
     struct counts *n = vfu_get_private(ctx);
 
@@ -249,7 +261,8 @@ static int count_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
     return 0;
 }
 
-static void test_failed_reply_after_quiesce_resets_once(void)
+static void
+test_failed_reply_after_quiesce_resets_once(void)
 {
     struct {
         struct vfio_user_header hdr;
@@ -266,8 +279,7 @@ static void test_failed_reply_after_quiesce_resets_once(void)
     vfu_ctx_t *ctx;
 
     vfu_test_sock_path(path, sizeof(path), "quiesce-failed-reply");
-    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &n,
-                         VFU_DEV_TYPE_PCI);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, path, LIBVFIO_USER_FLAG_ATTACH_NB, &n, VFU_DEV_TYPE_PCI);
     REQUIRE(ctx != NULL);
     vfu_setup_log(ctx, vfu_test_log_stderr, LOG_DEBUG);
     vfu_setup_device_quiesce_cb(ctx, quiesce_later);
@@ -296,7 +308,8 @@ static void test_failed_reply_after_quiesce_resets_once(void)
     vfu_destroy_ctx(ctx);
 }
 
-int main(void)
+int
+main(void)
 {
     check_watchdog(60);
     RUN_TEST(test_blocking_run_returns_on_signal);
