@@ -5,42 +5,13 @@
  * counts zero), while the register page of the same BAR is trapped to the
  * device's handler as usual.
  */
-import { PciDevice, RegisterMap, type DmaMapping } from 'vfio-user';
+import type { DmaMapping } from 'vfio-user';
 import { Guest } from 'vfio-user/guest';
 
 import { keyValues, pciToolFiles, report, SHELL_PRELUDE } from './guest-tools';
+import { MailboxCard, PAGE } from '../fixtures/mailbox-card';
 
 jest.setTimeout(300000);
-
-const PAGE = 4096; // the guest and host page (x86_64)
-
-/** BAR0: registers in page 0, a mailbox in page 1; BAR2: two pages, all mapped. */
-class MailboxCard extends PciDevice {
-  readonly regs = new RegisterMap({
-    id: { offset: 0, width: 4, reset: 0x4d42_0001 },
-    scratch: { offset: 4, width: 4, rw: 0xffffffff },
-  });
-  readonly dmaMaps: DmaMapping[] = [];
-
-  constructor() {
-    super({
-      vendorId: 0x1b36,
-      deviceId: 0x11a0,
-      classCode: 0xff0000,
-      bars: [
-        { index: 0, size: 2 * PAGE, mapped: [{ offset: PAGE, size: PAGE }] },
-        { index: 2, size: 2 * PAGE, mapped: true },
-      ],
-    });
-    this.setBarHandler(0, this.regs);
-    this.barMemory(2).writeUInt32LE(0x1234_5678, 0x20);
-    this.barMemory(0).writeBigUInt64LE(0x1122_3344_5566_7788n, PAGE + 0x40);
-  }
-
-  override onDmaMap(mapping: DmaMapping): void {
-    this.dmaMaps.push(mapping);
-  }
-}
 
 test('guest accesses to mapped ranges make no messages; the trapped registers still work', async () => {
   const card = new MailboxCard();

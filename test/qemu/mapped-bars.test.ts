@@ -4,39 +4,10 @@
  * counts none), the rest of the BAR is trapped to the handler, and QEMU
  * hands the device its own mapped windows as DMA regions.
  */
-import { PciDevice, RegisterMap, type DmaMapping } from 'vfio-user';
-
-import { os } from '../../lib/native';
 import { serveInProcess } from './devices/serve';
 import { makeTempDir, openSession } from './harness';
 import { describeWithQemu } from './support';
-
-const PAGE = os.pageSize;
-
-/** BAR0: registers in page 0, a mailbox in page 1; BAR2: two pages, all mapped. */
-class MailboxCard extends PciDevice {
-  readonly regs = new RegisterMap({
-    id: { offset: 0, width: 4, reset: 0x4d42_0001 },
-    scratch: { offset: 4, width: 4, rw: 0xffffffff },
-  });
-  readonly dmaMaps: DmaMapping[] = [];
-
-  constructor() {
-    super({
-      vendorId: 0x1b36,
-      deviceId: 0x11a0,
-      bars: [
-        { index: 0, size: 2 * PAGE, mapped: [{ offset: PAGE, size: PAGE }] },
-        { index: 2, size: 2 * PAGE, mapped: true },
-      ],
-    });
-    this.setBarHandler(0, this.regs);
-  }
-
-  override onDmaMap(mapping: DmaMapping): void {
-    this.dmaMaps.push(mapping);
-  }
-}
+import { MailboxCard, PAGE } from '../fixtures/mailbox-card';
 
 describeWithQemu('QEMU and mapped BARs', () => {
   test('mapped ranges reach the device memory with no message; the registers stay trapped', async () => {
