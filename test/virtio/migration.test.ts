@@ -15,6 +15,7 @@ import { VirtioBlk, VirtioBlkFeature, VirtioBlkStatus, VirtioBlkType } from '../
 import { VirtioRng } from '../../examples/virtio-rng';
 import { decodeVirtioState } from '../../lib/virtio/migration-state';
 import { connect, serve } from '../helpers';
+import { header, pattern } from './blk-requests';
 import { TestVirtioDriver } from './driver';
 
 const RAM = 0x100000;
@@ -27,21 +28,6 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'vmig-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function header(type: number, sector: number): Buffer {
-  const h = Buffer.alloc(16);
-  h.writeUInt32LE(type, 0);
-  h.writeBigUInt64LE(BigInt(sector), 8);
-  return h;
-}
-
-function pattern(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) {
-    bytes[i] = (i * 11 + seed * 37 + (i >> 9)) & 0xff;
-  }
-  return bytes;
-}
 
 /** A disk whose requests wait at a gate once it is closed. */
 class GatedBlk extends VirtioBlk {

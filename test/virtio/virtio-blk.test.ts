@@ -6,6 +6,7 @@ import { VirtioStatus } from 'vfio-user/virtio';
 
 import { SECTOR_SIZE, VIRTIO_BLK_ID_BYTES, VirtioBlk, VirtioBlkConfig, VirtioBlkFeature, VirtioBlkStatus, VirtioBlkType } from '../../examples/virtio-blk';
 import { serveAndConnect } from '../helpers';
+import { header, pattern } from './blk-requests';
 import { type TestQueue, TestVirtioDriver } from './driver';
 
 const RAM = 0x100000;
@@ -24,21 +25,6 @@ function diskFile(name: string, size = DISK_SIZE): string {
   const path = join(dir, name);
   writeFileSync(path, Buffer.alloc(size));
   return path;
-}
-
-function header(type: number, sector: number): Buffer {
-  const h = Buffer.alloc(16);
-  h.writeUInt32LE(type, 0);
-  h.writeBigUInt64LE(BigInt(sector), 8);
-  return h;
-}
-
-function pattern(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) {
-    bytes[i] = (i * 7 + seed * 31 + (i >> 9)) & 0xff; // varies from sector to sector
-  }
-  return bytes;
 }
 
 async function start(options: { readOnly?: boolean; queues?: number; path?: string }, shared: boolean) {
