@@ -182,6 +182,15 @@ export class Virtqueue {
     return undefined;
   }
 
+  /**
+   * Resolves once every completion made so far is in the used ring and its
+   * interrupt decided: raised, or suppressed as the driver asked. With guest
+   * memory reached by DMA messages those writes take round trips.
+   */
+  settled(): Promise<void> {
+    return this.#usedWrites;
+  }
+
   /** The driver notified the queue: take every available chain. */
   kick(): void {
     if (this.#drainingEpoch === this.#epoch) {

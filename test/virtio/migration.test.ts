@@ -108,6 +108,7 @@ describe.each([['shared memory', true], ['DMA messages', false]])('virtio-blk mi
         }
       }
       // A wrote nothing into its rings after the stop (on the message path its DMA is refused, on the shared one its completions are dropped).
+      // A timed window: the dropped requests end their file I/O at their own pace, and nothing marks the last.
       await new Promise((resolve) => setTimeout(resolve, 50));
       queues.forEach((queue, qi) => expect(memA.read(queue.used + 2, 2).readUInt16LE()).toBe(usedAtStop[qi]));
       expect(a.needsResetReason).toBeUndefined();
@@ -147,11 +148,13 @@ test('a stop called off: the source serves its outstanding chains again, each re
     }
     await client.setMigrationState('stop');
     a.open(); // the requests of before the stop go on, dropped
+    // A timed window: dropped requests end their file I/O at their own pace, and nothing marks the last.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(queue.usedIdx()).toBe(0);
     await client.setMigrationState('running');
     const used = await queue.waitUsed(heads.length);
     expect(used.map((u) => u.id).sort((x, y) => x - y)).toEqual(heads);
+    // A timed window for a second completion of any chain, which would come from a request served twice.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(queue.usedIdx()).toBe(heads.length);
     expect(a.counts.out).toBe(heads.length);

@@ -133,7 +133,7 @@ describe.each([
     await queue.kick();
     await queue.waitUsed(1);
     expect(queue.availEvent()).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await echo.queues[0].settled(); // the interrupt was decided: none
     expect(lines[1].take()).toBe(0);
     queue.post({ out: [Buffer.from('b')], inLengths: [1] });
     await queue.kick();
@@ -171,7 +171,7 @@ describe.each([
     queue.post({ out: [Buffer.from('a')], inLengths: [1] });
     await queue.kick();
     await queue.waitUsed(1);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await echo.queues[0].settled(); // the interrupt was decided: none
     expect(lines[1].take()).toBe(0);
     queue.setAvailFlags(0);
     queue.post({ out: [Buffer.from('b')], inLengths: [1] });
@@ -192,7 +192,7 @@ describe.each([
     }
     await driver.writeCommon(0x14, 1, 0);
     echo.release();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await echo.queues[0].settled(); // nothing of the old epoch is written
     expect(queue.usedIdx()).toBe(0);
     echo.hold = false;
     const [again] = await driver.bringUp();
