@@ -15,8 +15,10 @@ const MARK_BEFORE_DETACH = Number(process.versions.node.split('.')[0]) < 24;
 
 /**
  * Keeps code from transferring away (structuredClone, postMessage) memory
- * the addon will detach, where the runtime allows both. On Node 24+ the
- * detach alone is what keeps a view from outliving the memory.
+ * the addon owns and will detach or unmap (message buffers, guest memory,
+ * a mapped BAR), where the runtime allows both. Node 24+ refuse to transfer
+ * such external memory anyway, and marking it there aborts a later detach
+ * (or the process at exit).
  * @internal
  */
 export function guardDetachable(memory: ArrayBufferLike): void {
