@@ -33,10 +33,11 @@ vfu_ext_irq_trigger(vfu_ctx_t *ctx, enum vfu_dev_irq_type type, uint32_t vector)
         }
         return 1;
     }
+    /* The mode is worked out once: each look walks the capability list. */
     if (irq_mode(ctx) != (int)type) {
         return 0;
     }
-    return vfu_irq_trigger(ctx, vector) == 0 ? 1 : -1;
+    return irq_trigger_in_mode(ctx, (int)type, vector) == 0 ? 1 : -1;
 }
 
 VFU_EXPORT int

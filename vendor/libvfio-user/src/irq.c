@@ -300,14 +300,17 @@ int
 irq_mode(vfu_ctx_t *ctx)
 {
     const uint8_t *cfg = ctx->pci.cfg;
-    size_t msix = find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
-    size_t msi = find_cap(ctx, PCI_CAP_ID_MSI, VFIO_USER_PCI_CAP_MSI_SIZEOF);
+    /* Found once at realize; only the MSI capability is walked to here. */
+    size_t msix =
+        ctx->msix.cap != 0 ? ctx->msix.cap : find_cap(ctx, PCI_CAP_ID_MSIX, sizeof(struct msixcap));
+    size_t msi;
 
-    if (msix == 0 && msi == 0) {
-        return (int)ctx->irqs.active;
-    }
     if (msix != 0 && (pci_get16(cfg + msix + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE)) {
         return VFU_DEV_MSIX_IRQ;
+    }
+    msi = find_cap(ctx, PCI_CAP_ID_MSI, VFIO_USER_PCI_CAP_MSI_SIZEOF);
+    if (msix == 0 && msi == 0) {
+        return (int)ctx->irqs.active;
     }
     if (msi != 0 && (pci_get16(cfg + msi + PCI_MSI_FLAGS) & PCI_MSI_FLAGS_ENABLE)) {
         return VFU_DEV_MSI_IRQ;
@@ -318,16 +321,20 @@ irq_mode(vfu_ctx_t *ctx)
 VFU_EXPORT int
 vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
 {
-    int type;
-    struct cfg_masks m;
-    int ret;
-
     if (vfu_ctx == NULL) {
         errno = EINVAL;
         return -1;
     }
-    type = irq_mode(vfu_ctx);
-    if (subindex >= vfu_ctx->irqs.count[type] || subindex >= vfu_ctx->irqs.nr_vectors[type]) {
+    return irq_trigger_in_mode(vfu_ctx, irq_mode(vfu_ctx), subindex);
+}
+
+int
+irq_trigger_in_mode(vfu_ctx_t *ctx, int type, uint32_t subindex)
+{
+    struct cfg_masks m;
+    int ret;
+
+    if (subindex >= ctx->irqs.count[type] || subindex >= ctx->irqs.nr_vectors[type]) {
         /*
          * As upstream, whose vectors share one table as large as the
          * largest count: a vector the device has in some type is ENOENT
@@ -337,14 +344,14 @@ vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex)
         bool exists = false;
 
         for (int t = 0; t < VFU_DEV_NUM_IRQS; t++) {
-            exists |= subindex < vfu_ctx->irqs.count[t];
+            exists |= subindex < ctx->irqs.count[t];
         }
-        vfu_err(vfu_ctx, "IRQ type %d has no vector %u", type, subindex);
+        vfu_err(ctx, "IRQ type %d has no vector %u", type, subindex);
         errno = exists ? ENOENT : EINVAL;
         return -1;
     }
-    read_cfg_masks(vfu_ctx, type, &m);
-    ret = trigger_vector(vfu_ctx, &m, type, subindex);
+    read_cfg_masks(ctx, type, &m);
+    ret = trigger_vector(ctx, &m, type, subindex);
     if (ret < 0) {
         errno = -ret;
         return -1;

@@ -508,6 +508,8 @@ void irq_msi_control_changed(vfu_ctx_t *ctx);
 void irq_intx_control_changed(vfu_ctx_t *ctx);
 /* The type vfu_irq_trigger signals now (config space decides). */
 int irq_mode(vfu_ctx_t *ctx);
+/* vfu_irq_trigger once the caller knows the mode: 0, or -1 with errno. */
+int irq_trigger_in_mode(vfu_ctx_t *ctx, int type, uint32_t subindex);
 /* Signals the ERR or REQ eventfd: 0, -ENOENT without one, -EINVAL without the type. */
 int irq_signal_event(vfu_ctx_t *ctx, int type);
 /*
