@@ -37,10 +37,11 @@
  *     Connects as soon as the server listens (spinning: run it on another
  *     CPU than the server), negotiates, reads the server's own time from
  *     setup start to this attach (BAR0 0x20), waits MS (default 300) and
- *     reads the server's resident memory (its pid from the connection's
- *     SO_PEERCRED unless given).
+ *     reads the server's resident memory, with its private (anonymous) and
+ *     file-backed parts (its pid from the connection's SO_PEERCRED unless
+ *     given).
  * bench_client rss --pid PID
- *     Resident memory of a process.
+ *     Resident memory of a process, split the same way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -742,11 +743,16 @@ cmd_dma(struct args *a)
 
 /* ------------------------------------------------------------ startup, rss */
 
-static long
-rss_kb(unsigned long pid)
+/* Resident memory, kB: all of it, and its private (anonymous) and file-backed parts. */
+struct rss {
+    long total, anon, file;
+};
+
+static struct rss
+read_rss(unsigned long pid)
 {
     char path[64], line[256];
-    long kb = -1;
+    struct rss r = { -1, -1, -1 };
     FILE *f;
 
     snprintf(path, sizeof(path), "/proc/%lu/status", pid);
@@ -755,12 +761,20 @@ rss_kb(unsigned long pid)
         die(path);
     }
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
-            break;
+        if (sscanf(line, "VmRSS: %ld kB", &r.total) == 1 || sscanf(line, "RssAnon: %ld kB", &r.anon) == 1) {
+            continue;
         }
+        sscanf(line, "RssFile: %ld kB", &r.file);
     }
     fclose(f);
-    return kb;
+    return r;
+}
+
+static void
+print_rss(const char *kind, struct rss r)
+{
+    printf("\"kind\":\"%s\",\"rss_kb\":%ld,\"rss_anon_kb\":%ld,\"rss_file_kb\":%ld", kind, r.total, r.anon,
+           r.file);
 }
 
 static int
@@ -815,8 +829,9 @@ cmd_startup(struct args *a)
     startup = read32(&c, BAR0, BAR0_STARTUP_LO) |
               (uint64_t)read32(&c, BAR0, BAR0_STARTUP_HI) << 32;
     vfu_test_sleep_ms((unsigned)(a->settle_ms ? a->settle_ms : 300));
-    printf("{\"kind\":\"startup\",\"startup_ns\":%llu,\"rss_kb\":%ld,\"connect_attempts\":%lu}\n",
-           (unsigned long long)startup, rss_kb(a->pid), attempts);
+    printf("{");
+    print_rss("startup", read_rss(a->pid));
+    printf(",\"startup_ns\":%llu,\"connect_attempts\":%lu}\n", (unsigned long long)startup, attempts);
     vfu_test_client_close(&c);
     return 0;
 }
@@ -849,7 +864,9 @@ main(int argc, char *argv[])
         return cmd_startup(&a);
     }
     if (strcmp(argv[1], "rss") == 0 && a.pid != 0) {
-        printf("{\"kind\":\"rss\",\"rss_kb\":%ld}\n", rss_kb(a.pid));
+        printf("{");
+        print_rss("rss", read_rss(a.pid));
+        printf("}\n");
         return 0;
     }
     fprintf(stderr, "bench_client: unknown command %s\n", argv[1]);

@@ -258,7 +258,13 @@ function latencyRows(specs: LatencySpec[], raw: { results: LatencyResult[] }): R
  * includes no wait for the client. The client finds the server's pid, for
  * its memory, from the connection (SO_PEERCRED).
  */
-async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns: number; rss_kb: number }> {
+interface Resident {
+  rss_kb: number;
+  rss_anon_kb: number;
+  rss_file_kb: number;
+}
+
+async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns: number } & Resident> {
   const [ccmd, cargs] = pinned(OTHER_CPU, [CLIENT, 'startup', '--socket', socket]);
   const clientProc = spawn(ccmd, cargs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(clientProc);
@@ -278,7 +284,7 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
   if (code !== 0) {
     throw new Error(`bench: bench_client startup failed (exit ${String(code)})`);
   }
-  return JSON.parse(out) as { startup_ns: number; rss_kb: number };
+  return JSON.parse(out) as { startup_ns: number } & Resident;
 }
 
 async function main(): Promise<void> {
@@ -407,7 +413,7 @@ async function main(): Promise<void> {
     // ---- start-up and memory: a fresh server each time; the client spins
     // on another CPU so that its connection attempts cost the server nothing.
     log(`start-up: ${STARTUP_REPS} fresh servers of each kind`);
-    const startup: Record<string, Array<{ startup_ns: number; rss_kb: number }>> = { c: [], ts: [] };
+    const startup: Record<string, Array<{ startup_ns: number } & Resident>> = { c: [], ts: [] };
     for (let rep = 0; rep < STARTUP_REPS; rep++) {
       for (const kind of ['c', 'ts'] as const) {
         const socket = path.join(dir, `start-${kind}-${rep}.sock`);
@@ -420,11 +426,13 @@ async function main(): Promise<void> {
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
     children.add(idle);
     await sleep(500);
-    const nodeRss = (client(['rss', '--pid', String(idle.pid)]) as { rss_kb: number }).rss_kb;
+    const nodeResident = client(['rss', '--pid', String(idle.pid)]) as Resident;
+    const nodeRss = nodeResident.rss_kb;
     idle.kill('SIGKILL');
-    raw.node_idle_rss_kb = nodeRss;
+    raw.node_idle_rss = nodeResident;
     const ms = (kind: string): number[] => startup[kind].map((s) => s.startup_ns / 1e6);
-    const rss = (kind: string): number => median(startup[kind].map((s) => s.rss_kb)) / 1024;
+    const resident = (kind: string, part: keyof Resident = 'rss_kb'): number => median(startup[kind].map((s) => s[part])) / 1024;
+    const rss = (kind: string): number => resident(kind);
     const sgroup = 'start-up and memory';
     rows.push({ group: sgroup, name: 'C: vfu_create_ctx() to the client attached', id: 'C start', value: median(ms('c')), unit: 'ms' });
     rows.push({
@@ -437,10 +445,22 @@ async function main(): Promise<void> {
       group: sgroup, name: 'TS device, attached and idle: RSS', value: rss('ts'), unit: 'MiB',
       baseline: 'node RSS', ratio: rss('ts') / (nodeRss / 1024),
     });
+    // What the device adds to node: its own private memory, and the pages of
+    // node's binary (shared with every node process) that running any JS
+    // library of this size touches.
+    rows.push({ group: sgroup, name: 'TS device: RSS over node\'s (target <= 4)', value: rss('ts') - nodeRss / 1024, unit: 'MiB' });
+    rows.push({
+      group: sgroup, name: '  of it private (anonymous) memory', value: resident('ts', 'rss_anon_kb') - nodeResident.rss_anon_kb / 1024,
+      unit: 'MiB',
+    });
+    rows.push({
+      group: sgroup, name: '  of it file-backed pages (node\'s binary, the addon; shared)',
+      value: resident('ts', 'rss_file_kb') - nodeResident.rss_file_kb / 1024, unit: 'MiB',
+    });
 
     rows.push(...await scaleRows({
       fleetServer: TS_FLEET, fleetClient: path.join(BIN, 'fleet_client'), dir: fs.mkdtempSync(path.join(dir, 'scale-')),
-      reps: REPS, rounds: SCALE_ROUNDS, requests: SCALE_REQUESTS, log,
+      reps: REPS, rounds: SCALE_ROUNDS, requests: SCALE_REQUESTS, log, cpu: pinning ? CPU : undefined,
     }));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

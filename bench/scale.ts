@@ -1,8 +1,11 @@
 /**
  * The scale rows of `npm run bench`: many devices in one process, and
  * devices spread over worker threads. The servers are bench/ts_fleet.ts,
- * the client bench/fleet_client.c; nothing is pinned, since the point is
- * what two cores do together.
+ * the client bench/fleet_client.c. The fleet's latency is measured pinned
+ * to one CPU, like the latency rows: unpinned, where the scheduler puts the
+ * client and the server moves the figures by more than the 10% compared.
+ * The worker threads are not pinned, since the point is what two cores do
+ * together.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +25,8 @@ export interface ScaleSetup {
   /** Requests per client in the throughput runs. */
   readonly requests: number;
   readonly log: (message: string) => void;
+  /** The CPU the latency comparison runs on; undefined when taskset is missing. */
+  readonly cpu?: string;
 }
 
 /** One row of the table, as bench/run.ts prints it. */
@@ -45,7 +50,7 @@ interface FleetResult {
   per_s: number;
 }
 
-const GROUP = 'scale (TypeScript devices, unpinned)';
+const GROUP = 'scale (TypeScript devices)';
 export const FLEET_SIZE = 100;
 
 function median(values: number[]): number {
@@ -59,12 +64,16 @@ interface Fleet {
   readonly proc: ChildProcess;
 }
 
-async function startFleet(setup: ScaleSetup, name: string, count: number, workers: boolean): Promise<Fleet> {
+/** argv run on `cpu` when given. */
+function onCpu(cpu: string | undefined, argv: string[]): [string, string[]] {
+  return cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', cpu, ...argv]];
+}
+
+async function startFleet(setup: ScaleSetup, name: string, count: number, workers: boolean, cpu?: string): Promise<Fleet> {
   const dir = path.join(setup.dir, name);
   fs.mkdirSync(dir);
-  const proc = spawn(process.execPath, [setup.fleetServer, dir, String(count), ...(workers ? ['workers'] : [])], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const [cmd, args] = onCpu(cpu, [process.execPath, setup.fleetServer, dir, String(count), ...(workers ? ['workers'] : [])]);
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < count; i++) {
     await waitForSocket(path.join(dir, `dev-${i}.sock`), proc, `bench: ts_fleet ${name} did not start listening`);
   }
@@ -87,8 +96,9 @@ function parseFleet(stdout: string): FleetResult[] {
 }
 
 /** Runs fleet_client to completion. */
-function fleetClient(setup: ScaleSetup, args: string[]): FleetResult[] {
-  const result = spawnSync(setup.fleetClient, args, { encoding: 'utf8', timeout: 300000 });
+function fleetClient(setup: ScaleSetup, args: string[], cpu?: string): FleetResult[] {
+  const [cmd, argv] = onCpu(cpu, [setup.fleetClient, ...args]);
+  const result = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 300000 });
   if (result.error !== undefined || result.status !== 0) {
     process.stderr.write(result.stderr ?? '');
     throw new Error(`bench: fleet_client failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
@@ -126,16 +136,17 @@ export async function scaleRows(setup: ScaleSetup): Promise<ScaleRow[]> {
   const rows: ScaleRow[] = [];
 
   setup.log(`scale: 1 device against ${FLEET_SIZE} in one process, ${setup.reps} repetitions of ${setup.rounds} rounds`);
-  const one = await startFleet(setup, 'one', 1, false);
-  const many = await startFleet(setup, 'many', FLEET_SIZE, false);
+  const one = await startFleet(setup, 'one', 1, false, setup.cpu);
+  const many = await startFleet(setup, 'many', FLEET_SIZE, false, setup.cpu);
   try {
     const [single, fleet] = fleetClient(setup, [
       '--reps', String(setup.reps), '--n', String(setup.rounds), '--warmup', '50',
       `one=${one.dir}:1:${one.proc.pid ?? 0}`, `many=${many.dir}:${FLEET_SIZE}:${many.proc.pid ?? 0}`,
-    ]);
-    rows.push({ group: GROUP, name: 'one device: 4-byte BAR read, p50', id: 'one device', value: single.median_ns / 1000, unit: 'µs' });
+    ], setup.cpu);
+    const pinned = setup.cpu === undefined ? 'unpinned' : 'pinned';
+    rows.push({ group: GROUP, name: `one device: 4-byte BAR read, p50 (${pinned})`, id: 'one device', value: single.median_ns / 1000, unit: 'µs' });
     rows.push({
-      group: GROUP, name: `${FLEET_SIZE} devices in one process, read round-robin: p50 (target x baseline <= 1.10)`,
+      group: GROUP, name: `${FLEET_SIZE} devices in one process, read round-robin: p50, ${pinned} (target x baseline <= 1.10)`,
       value: fleet.median_ns / 1000, unit: 'µs', baseline: 'one device',
       ratio: median(fleet.rep_median_ns.map((v, i) => v / single.rep_median_ns[i])),
     });
@@ -168,7 +179,7 @@ export async function scaleRows(setup: ScaleSetup): Promise<ScaleRow[]> {
     await sleep(100);
     const both = await concurrentClients(setup, targets);
     const total = both.reduce((sum, r) => sum + r.per_s, 0);
-    rows.push({ group: GROUP, name: 'one device in a worker thread, one client: requests/s', id: 'one worker', value: single.per_s / 1000, unit: 'k/s' });
+    rows.push({ group: GROUP, name: 'one device in a worker thread, one client: requests/s (unpinned)', id: 'one worker', value: single.per_s / 1000, unit: 'k/s' });
     rows.push({
       group: GROUP, name: 'two devices in two worker threads, a client each: requests/s together (target x baseline <= 0.59, 1.7x the rate)',
       value: total / 1000, unit: 'k/s', baseline: 'one worker', ratio: single.per_s / total,
