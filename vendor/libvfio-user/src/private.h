@@ -72,6 +72,11 @@
 #define NEWCOMERS_MAX 4
 /* How long such a client may take to send its VERSION header. */
 #define NEWCOMER_TIMEOUT_MS 1000
+/*
+ * How long a connecting client may wait to be looked at while the attached
+ * one keeps the device busy: looking costs a system call per request.
+ */
+#define NEWCOMER_LOOK_MS 10
 
 /* Defaults assumed for a client that does not say otherwise. */
 #define CLIENT_DEFAULT_MAX_MSG_FDS 1
@@ -295,7 +300,8 @@ struct vfu_ctx {
     int wake_fd;  /* eventfd in the poll fd: deferred messages wait */
     bool wake_armed;
     struct vfu_newcomer newcomers[NEWCOMERS_MAX];
-    int newcomer_timer_fd; /* in the poll fd: a newcomer's deadline passed */
+    int newcomer_timer_fd;       /* in the poll fd: a newcomer's deadline passed */
+    int64_t newcomers_looked_ms; /* CLOCK_MONOTONIC_COARSE, the last look */
     struct vfu_conn conn;
     bool realized;
 
@@ -405,7 +411,11 @@ int tran_defer_msg(vfu_ctx_t *ctx, struct vfu_msg *msg, int status);
  * VERSION, without waiting, nothing else (transport_newcomer.c).
  */
 int tran_newcomers_init(vfu_ctx_t *ctx);
-void tran_serve_newcomers(vfu_ctx_t *ctx);
+/*
+ * busy: the attached client's requests were just served, and the look may
+ * wait (NEWCOMER_LOOK_MS at most) so that a busy client costs no system call.
+ */
+void tran_serve_newcomers(vfu_ctx_t *ctx, bool busy);
 /*
  * When a client attaches or leaves: the poll fd wakes soon if newcomers
  * wait, to answer them or to take the next.

@@ -370,24 +370,12 @@ take_dma_replies(vfu_ctx_t *ctx)
     return 0;
 }
 
-VFU_EXPORT int
-vfu_run_ctx(vfu_ctx_t *vfu_ctx)
+/* Serves the attached client's requests: how many, or -1 with errno. */
+static int
+serve_client(vfu_ctx_t *ctx)
 {
-    vfu_ctx_t *ctx = vfu_ctx;
     int handled = 0;
 
-    if (ctx == NULL || !ctx->realized) {
-        return fail(EINVAL);
-    }
-    if (ctx->conn.negotiated) {
-        tran_serve_newcomers(ctx);
-    }
-    if (ctx->parked != NULL || ctx->reset_parked) {
-        return fail(EBUSY);
-    }
-    if (!ctx->conn.negotiated) {
-        return fail(ENOTCONN);
-    }
     /*
      * A caller comes back when the poll fd says so, or on its own: either way
      * the socket is worth reading again (see tran_recv_msg).
@@ -450,6 +438,34 @@ vfu_run_ctx(vfu_ctx_t *vfu_ctx)
         }
         handled++;
     }
+}
+
+VFU_EXPORT int
+vfu_run_ctx(vfu_ctx_t *vfu_ctx)
+{
+    vfu_ctx_t *ctx = vfu_ctx;
+    int ret;
+
+    if (ctx == NULL || !ctx->realized) {
+        return fail(EINVAL);
+    }
+    if (ctx->parked != NULL || ctx->reset_parked) {
+        if (ctx->conn.negotiated) {
+            tran_serve_newcomers(ctx, false);
+        }
+        return fail(EBUSY);
+    }
+    if (!ctx->conn.negotiated) {
+        return fail(ENOTCONN);
+    }
+    ret = serve_client(ctx);
+    if (ctx->conn.negotiated) {
+        int err = errno;
+
+        tran_serve_newcomers(ctx, ret > 0);
+        errno = err;
+    }
+    return ret;
 }
 
 VFU_EXPORT int

@@ -214,19 +214,39 @@ is_newcomer(const vfu_ctx_t *ctx, int fd)
 }
 
 /*
- * Runs at every vfu_run_ctx, so it costs one system call when no client is
- * connecting: the poll set's ready list says whether the listener, the
- * timer or a newcomer needs anything.
+ * Whether a busy call may skip the look (a call that served nothing always
+ * looks); the coarse clock costs no system call.
+ */
+static bool
+look_can_wait(vfu_ctx_t *ctx)
+{
+    struct timespec now;
+    int64_t ms;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (ms - ctx->newcomers_looked_ms < NEWCOMER_LOOK_MS) {
+        return true;
+    }
+    ctx->newcomers_looked_ms = ms;
+    return false;
+}
+
+/*
+ * One system call when no client is connecting: the poll set's ready list
+ * says whether the listener, the timer or a newcomer needs anything. Until
+ * it is looked at, the poll fd stays readable, so a skipped look only
+ * brings the caller back.
  */
 void
-tran_serve_newcomers(vfu_ctx_t *ctx)
+tran_serve_newcomers(vfu_ctx_t *ctx, bool busy)
 {
     struct epoll_event events[POLL_SET_MAX];
     bool listener = false, due = false;
     int64_t now;
     int n;
 
-    if (ctx->listen_fd < 0 || ctx->newcomer_timer_fd < 0) {
+    if (ctx->listen_fd < 0 || ctx->newcomer_timer_fd < 0 || (busy && look_can_wait(ctx))) {
         return;
     }
     n = take_events(ctx, events);

@@ -5,6 +5,7 @@
  * every side so each step is exact.
  */
 #include <poll.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -21,6 +22,19 @@ struct version_msg {
 static const struct version_msg version_msg = {
     .hdr = { .msg_id = 7, .cmd = VFIO_USER_VERSION, .msg_size = sizeof(version_msg) },
 };
+
+/* The library's epoll_wait calls (linked with --wrap=epoll_wait). */
+static unsigned epoll_waits;
+
+int __real_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+int __wrap_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+
+int
+__wrap_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    epoll_waits++;
+    return __real_epoll_wait(epfd, events, maxevents, timeout);
+}
 
 static bool
 poll_fd_ready(vfu_ctx_t *ctx, int timeout_ms)
@@ -207,6 +221,54 @@ test_two_waiting_as_client_leaves(void)
     vfu_destroy_ctx(ctx);
 }
 
+/*
+ * A busy client's requests cost no look for newcomers each (one system
+ * call), and one that connects meanwhile is still told within
+ * NEWCOMER_LOOK_MS that the device is busy.
+ */
+static void
+test_busy_client_looks_seldom(void)
+{
+    enum { REQUESTS = 50 };
+    struct vfu_test_client first, newcomer;
+    vfu_ctx_t *ctx = attached_device("busy-seldom", &first);
+    struct vfio_user_header hdr;
+    uint64_t start, elapsed_ms, heard_ns = 0;
+    size_t len;
+
+    REQUIRE(ctx != NULL);
+    check_first_served(ctx, &first);
+    epoll_waits = 0;
+    start = vfu_test_now_ns();
+    for (int i = 0; i < REQUESTS; i++) {
+        check_first_served(ctx, &first);
+    }
+    elapsed_ms = (vfu_test_now_ns() - start) / 1000000;
+    /* At most one look per NEWCOMER_LOOK_MS, however slow the machine. */
+    CHECK_LE(epoll_waits, elapsed_ms / NEWCOMER_LOOK_MS + 1);
+    CHECK_LT(epoll_waits, REQUESTS);
+
+    REQUIRE_OK(vfu_test_client_connect(&newcomer, ctx->sock_path, -1));
+    CHECK_OK(vfu_test_send_raw(&newcomer, &version_msg, sizeof(version_msg), NULL, 0));
+    start = vfu_test_now_ns();
+    while (vfu_test_now_ns() - start < 2000000000ull) {
+        struct pollfd pfd = { .fd = newcomer.fd, .events = POLLIN };
+
+        check_first_served(ctx, &first);
+        if (poll(&pfd, 1, 0) == 1) {
+            heard_ns = vfu_test_now_ns() - start;
+            break;
+        }
+    }
+    CHECK_GT(heard_ns, 0);
+    CHECK_OK(vfu_test_recv_msg(&newcomer, &hdr, NULL, 0, &len, NULL, NULL));
+    CHECK_EQ(hdr.error_no, EBUSY);
+    CHECK_OK(vfu_test_wait_closed(&newcomer, 1000));
+    vfu_test_client_close(&newcomer);
+    vfu_test_client_close(&first);
+    vfu_destroy_ctx(ctx);
+}
+
 int
 main(void)
 {
@@ -215,5 +277,6 @@ main(void)
     RUN_TEST(test_garbage_newcomer_closed);
     RUN_TEST(test_many_newcomers);
     RUN_TEST(test_two_waiting_as_client_leaves);
+    RUN_TEST(test_busy_client_looks_seldom);
     return check_summary();
 }
