@@ -27,6 +27,7 @@ const BIN = path.join(RESULTS, 'bin');
 const CLIENT = path.join(BIN, 'bench_client');
 const TS_DEVICE = path.join(RESULTS, 'js', 'ts_device.js');
 const TS_FLEET = path.join(RESULTS, 'js', 'ts_fleet.js');
+const ADDON_FLOOR = path.join(RESULTS, 'js', 'addon_floor.js');
 
 const REPS = envInt('BENCH_REPS', 11);
 const N = envInt('BENCH_N', 10000);
@@ -287,6 +288,29 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
   return JSON.parse(out) as { startup_ns: number } & Resident;
 }
 
+/**
+ * Where `device.msix()` spends beyond its eventfd write (bench/addon_floor.ts,
+ * in one process): the whole call, the addon's trigger call alone, and an
+ * addon getter, the floor of any call from JS into the addon.
+ */
+function addonFloorRows(socket: string, raw: Record<string, unknown>): Row[] {
+  const [cmd, args] = pinned(CPU, [process.execPath, ADDON_FLOOR, socket, String(IRQ_REPS), String(IRQ_COUNT)]);
+  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
+  if (result.error !== undefined || result.status !== 0) {
+    process.stderr.write(result.stderr ?? '');
+    throw new Error(`bench: addon_floor failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
+  }
+  const floor = JSON.parse(result.stdout) as { ns_per_call: { msix: number; addonTrigger: number; addonGetter: number } };
+  raw.addon_floor = floor;
+  const group = 'where device.msix() spends (one process, CPU time per call, pinned)';
+  const { msix, addonTrigger, addonGetter } = floor.ns_per_call;
+  return [
+    { group, name: 'device.msix(0), the eventfd not drained', value: msix, unit: 'ns' },
+    { group, name: 'the addon\'s trigger call alone, as msix() ends in it', value: addonTrigger, unit: 'ns' },
+    { group, name: 'an addon getter that returns a field: any call into the addon', value: addonGetter, unit: 'ns' },
+  ];
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   if (spawnSync('taskset', ['-c', CPU, 'true']).status !== 0) {
@@ -356,6 +380,7 @@ async function main(): Promise<void> {
     };
     irqRows('during', []);
     irqRows('after', ['--drain-after']);
+    rows.push(...addonFloorRows(path.join(dir, 'addon-floor.sock'), raw));
 
     log('DMA: mapped memory, messages, and a loop over 64 MiB of guest memory');
     const dma = client(['dma', '--reps', String(IRQ_REPS), `c=${cdev.socket}`, `ts=${tsdev.socket}`]) as {
