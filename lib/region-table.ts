@@ -51,14 +51,16 @@ export class RegionTable {
       if (doorbells.length > 0) {
         handler = withDoorbells(handler, doorbells, (doorbell) => ringDoorbell(device, doorbell, 1));
       }
+      const readName = `BAR ${bar.index} read handler`;
+      const writeName = `BAR ${bar.index} write handler`;
       if (handler !== undefined) {
-        this.add(bar.index, handler, `BAR ${bar.index} read handler`, `BAR ${bar.index} write handler`);
+        this.add(bar.index, handler, readName, writeName);
       }
       const memory = barMemoryOf(device, bar.index);
       if (bar.mapped !== undefined && memory !== undefined) {
         const mapped = new MappedBarHandler(memory.buffer, bar.mapped, handler, `BAR ${bar.index}`);
         this.mappedBars.set(bar.index, mapped);
-        this.entries[bar.index] = { handler: mapped, readName: `BAR ${bar.index} read`, writeName: `BAR ${bar.index} write` };
+        this.entries[bar.index] = { handler: mapped, readName, writeName };
       }
       this.accessRules[bar.index] = bar.access;
     }

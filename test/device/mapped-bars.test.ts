@@ -243,3 +243,18 @@ describe('mapped BAR descriptions', () => {
     expect(server.mappedAccessMessages(0)).toBe(0);
   });
 });
+
+describe('the trapped part of a mapped BAR', () => {
+  test('a fault in its handler is named as any BAR handler\'s', async () => {
+    // A read result that is no data: the server's own HandlerError.
+    const handler = { read: () => 'oops' as unknown as void, write: (): void => undefined };
+    const device = new PciDevice({ vendorId: 0x1b36, deviceId: 0x11a1, bars: [{ index: 0, size: 2 * PAGE, mapped: [{ offset: PAGE, size: PAGE }], handler }] });
+    const { server, client } = await serveAndConnect(device);
+    const errors: Error[] = [];
+    server.on('error', (err) => errors.push(err));
+    await expect(client.read32(0, 4)).rejects.toMatchObject({ code: 'EIO' });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ handler: 'BAR 0 read handler', code: 'EIO' });
+    expect(server.mappedAccessMessages(0)).toBe(0);
+  });
+});
