@@ -15,7 +15,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { CliError } from './cli/cli-error';
-import { formatReport, inspectDevice } from './cli/inspect';
 import { enableTypeScript } from './cli/typescript';
 import { PCI_DEVICE_BRAND, type PciDevice } from './device';
 import { VfioUserServer } from './server';
@@ -249,6 +248,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return 0;
     }
     if ('inspect' in args) {
+      // Loaded here only: it brings in the client, which serving never needs.
+      const { formatReport, inspectDevice } = await import('./cli/inspect');
       const report = await inspectDevice(args.inspect).catch((err: Error & { code?: string }) => {
         throw new CliError(`cannot inspect ${args.inspect}: ${err.code === 'ENOENT' ? 'no such socket' : err.message}`, 1);
       });

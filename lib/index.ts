@@ -1,7 +1,8 @@
 /**
- * vfio-user for Node.js: describe a PCI device in TypeScript, serve it to
- * QEMU (or any vfio-user client) over a UNIX socket, and test it with the
- * bundled client, without a VM.
+ * vfio-user for Node.js: describe a PCI device in TypeScript and serve it to
+ * QEMU (or any vfio-user client) over a UNIX socket. This is the device side
+ * only; the client that tests a device without a VM is `vfio-user/client`,
+ * which a served device never loads.
  *
  * @packageDocumentation
  */
@@ -94,4 +95,3 @@ export {
   TimeoutError,
   VfioUserError,
 } from './errors';
-export * from './client';

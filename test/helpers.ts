@@ -4,7 +4,8 @@
  */
 import { join } from 'node:path';
 
-import { PciDevice, VfioUserClient, VfioUserServer, type VfioUserServerOptions } from '../lib';
+import { PciDevice, VfioUserServer, type VfioUserServerOptions } from '../lib';
+import { VfioUserClient } from '../lib/client';
 import { tempDir } from './support/temp-dir';
 
 const servers: VfioUserServer[] = [];

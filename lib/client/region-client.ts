@@ -308,7 +308,7 @@ export abstract class RegionClient extends EventEmitter<VfioUserClientEvents> {
 
   /**
    * Offset of the first standard capability with ID `id` (see
-   * {@link CapabilityId}) in config space, walking the list as a driver
+   * {@link index!CapabilityId}) in config space, walking the list as a driver
    * does; undefined when there is none.
    */
   async findCapability(id: number): Promise<number | undefined> {

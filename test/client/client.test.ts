@@ -1,15 +1,8 @@
 import { linkSync, renameSync } from 'node:fs';
 import * as net from 'node:net';
 
-import {
-  Command,
-  HeaderFlag,
-  ProtocolError,
-  Region,
-  TimeoutError,
-  VfioUserClient,
-  VfioUserError,
-} from '../../lib';
+import { ProtocolError, Region, TimeoutError, VfioUserError } from '../../lib';
+import { Command, HeaderFlag, VfioUserClient } from '../../lib/client';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from '../../lib/client/protocol';
 import { TestDevice } from '../fixtures/test-device';
 import { connect, nextEvent, rejection, serve, serveAndConnect, socketPath } from '../helpers';

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 
-import { VfioUserClient } from '../../lib';
+import { VfioUserClient } from '../../lib/client';
 import { Command, decodeHeader, encodeHeader, encodeVersion, HEADER_SIZE, HeaderFlag } from '../../lib/client/protocol';
 import { socketPath } from '../helpers';
 

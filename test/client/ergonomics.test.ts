@@ -5,7 +5,8 @@
  */
 import * as net from 'node:net';
 
-import { ArgumentError, Region, RegionAccessError, VfioUserClient, VfioUserError } from '../../lib';
+import { ArgumentError, Region, RegionAccessError, VfioUserError } from '../../lib';
+import { VfioUserClient } from '../../lib/client';
 import { encodeHeader, HeaderFlag } from '../../lib/client/protocol';
 import { REG, TestDevice } from '../fixtures/test-device';
 import { connect, rejection, serve, serveAndConnect, socketPath } from '../helpers';

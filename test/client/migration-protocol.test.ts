@@ -2,7 +2,8 @@
  * The client's migration messages, byte for byte, and its view of the state
  * machine, checked against the protocol specification without a server.
  */
-import { DeviceFeature, DeviceState, FeatureFlag, MIGRATION_ARCS, ProtocolError } from '../../lib';
+import { ProtocolError } from '../../lib';
+import { DeviceFeature, DeviceState, FeatureFlag, MIGRATION_ARCS } from '../../lib/client';
 import {
   bitmapSize,
   decodeDataRead,

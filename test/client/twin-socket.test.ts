@@ -4,7 +4,7 @@
  * (the server then sends them nowhere else, so the transfers below complete
  * only if the client serves that socket).
  */
-import { VfioUserClient } from '../../lib';
+import { VfioUserClient } from '../../lib/client';
 import { TestDevice } from '../fixtures/test-device';
 import { serve, until } from '../helpers';
 

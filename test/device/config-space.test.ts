@@ -1,4 +1,5 @@
-import { CapabilityId, Msix, PciConfig, PciDevice, PciExpress, Region, type VfioUserClient } from '../../lib';
+import { CapabilityId, Msix, PciConfig, PciDevice, PciExpress, Region } from '../../lib';
+import type { VfioUserClient } from '../../lib/client';
 import { IDS, REG, TestDevice } from '../fixtures/test-device';
 import { rejection, serveAndConnect, u32 } from '../helpers';
 

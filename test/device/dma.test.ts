@@ -3,7 +3,8 @@
  * maps) and memory it did not (DMA_READ / DMA_WRITE messages answered by
  * the client), through a real socket.
  */
-import { DmaError, VfioUserClient, type DmaMapping } from '../../lib';
+import { DmaError, type DmaMapping } from '../../lib';
+import { VfioUserClient } from '../../lib/client';
 import { errorLike } from '../error-like';
 import { TestDevice } from '../fixtures/test-device';
 import { connect, rejection, serve, serveAndConnect, until } from '../helpers';

@@ -1,4 +1,5 @@
-import { Command, PciDevice, Region, VfioUserError, type VfioUserClient } from '../../lib';
+import { PciDevice, Region, VfioUserError } from '../../lib';
+import { Command, type VfioUserClient } from '../../lib/client';
 import { REG, TestDevice } from '../fixtures/test-device';
 import { nextEvent, regionAccess, rejection, serveAndConnect, u32 } from '../helpers';
 

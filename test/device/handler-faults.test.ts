@@ -3,7 +3,8 @@
  * Promise: the client gets an error reply, the server an 'error' event, and
  * the device keeps serving with its state intact. Driven through the client.
  */
-import { HandlerError, MemoryRegion, PciDevice, RegisterMap, type RegionHandler, type VfioUserClient, type VfioUserServer } from '../../lib';
+import { HandlerError, MemoryRegion, PciDevice, RegisterMap, type RegionHandler, type VfioUserServer } from '../../lib';
+import type { VfioUserClient } from '../../lib/client';
 import { rejection, serveAndConnect, u32 } from '../helpers';
 
 type Read = (offset: number, data: Buffer) => unknown;

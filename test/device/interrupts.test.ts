@@ -1,4 +1,5 @@
-import { Msi, Msix, PciCommand, PciConfig, PciDevice, PciStatus, Region, type VfioUserClient } from '../../lib';
+import { Msi, Msix, PciCommand, PciConfig, PciDevice, PciStatus, Region } from '../../lib';
+import type { VfioUserClient } from '../../lib/client';
 import { TestDevice } from '../fixtures/test-device';
 import { rejection, serveAndConnect } from '../helpers';
 

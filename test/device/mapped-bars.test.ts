@@ -5,7 +5,14 @@
  */
 import { fstatSync } from 'node:fs';
 
-import { DeviceDescriptionError, migrate, MigrationStreamError, PciDevice, RegisterMap, VfioUserClient, type DeviceDescription } from '../../lib';
+import {
+  DeviceDescriptionError,
+  MigrationStreamError,
+  PciDevice,
+  RegisterMap,
+  type DeviceDescription,
+} from '../../lib';
+import { migrate, VfioUserClient } from '../../lib/client';
 import { os } from '../../lib/native';
 import { connect, serve, serveAndConnect } from '../helpers';
 

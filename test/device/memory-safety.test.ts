@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { Command, PciDevice, VfioUserError, type RegionHandler } from '../../lib';
+import { PciDevice, VfioUserError, type RegionHandler } from '../../lib';
+import { Command } from '../../lib/client';
 import { errorLike } from '../error-like';
 import { regionAccess, rejection, serveAndConnect } from '../helpers';
 

@@ -1,14 +1,7 @@
 import { existsSync, linkSync, renameSync, statSync } from 'node:fs';
 
-import {
-  DeviceDescriptionError,
-  OptionsError,
-  PciDevice,
-  RegisterMap,
-  VfioUserClient,
-  VfioUserError,
-  VfioUserServer,
-} from '../../lib';
+import { DeviceDescriptionError, OptionsError, PciDevice, RegisterMap, VfioUserError, VfioUserServer } from '../../lib';
+import { VfioUserClient } from '../../lib/client';
 import { REG, TestDevice } from '../fixtures/test-device';
 import { connect, nextEvent, rejection, serve, serveAndConnect, socketPath, until } from '../helpers';
 

@@ -1,4 +1,5 @@
-import { migrate, Region } from 'vfio-user';
+import { Region } from 'vfio-user';
+import { migrate } from 'vfio-user/client';
 
 import createGpio, { GpioCard, GpioRegister } from '../../examples/gpio';
 import { connect, serve, serveAndConnect } from '../helpers';

@@ -4,7 +4,8 @@
  * several chunks in flight at the stop, on both DMA paths and in both
  * directions, which B finishes and completes with its MSI.
  */
-import { migrate, type GuestMemory, type VfioUserClient, type VfioUserServer } from '../../lib';
+import type { VfioUserServer } from '../../lib';
+import { migrate, type GuestMemory, type VfioUserClient } from '../../lib/client';
 
 import { EDU_BUFFER_SIZE, EDU_DMA_CHUNK, EduDevice, EduDmaCommand, EduIrq, EduRegister, EduStatus } from '../../examples/edu';
 import { connect, serve } from '../helpers';

@@ -5,7 +5,8 @@
  * config-space restore, including the 2-byte write at MSI-X capability + 3
  * with Enable and Function Mask set. B must then be A.
  */
-import { Msix, PciConfig, PciCommand, Region, migrate, type VfioUserClient } from '../../lib';
+import { Msix, PciConfig, PciCommand, Region } from '../../lib';
+import { migrate, type VfioUserClient } from '../../lib/client';
 import { MigratableDevice, MREG } from '../fixtures/migratable-device';
 import { connect, serve } from '../helpers';
 

@@ -4,7 +4,8 @@
  * what it wrote by DMA while running shows in the client's dirty-page log.
  * A migration cut short by the client leaving leaves the source running.
  */
-import { DeviceStoppedError, migrate, Region } from '../../lib';
+import { DeviceStoppedError, Region } from '../../lib';
+import { migrate } from '../../lib/client';
 import { MigratableDevice, PAGE } from '../fixtures/migratable-device';
 import { connect, rejection, serve, serveAndConnect, until } from '../helpers';
 

@@ -5,7 +5,8 @@
  * another format or no stream at all is refused with a clear error while
  * the device keeps serving.
  */
-import { MemoryRegion, MigrationStreamError, migrate, PciDevice, RegisterMap, VfioUserClient, type VfioUserServer } from '../../lib';
+import { MemoryRegion, MigrationStreamError, PciDevice, RegisterMap, type VfioUserServer } from '../../lib';
+import { migrate, VfioUserClient } from '../../lib/client';
 import { RecordType, StreamParser, type StreamIdentity } from '../../lib/migration-stream';
 import { MigratableDevice } from '../fixtures/migratable-device';
 import { connect, rejection, serve } from '../helpers';

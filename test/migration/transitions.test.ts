@@ -3,18 +3,15 @@
  * allows, the paths the server takes for the others, and the transitions it
  * refuses, with the device's hooks and the server's events.
  */
+import { MigrationTransitionError, PciDevice, type MigrationState, type VfioUserServer } from '../../lib';
 import {
   Command,
   DeviceFeature,
   DeviceState,
   FeatureFlag,
   MIGRATION_ARCS,
-  MigrationTransitionError,
-  PciDevice,
-  type MigrationState,
   type VfioUserClient,
-  type VfioUserServer,
-} from '../../lib';
+} from '../../lib/client';
 import { encodeDeviceState, encodeFeature } from '../../lib/client/migration-protocol';
 import { MigratableDevice } from '../fixtures/migratable-device';
 import { connect, rejection, serve, serveAndConnect } from '../helpers';

@@ -5,8 +5,9 @@
 // from it by messages, and reports what it found to the parent over IPC.
 'use strict';
 const assert = require('node:assert/strict');
+const path = require('node:path');
 
-const { VfioUserClient, Command, DmaFlag } = require(process.env.VFIO_USER_LIB);
+const { VfioUserClient, Command, DmaFlag } = require(path.join(process.env.VFIO_USER_LIB, 'client'));
 const { REG, JOB, pattern, transform, sameBytes } = require('./system-lib-dma-device');
 
 const SOURCE = 0x100000;

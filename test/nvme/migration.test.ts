@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { migrate } from 'vfio-user';
+import { migrate } from 'vfio-user/client';
 
 import { BackingFile, NvmeController, DEFAULT_IDENTITY, NvmeRegister } from '../../examples/nvme';
 import { loadControllerState, saveControllerState } from '../../examples/nvme/migration-state';

@@ -4,7 +4,7 @@
  * lists in client memory, rings doorbells (or writes shadow doorbells with
  * the event-index rule Linux uses), and reaps completions by phase tag.
  */
-import type { GuestMemory, VfioUserClient } from 'vfio-user';
+import type { GuestMemory, VfioUserClient } from 'vfio-user/client';
 
 import { Cc, Csts, NvmeRegister } from '../../examples/nvme';
 

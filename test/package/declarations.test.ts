@@ -19,11 +19,13 @@ afterAll(() => {
   }
 });
 
-/** Uses every export, so that every declaration file is read. */
+/** Uses every export of the device and client entry points, so that every declaration file is read. */
 const USER_CODE = `import * as vfio from 'vfio-user';
-import { PciDevice, VfioUserClient } from 'vfio-user';
+import * as vfioClient from 'vfio-user/client';
+import { PciDevice } from 'vfio-user';
+import { VfioUserClient } from 'vfio-user/client';
 const device: PciDevice = new PciDevice({ vendorId: 1, deviceId: 2 });
-const exported: number = Object.keys(vfio).length;
+const exported: number = Object.keys(vfio).length + Object.keys(vfioClient).length;
 export const used: unknown[] = [device, exported, VfioUserClient];
 `;
 

@@ -72,7 +72,8 @@ describe('the tarball', () => {
 
 /** A device and a jest test of it through the client, as a user's project would have. */
 const USER_TEST = `
-const { PciDevice, RegisterMap, VfioUserServer, VfioUserClient, Region } = require('vfio-user');
+const { PciDevice, RegisterMap, VfioUserServer, Region } = require('vfio-user');
+const { VfioUserClient } = require('vfio-user/client');
 
 test('the device answers the client', async () => {
   const regs = new RegisterMap({ scratch: { offset: 0, width: 4, rw: 0xffffffff } });

@@ -4,7 +4,8 @@
  * in client guest memory (shared memfd or message-path memory) and posts
  * chains, so that a device is driven over VfioUserClient with no VM.
  */
-import { CapabilityId, PciConfig, Region, type GuestMemory, type VfioUserClient } from 'vfio-user';
+import { CapabilityId, PciConfig, Region } from 'vfio-user';
+import type { GuestMemory, VfioUserClient } from 'vfio-user/client';
 import { VirtioCommonCfg as Cfg, VirtioFeature, VirtioPciCap, VirtioStatus, VirtqDescFlag } from 'vfio-user/virtio';
 
 /** A virtio structure a capability points at. */

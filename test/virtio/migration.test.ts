@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { migrate } from 'vfio-user';
+import { migrate } from 'vfio-user/client';
 import { VirtioStatus, type Virtqueue, type VirtqueueRequest } from 'vfio-user/virtio';
 
 import { VirtioBlk, VirtioBlkFeature, VirtioBlkStatus, VirtioBlkType } from '../../examples/virtio-blk';
