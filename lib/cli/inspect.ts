@@ -7,7 +7,7 @@
  */
 import { closeSync } from 'node:fs';
 
-import { VfioUserClient } from '../client';
+import { VfioUserClient, type RegionIoFds } from '../client';
 import { Region } from '../constants';
 
 export interface BarReport {
@@ -20,6 +20,16 @@ export interface BarReport {
   readonly writable: boolean;
   /** Areas the client may mmap, `[offset, size]`. */
   readonly mappedAreas: readonly (readonly [number, number])[];
+  /** Doorbells the server offers as ioeventfds (DEVICE_GET_REGION_IO_FDS). */
+  readonly doorbells: readonly DoorbellReport[];
+}
+
+export interface DoorbellReport {
+  readonly offset: number;
+  /** Bytes a write must have; 0: any. */
+  readonly size: number;
+  /** The value a write must have, in hex, when it must have one. */
+  readonly datamatch?: string;
 }
 
 export interface CapabilityReport {
@@ -121,6 +131,25 @@ function capabilities(config: Buffer): CapabilityReport[] {
   return found;
 }
 
+/** The ioeventfds a BAR offers, by offset; none from a server that does not answer the request. */
+async function doorbells(client: VfioUserClient, region: number): Promise<DoorbellReport[]> {
+  let reply: RegionIoFds;
+  try {
+    reply = await client.getRegionIoFds(region);
+  } catch {
+    return [];
+  }
+  reply.fds.forEach((fd) => closeSync(fd));
+  return reply.entries
+    .filter((entry) => entry.type === 'ioeventfd')
+    .sort((a, b) => a.offset - b.offset)
+    .map((entry) => ({
+      offset: entry.offset,
+      size: entry.size,
+      ...(entry.datamatch === undefined ? {} : { datamatch: `0x${entry.datamatch.toString(16)}` }),
+    }));
+}
+
 /** Asks the device at `socket` everything the report shows. */
 export async function inspectDevice(socket: string): Promise<DeviceReport> {
   const client = await VfioUserClient.connect(socket);
@@ -148,6 +177,7 @@ export async function inspectDevice(socket: string): Promise<DeviceReport> {
         readable: region.readable,
         writable: region.writable,
         mappedAreas: region.mappable ? (region.sparseAreas.length > 0 ? region.sparseAreas.map((a) => [a.offset, a.size] as const) : [[0, region.size] as const]) : [],
+        doorbells: await doorbells(client, index),
       });
     }
     const interrupts: Record<string, number> = {};
@@ -205,6 +235,10 @@ export function formatReport(report: DeviceReport): string {
     const access = `${bar.readable ? 'r' : '-'}${bar.writable ? 'w' : '-'}`;
     const mapped = bar.mappedAreas.length === 0 ? 'not mappable' : `mapped ${bar.mappedAreas.map(([o, s]) => `0x${o.toString(16)}+${sizeText(s)}`).join(', ')}`;
     lines.push(`\tRegion ${bar.index}: ${kind} [size=${sizeText(bar.size)}] ${access}, ${mapped}`);
+    if (bar.doorbells.length > 0) {
+      const each = bar.doorbells.map((d) => `0x${d.offset.toString(16)} (${d.size === 0 ? 'any size' : `${d.size} bytes`}${d.datamatch === undefined ? '' : `, =${d.datamatch}`})`);
+      lines.push(`\t\tDoorbells: ${each.join(', ')}`);
+    }
   }
   for (const cap of report.capabilities) {
     const fields = Object.entries(cap.fields).map(([name, value]) => `${name}=${typeof value === 'boolean' ? (value ? '+' : '-') : value}`);

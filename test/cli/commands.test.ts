@@ -184,8 +184,9 @@ describe('vfio-user', () => {
       `const { PciDevice } = require('vfio-user');
        module.exports = () => new PciDevice({
          vendorId: 0x1af4, deviceId: 0x1042, revision: 2, classCode: 0x018000, intx: true,
-         bars: [{ index: 0, size: 256, memory: false }, { index: 2, size: 65536, bits64: true, prefetchable: true }],
+         bars: [{ index: 0, size: 256, memory: false }, { index: 2, size: 65536, bits64: true, prefetchable: true, mapped: [{ offset: 0x8000, size: 0x8000 }] }],
          msix: { vectors: 8, bar: 4 },
+         doorbells: [{ name: 'kick', bar: 2, offset: 0x100, size: 4 }, { name: 'queue 1', bar: 2, offset: 0x104, size: 2, datamatch: 1n }],
        });\n`,
     );
     const socket = socketPath('cli-inspect');
@@ -197,7 +198,8 @@ describe('vfio-user', () => {
     expect(text.output).toContain('Device 1af4:1042 (rev 02), class 018000');
     expect(text.output).toContain('Interrupt: pin A');
     expect(text.output).toContain('Region 0: I/O ports [size=256] rw, not mappable');
-    expect(text.output).toContain('Region 2: Memory (64-bit, prefetchable) [size=64K] rw, not mappable');
+    expect(text.output).toContain('Region 2: Memory (64-bit, prefetchable) [size=64K] rw, mapped 0x8000+32K');
+    expect(text.output).toContain('\t\tDoorbells: 0x100 (4 bytes), 0x104 (2 bytes, =0x1)');
     expect(text.output).toMatch(/Region 4: Memory \(32-bit, non-prefetchable\) \[size=4K\]/);
     expect(text.output).toMatch(/Capabilities: \[[0-9a-f]{2}\] MSI-X: enabled=- masked=- vectors=8 table=BAR4\+0x0 pba=BAR4\+0x/);
     expect(text.output).toContain('Interrupts: INTx 1, MSI 0, MSI-X 8');
@@ -205,13 +207,14 @@ describe('vfio-user', () => {
 
     const json = await finished(['inspect', socket, '--json']);
     expect(json.code).toBe(0);
-    const report = JSON.parse(json.output) as { bars: Array<{ index: number; kind: string; size: number }> };
+    const report = JSON.parse(json.output) as { bars: Array<{ index: number; kind: string; size: number; doorbells: unknown[] }> };
     expect(report).toMatchObject({ vendorId: 0x1af4, deviceId: 0x1042, classCode: 0x018000, interrupts: { INTx: 1, 'MSI-X': 8 } });
     expect(report.bars.map((bar) => [bar.index, bar.kind, bar.size])).toEqual([
       [0, 'io', 256],
       [2, 'memory', 65536],
       [4, 'memory', 4096],
     ]);
+    expect(report.bars[1].doorbells).toEqual([{ offset: 0x100, size: 4 }, { offset: 0x104, size: 2, datamatch: '0x1' }]);
 
     // The device served on: inspecting is an ordinary client's visit.
     expect(server.child.exitCode).toBe(null);
