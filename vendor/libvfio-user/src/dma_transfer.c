@@ -112,8 +112,12 @@ send_chunk(vfu_ctx_t *ctx, struct dma_xfer *x)
         free(c);
         return ret;
     }
-    c->next = ctx->xfers.chunks;
-    ctx->xfers.chunks = c;
+    /* At the end: the client answers mostly in order, so find_chunk looks at the front. */
+    if (ctx->xfers.chunks_end == NULL) {
+        ctx->xfers.chunks_end = &ctx->xfers.chunks;
+    }
+    *ctx->xfers.chunks_end = c;
+    ctx->xfers.chunks_end = &c->next;
     x->requested += c->count;
     x->pending++;
     if (x->blocking) {
@@ -151,6 +155,9 @@ drop_chunk(vfu_ctx_t *ctx, struct dma_chunk **link)
     struct dma_chunk *c = *link;
 
     *link = c->next;
+    if (c->next == NULL) {
+        ctx->xfers.chunks_end = link;
+    }
     c->xfer->pending--;
     if (c->xfer->blocking) {
         c->xfer->inflight -= c->count;
@@ -166,7 +173,7 @@ drop_chunks_of(vfu_ctx_t *ctx, struct dma_xfer *x)
 {
     struct dma_chunk **link = &ctx->xfers.chunks;
 
-    while (*link != NULL) {
+    while (*link != NULL && x->pending > 0) {
         if ((*link)->xfer == x) {
             drop_chunk(ctx, link);
         } else {
@@ -252,6 +259,9 @@ unlink_xfer(vfu_ctx_t *ctx, struct dma_xfer *x)
         link = &(*link)->next;
     }
     *link = x->next;
+    if (ctx->xfers.unsent == x) {
+        ctx->xfers.unsent = x->next;
+    }
     if (ctx->xfers.tail == x) {
         ctx->xfers.tail = NULL;
         for (struct dma_xfer *t = ctx->xfers.head; t != NULL; t = t->next) {
@@ -269,21 +279,36 @@ finish(vfu_ctx_t *ctx, struct dma_xfer *x, int error)
     free(x);
 }
 
+static bool
+has_unsent(const struct dma_xfer *x)
+{
+    return x->requested < x->len && x->error == 0;
+}
+
 /*
- * Sends what the window allows, oldest transfer first. A transfer whose
- * send fails ends with that error once nothing of it is in flight.
+ * Sends what the window allows, oldest transfer first, from the first one
+ * with bytes left to ask for (so a reply costs no walk over transfers that
+ * only await replies), up to the first one the window holds back. A
+ * transfer whose send fails ends with that error once nothing of it is in
+ * flight.
  */
 static void
 pump_all(vfu_ctx_t *ctx)
 {
-    struct dma_xfer *x = ctx->xfers.head;
+    struct dma_xfer *x = ctx->xfers.unsent;
 
+    /* Set again below, or by a transfer that a callback of finish() starts. */
+    ctx->xfers.unsent = NULL;
     while (x != NULL) {
         struct dma_xfer *next = x->next;
         int ret = pump(ctx, x);
 
         if (ret < 0 && x->error == 0) {
             x->error = -ret;
+        }
+        if (has_unsent(x)) {
+            ctx->xfers.unsent = x;
+            return;
         }
         if (x->error != 0 && x->pending == 0) {
             finish(ctx, x, x->error);
@@ -334,6 +359,9 @@ dma_transfer_start(vfu_ctx_t *ctx, uint64_t iova, size_t len, void *data, bool i
             return ret;
         }
         x->error = -ret;
+    }
+    if (ctx->xfers.unsent == NULL && has_unsent(x)) {
+        ctx->xfers.unsent = x;
     }
     return 0;
 }

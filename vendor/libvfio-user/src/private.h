@@ -174,7 +174,8 @@ struct vfu_stream {
     struct vfu_rx rx;
     struct vfu_tx *tx_head; /* unsent messages, oldest first */
     struct vfu_tx *tx_tail;
-    size_t tx_bytes; /* unsent bytes in the queue, <= TX_QUEUE_MAX */
+    size_t tx_bytes;  /* unsent bytes in the queue, <= TX_QUEUE_MAX */
+    uint32_t watched; /* the epoll events last set for fd */
 };
 
 struct vfu_conn {
@@ -280,9 +281,13 @@ struct vfu_dma_xfers {
     uint16_t next_msg_id;
     struct dma_xfer *head; /* asynchronous transfers, oldest first */
     struct dma_xfer *tail;
-    struct dma_chunk *chunks; /* messages awaiting their replies */
-    size_t inflight;          /* bytes of asynchronous ones among them */
-    int reply_timeout_ms;     /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
+    /* The first that may have bytes left to ask for: those before have none. */
+    struct dma_xfer *unsent;
+    /* Messages awaiting their replies, oldest first: replies mostly come in order. */
+    struct dma_chunk *chunks;
+    struct dma_chunk **chunks_end; /* the last one's next, or &chunks; NULL as &chunks */
+    size_t inflight;               /* bytes of asynchronous ones among them */
+    int reply_timeout_ms;          /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
 };
 
 /* A client that connected while another is attached, until it is answered or served. */

@@ -166,6 +166,7 @@ tran_accept(vfu_ctx_t *ctx)
         return ret;
     }
     ctx->conn.main.fd = fd;
+    ctx->conn.main.watched = EPOLLIN;
     ctx->conn.negotiated = false;
     memset(&ctx->conn.main.rx, 0, sizeof(ctx->conn.main.rx));
     return 0;
@@ -179,6 +180,7 @@ tran_attached(vfu_ctx_t *ctx)
 
     if (ctx->conn.twin.fd >= 0) {
         ret = tran_watch(ctx, EPOLL_CTL_ADD, ctx->conn.twin.fd, EPOLLIN);
+        ctx->conn.twin.watched = EPOLLIN;
     }
     if (ret == 0) {
         ctx->conn.negotiated = true;

@@ -12,6 +12,9 @@
 #include "private.h"
 #include "transport.h"
 
+/* Most queued messages one sendmsg takes when the queue is flushed. */
+#define FLUSH_IOV_MAX 64
+
 /*
  * One sendmsg of what iov holds, fds with its first byte: the bytes taken,
  * or -EAGAIN when the socket is full, or -errno.
@@ -86,6 +89,23 @@ poll_events(vfu_ctx_t *ctx, const struct vfu_stream *s)
     return EPOLLOUT;
 }
 
+/* Polls s for what poll_events says, with no system call when that is unchanged. */
+static int
+watch_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
+{
+    uint32_t events = poll_events(ctx, s);
+    int ret;
+
+    if (events == s->watched) {
+        return 0;
+    }
+    ret = tran_watch(ctx, EPOLL_CTL_MOD, s->fd, events);
+    if (ret == 0) {
+        s->watched = events;
+    }
+    return ret;
+}
+
 /* Keeps what the socket did not take, to go out when it has room. */
 static int
 tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov, size_t iovcnt,
@@ -123,7 +143,7 @@ tx_enqueue(vfu_ctx_t *ctx, struct vfu_stream *s, const struct iovec *iov, size_t
     }
     s->tx_tail = tx;
     /* Again even when the queue was not empty: a DMA message may be new. */
-    return tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
+    return watch_stream(ctx, s);
 }
 
 int
@@ -185,7 +205,12 @@ tran_send(vfu_ctx_t *ctx, const struct vfio_user_header *hdr, const void *payloa
     return tran_sendv(ctx, false, hdr, &iov, len > 0 ? 1 : 0, fds, nr_fds);
 }
 
-/* Sends what s has queued: 0 when none is left, -EAGAIN when some is, -errno. */
+/*
+ * Sends what s has queued, several messages a sendmsg (a burst of DMA
+ * messages queues hundreds): 0 when none is left, -EAGAIN when some is,
+ * -errno. A message with fds starts a sendmsg of its own, so that they go
+ * with its first byte.
+ */
 static int
 flush_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
 {
@@ -193,32 +218,49 @@ flush_stream(vfu_ctx_t *ctx, struct vfu_stream *s)
         return 0;
     }
     while (s->tx_head != NULL) {
-        struct vfu_tx *tx = s->tx_head;
-        struct iovec iov = { .iov_base = tx->data + tx->sent, .iov_len = tx->len - tx->sent };
-        ssize_t n = send_once(s->fd, &iov, 1, tx->fds, tx->sent == 0 ? tx->nr_fds : 0);
+        struct iovec iov[FLUSH_IOV_MAX];
+        size_t iovcnt = 0;
+        const struct vfu_tx *head = s->tx_head;
+        size_t nr_fds = head->sent == 0 ? head->nr_fds : 0;
+        ssize_t n;
 
+        for (const struct vfu_tx *tx = head; tx != NULL && iovcnt < FLUSH_IOV_MAX; tx = tx->next) {
+            if (tx != head && tx->nr_fds > 0) {
+                break;
+            }
+            iov[iovcnt].iov_base = tx->data + tx->sent;
+            iov[iovcnt].iov_len = tx->len - tx->sent;
+            iovcnt++;
+        }
+        n = send_once(s->fd, iov, iovcnt, head->fds, nr_fds);
         if (n == -EAGAIN) {
             /* The events may have changed since: a DMA transfer ended. */
-            int ret = tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
+            int ret = watch_stream(ctx, s);
 
             return ret < 0 ? ret : -EAGAIN;
         }
         if (n < 0) {
             return (int)n;
         }
-        tx->sent += (size_t)n;
         s->tx_bytes -= (size_t)n;
-        if (tx->sent < tx->len) {
-            continue;
+        while (n > 0) {
+            struct vfu_tx *tx = s->tx_head;
+            size_t step = VFU_MIN((size_t)n, tx->len - tx->sent);
+
+            tx->sent += step;
+            n -= (ssize_t)step;
+            if (tx->sent < tx->len) {
+                break;
+            }
+            s->tx_head = tx->next;
+            if (s->tx_head == NULL) {
+                s->tx_tail = NULL;
+            }
+            free(tx->data);
+            free(tx);
         }
-        s->tx_head = tx->next;
-        if (s->tx_head == NULL) {
-            s->tx_tail = NULL;
-        }
-        free(tx->data);
-        free(tx);
     }
-    return tran_watch(ctx, EPOLL_CTL_MOD, s->fd, poll_events(ctx, s));
+    return watch_stream(ctx, s);
 }
 
 int

@@ -819,6 +819,73 @@ out:
     }
 }
 
+static bool
+done_at_least_four(void *arg)
+{
+    struct fixture *f = arg;
+
+    return atomic_load(&f->dev.nr_done) >= 4;
+}
+
+/*
+ * A burst of asynchronous transfers larger than the window (DMA_INFLIGHT_MAX)
+ * and than the socket's buffer: messages queue and go out in batches, the
+ * ones the window held back go as replies come (oldest transfer first), and
+ * every transfer ends once, in order, with its data.
+ */
+static void
+test_async_burst(void)
+{
+    const size_t part = (3u << 20) / 2;
+    const uint64_t base = 0x100000;
+    struct fixture f;
+    struct client_mem mem = { 0 };
+    uint8_t *bufs[4];
+    unsigned long served;
+
+    for (int i = 0; i < 4; i++) {
+        bufs[i] = malloc(part);
+        REQUIRE(bufs[i] != NULL);
+        fill(bufs[i], part, (uint8_t)(0x31 * (i + 1)));
+    }
+    if (!fixture_open(&f, "dmamsg-burst",
+                      "{\"capabilities\":{\"max_msg_fds\":16,"
+                      "\"max_data_xfer_size\":4096}}") ||
+        !client_mem_map(&f, &mem, base, 4 * part, false, true, 0x5c)) {
+        goto out;
+    }
+    /* Writes to parts 0 and 2, reads of parts 1 and 3: 6 MiB, three windows. */
+    for (int i = 0; i < 4; i++) {
+        set_op(&f, base + i * part, part, i % 2 == 0, 0, bufs[i]);
+        CHECK_OK(vfu_test_server_call(&f.srv, call_async_start, NULL));
+        CHECK_EQ(f.dev.async_ret, 0);
+    }
+    CHECK_EQ(atomic_load(&f.dev.nr_done), 0);
+    served = f.c.server_cmds;
+    CHECK_EQ(vfu_test_client_serve(&f.c, 500), 4 * part / 4096);
+    CHECK_EQ(f.c.server_cmds - served, 4 * part / 4096);
+    CHECK(vfu_test_wait_until(done_at_least_four, &f, 5000));
+    sync_with_server(&f);
+    REQUIRE_EQ(atomic_load(&f.dev.nr_done), 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(f.dev.done[i].error, 0);
+        CHECK_EQ(f.dev.done[i].seq, (unsigned)i + 1);
+    }
+    for (int i = 0; i < 4; i += 2) {
+        CHECK_MEM(mem.ptr + i * part, bufs[i], part);
+        CHECK_MEM(bufs[i + 1], mem.ptr + (i + 1) * part, part);
+    }
+    CHECK_EQ(vfu_test_server_run_errors(&f.srv), 0);
+    /* Nothing is left in flight: the device serves on. */
+    CHECK_OK(ring(&f, DOORBELL_LOG));
+out:
+    fixture_close(&f);
+    client_mem_free(&mem);
+    for (int i = 0; i < 4; i++) {
+        free(bufs[i]);
+    }
+}
+
 /* Holds the first DMA command, and answers it just before the second. */
 struct pair {
     bool holding;
@@ -1122,6 +1189,7 @@ main(void)
     RUN_TEST(test_timeout_and_late_reply);
     RUN_TEST(test_client_leaves_during_wait);
     RUN_TEST(test_async);
+    RUN_TEST(test_async_burst);
     RUN_TEST(test_async_replies_during_blocking_wait);
     RUN_TEST(test_async_ends_with_the_client);
     RUN_TEST(test_async_argument_errors);
