@@ -18,6 +18,7 @@ import {
 } from '../../lib';
 import { errorLike } from '../error-like';
 import { socketPath } from '../helpers';
+import { descriptionError } from '../support/description-error';
 
 const base: DeviceDescription = { vendorId: 0x1b36, deviceId: 0x0100 };
 const regs = (specs: Record<string, { offset: number; width: 1 | 2 | 4 }>): RegisterMap => new RegisterMap(specs);
@@ -112,16 +113,7 @@ const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
 
 describe('bad device descriptions', () => {
   test.each(cases)('%s', (_what, fields, field, message) => {
-    let caught: unknown;
-    try {
-      new PciDevice({ ...base, ...fields });
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(DeviceDescriptionError);
-    const err = caught as DeviceDescriptionError;
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(message);
+    const err = descriptionError(() => new PciDevice({ ...base, ...fields }), field, message);
     expect(err.message.startsWith(`${field}: `)).toBe(true);
     // One hierarchy: a description error is a configuration error and a VfioUserError.
     expect(err).toBeInstanceOf(ConfigurationError);

@@ -3,21 +3,12 @@ import type { DeviceDescription } from '../../lib/description';
 import { planDevice } from '../../lib/device-plan';
 import { DeviceDescriptionError } from '../../lib/errors';
 import { MemoryRegion } from '../../lib/region';
+import { descriptionError } from '../support/description-error';
 
 const base: DeviceDescription = { vendorId: 0x1b36, deviceId: 0x0100 };
 
 function refused(description: Partial<DeviceDescription> & Record<string, unknown>, field: string, message?: RegExp): void {
-  let caught: unknown;
-  try {
-    planDevice({ ...base, ...description });
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(DeviceDescriptionError);
-  expect((caught as DeviceDescriptionError).field).toBe(field);
-  if (message !== undefined) {
-    expect((caught as Error).message).toMatch(message);
-  }
+  descriptionError(() => planDevice({ ...base, ...description }), field, message);
 }
 
 describe('device descriptions', () => {

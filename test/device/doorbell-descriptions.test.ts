@@ -3,7 +3,8 @@
  * DeviceDescriptionError naming the doorbell's field, when the device is
  * constructed; the valid forms are accepted.
  */
-import { DeviceDescriptionError, PciDevice, type DeviceDescription, type DoorbellDescription } from '../../lib';
+import { PciDevice, type DeviceDescription, type DoorbellDescription } from '../../lib';
+import { descriptionError } from '../support/description-error';
 
 const base: DeviceDescription = {
   vendorId: 0x1b36,
@@ -47,16 +48,7 @@ const cases: Array<[string, unknown, string, RegExp]> = [
 
 describe('bad doorbells', () => {
   test.each(cases)('%s', (_what, doorbells, field, message) => {
-    let caught: unknown;
-    try {
-      new PciDevice({ ...base, doorbells: doorbells as DoorbellDescription[] });
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(DeviceDescriptionError);
-    const err = caught as DeviceDescriptionError;
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(message);
+    descriptionError(() => new PciDevice({ ...base, doorbells: doorbells as DoorbellDescription[] }), field, message);
   });
 
   test('valid doorbells are accepted', () => {

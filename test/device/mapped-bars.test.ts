@@ -15,6 +15,7 @@ import {
 import { migrate, VfioUserClient } from '../../lib/client';
 import { os } from '../../lib/native';
 import { connect, serve, serveAndConnect } from '../helpers';
+import { descriptionError } from '../support/description-error';
 
 const PAGE = os.pageSize;
 
@@ -40,15 +41,7 @@ class MailboxCard extends PciDevice {
 }
 
 function expectDescriptionError(description: DeviceDescription, field: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    new PciDevice(description);
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(DeviceDescriptionError);
-  expect((caught as DeviceDescriptionError).field).toBe(field);
-  expect((caught as Error).message).toMatch(message);
+  descriptionError(() => new PciDevice(description), field, message);
 }
 
 describe('mapped BARs through a client that maps them', () => {
