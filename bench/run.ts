@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { scaleRows } from './scale';
-import { C_FLAGS, CC, envInt, findRoot, run, sleep, waitForSocket } from './support';
+import { C_FLAGS, CC, envInt, findRoot, onCpu, run, sleep, stopProcess, waitForSocket } from './support';
 
 const ROOT = findRoot(__dirname);
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -97,7 +97,7 @@ process.on('exit', () => {
 let pinning = true;
 
 function pinned(cpu: string, argv: string[]): [string, string[]] {
-  return pinning ? ['taskset', ['-c', cpu, ...argv]] : [argv[0], argv.slice(1)];
+  return onCpu(pinning ? cpu : undefined, argv);
 }
 
 async function startServer(name: string, argv: string[], socket: string, cpu = CPU): Promise<Server> {
@@ -109,25 +109,23 @@ async function startServer(name: string, argv: string[], socket: string, cpu = C
   return { name, socket, proc, pid: proc.pid ?? 0 };
 }
 
-async function stopServer(server: Server): Promise<void> {
-  if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
-    return;
+function stopServer(server: Server): Promise<void> {
+  return stopProcess(server.proc);
+}
+
+/** Runs a measuring program pinned to `cpu` and parses the JSON it prints. */
+function measure(what: string, argv: string[], cpu = CPU): unknown {
+  const [cmd, args] = pinned(cpu, argv);
+  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
+  if (result.error !== undefined || result.status !== 0) {
+    process.stderr.write(result.stderr ?? '');
+    throw new Error(`bench: ${what} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
   }
-  const exited = new Promise<void>((resolve) => server.proc.once('exit', () => resolve()));
-  server.proc.kill('SIGTERM');
-  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+  return JSON.parse(result.stdout);
 }
 
 function client(args: string[], cpu = CPU): unknown {
-  const [cmd, argv] = pinned(cpu, [CLIENT, ...args]);
-  const result = spawnSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
-  if (result.error !== undefined || result.status !== 0) {
-    process.stderr.write(result.stderr ?? '');
-    throw new Error(`bench: bench_client ${args[0]} failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
-  }
-  return JSON.parse(result.stdout);
+  return measure(`bench_client ${args[0]}`, [CLIENT, ...args], cpu);
 }
 
 // --------------------------------------------------------------------- table
@@ -281,7 +279,7 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
   proc.on('exit', () => children.delete(proc));
   const code = await clientDone;
   children.delete(clientProc);
-  await stopServer({ name: argv[0], socket, proc, pid: proc.pid ?? 0 });
+  await stopProcess(proc);
   if (code !== 0) {
     throw new Error(`bench: bench_client startup failed (exit ${String(code)})`);
   }
@@ -294,13 +292,9 @@ async function startupOnce(argv: string[], socket: string): Promise<{ startup_ns
  * addon getter, the floor of any call from JS into the addon.
  */
 function addonFloorRows(socket: string, raw: Record<string, unknown>): Row[] {
-  const [cmd, args] = pinned(CPU, [process.execPath, ADDON_FLOOR, socket, String(IRQ_REPS), String(IRQ_COUNT)]);
-  const result = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', timeout: 180000 });
-  if (result.error !== undefined || result.status !== 0) {
-    process.stderr.write(result.stderr ?? '');
-    throw new Error(`bench: addon_floor failed (${result.error?.message ?? `exit ${String(result.status)}`})`);
-  }
-  const floor = JSON.parse(result.stdout) as { ns_per_call: { msix: number; addonTrigger: number; addonGetter: number } };
+  const floor = measure('addon_floor', [process.execPath, ADDON_FLOOR, socket, String(IRQ_REPS), String(IRQ_COUNT)]) as {
+    ns_per_call: { msix: number; addonTrigger: number; addonGetter: number };
+  };
   raw.addon_floor = floor;
   const group = 'where device.msix() spends (one process, CPU time per call, pinned)';
   const { msix, addonTrigger, addonGetter } = floor.ns_per_call;

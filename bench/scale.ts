@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { sleep, waitForSocket } from './support';
+import { onCpu, sleep, stopProcess, waitForSocket } from './support';
 
 /** Where the scale benchmark finds its programs and puts its sockets. */
 export interface ScaleSetup {
@@ -64,11 +64,6 @@ interface Fleet {
   readonly proc: ChildProcess;
 }
 
-/** argv run on `cpu` when given. */
-function onCpu(cpu: string | undefined, argv: string[]): [string, string[]] {
-  return cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', cpu, ...argv]];
-}
-
 async function startFleet(setup: ScaleSetup, name: string, count: number, workers: boolean, cpu?: string): Promise<Fleet> {
   const dir = path.join(setup.dir, name);
   fs.mkdirSync(dir);
@@ -80,15 +75,8 @@ async function startFleet(setup: ScaleSetup, name: string, count: number, worker
   return { dir, proc };
 }
 
-async function stopFleet(fleet: Fleet): Promise<void> {
-  if (fleet.proc.exitCode !== null || fleet.proc.signalCode !== null) {
-    return;
-  }
-  const exited = new Promise<void>((resolve) => fleet.proc.once('exit', () => resolve()));
-  fleet.proc.kill('SIGTERM');
-  const timer = setTimeout(() => fleet.proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+function stopFleet(fleet: Fleet): Promise<void> {
+  return stopProcess(fleet.proc);
 }
 
 function parseFleet(stdout: string): FleetResult[] {

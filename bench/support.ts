@@ -62,3 +62,20 @@ export async function waitForSocket(socket: string, proc: ChildProcess, failure:
     await sleep(10);
   }
 }
+
+/** argv to run on `cpu` (through taskset), or as it is when `cpu` is undefined. */
+export function onCpu(cpu: string | undefined, argv: readonly string[]): [string, string[]] {
+  return cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', cpu, ...argv]];
+}
+
+/** Asks a child to stop (SIGTERM), kills it if it has not in 5 s, and waits for it. */
+export async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return;
+  }
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
