@@ -47,6 +47,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt, vfu_de
         ctx->newcomers[i].fd = -1;
     }
     ctx->xfers.next_msg_id = 1;
+    ctx->xfers.chunks_end = &ctx->xfers.chunks;
     ctx->xfers.reply_timeout_ms = DMA_REPLY_TIMEOUT_MS;
     ctx->conn.main.fd = -1;
     ctx->conn.twin.fd = -1;

@@ -113,9 +113,6 @@ send_chunk(vfu_ctx_t *ctx, struct dma_xfer *x)
         return ret;
     }
     /* At the end: the client answers mostly in order, so find_chunk looks at the front. */
-    if (ctx->xfers.chunks_end == NULL) {
-        ctx->xfers.chunks_end = &ctx->xfers.chunks;
-    }
     *ctx->xfers.chunks_end = c;
     ctx->xfers.chunks_end = &c->next;
     x->requested += c->count;

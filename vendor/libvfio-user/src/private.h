@@ -285,7 +285,7 @@ struct vfu_dma_xfers {
     struct dma_xfer *unsent;
     /* Messages awaiting their replies, oldest first: replies mostly come in order. */
     struct dma_chunk *chunks;
-    struct dma_chunk **chunks_end; /* the last one's next, or &chunks; NULL as &chunks */
+    struct dma_chunk **chunks_end; /* the last one's next, or &chunks */
     size_t inflight;               /* bytes of asynchronous ones among them */
     int reply_timeout_ms;          /* DMA_REPLY_TIMEOUT_MS; tests shorten it */
 };
